@@ -1,0 +1,3 @@
+from flipkd.cli.main import run
+
+run()

@@ -1,0 +1,43 @@
+"""``flipkd models list | check | convert``."""
+
+from __future__ import annotations
+
+import typer
+
+from flipkd.models import REGISTRY, convert, is_converted
+from flipkd.models.check import check_model
+
+models_app = typer.Typer(help="Registered students and teachers.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """Print the model table."""
+    typer.echo(f"{'name':24} {'role':8} {'lang':13} {'cached':7} {'license':11} source")
+    for spec in REGISTRY.values():
+        cached = "yes" if is_converted(spec.name) else "no"
+        typer.echo(
+            f"{spec.name:24} {spec.role:8} {spec.language:13} {cached:7} {spec.license:11} "
+            f"{spec.source}"
+        )
+
+
+@models_app.command("check")
+def check(names: list[str] = typer.Argument(None, help="Models to check (default: all).")) -> None:
+    """Load each model (converting it once if needed) and run one forward pass."""
+    for name in names or list(REGISTRY):
+        res = check_model(name)
+        typer.echo(f"ok  {res.name:24} {res.role:8} {res.seconds:6.1f}s  {res.detail}")
+
+
+@models_app.command("convert")
+def convert_cmd(
+    name: str, force: bool = typer.Option(False, help="Convert again even if cached.")
+) -> None:
+    """Convert a registered model into the cache."""
+    typer.echo(str(convert(name, force=force)))
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``models`` group."""
+    app.add_typer(models_app, name="models")

@@ -1,0 +1,142 @@
+"""The configuration tree. Every open choice of the method is a named field here.
+
+Defaults are documented in ``docs/assumptions.md``. Objects stop at builders:
+functions below the builders take plain arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Which pairs to use."""
+
+    benchmark: str = "mqp"
+    text_a: str | None = None
+    text_b: str | None = None
+    label: str | None = None
+    max_train_pairs: int | None = Field(default=None, ge=1)
+    max_dev_pairs: int | None = Field(default=None, ge=1)
+    max_test_pairs: int | None = Field(default=None, ge=1)
+    seed: int = 0
+
+
+class TeacherConfig(_Strict):
+    """The small bi-encoder and how it is fine-tuned."""
+
+    model: str = "minilm-l6"
+    loss: Literal["cosent", "angle", "mnrl", "contrastive"] = "cosent"
+    finetune: bool = True
+    epochs: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=32, ge=2)
+    lr: float = Field(default=2e-5, gt=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1)
+    train_fraction: float = Field(default=1.0, gt=0, le=1)
+    max_length: int = Field(default=128, ge=8)
+    encode_batch_size: int = Field(default=64, ge=1)
+    seed: int = 0
+
+
+class LoraConfig(_Strict):
+    """peft LoRA settings for the student."""
+
+    rank: int = Field(default=16, ge=1)
+    alpha: float = Field(default=32.0, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class TapConfig(_Strict):
+    """Where the A-side representation is read from."""
+
+    layers: list[int] = Field(default_factory=lambda: [-1])
+    modules: list[str] = Field(default_factory=lambda: ["down_proj"])
+    pool: Literal["mean", "last"] = "mean"
+    combine: Literal["concat", "mean"] = "concat"
+
+
+class PromptConfig(_Strict):
+    """Prompt template and the two label words (positive first)."""
+
+    language: Literal["auto", "en", "zh"] = "auto"
+    template: str | None = None
+    label_words: tuple[str, str] | None = None
+    use_chat_template: bool = True
+
+
+class StudentConfig(_Strict):
+    """The decoder LLM and its adapters."""
+
+    model: str = "smollm2-135m"
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    tap: TapConfig = Field(default_factory=TapConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    max_length: int = Field(default=128, ge=8)
+    max_text_length: int = Field(default=64, ge=4)
+
+
+class LossConfig(_Strict):
+    """Loss terms: L = gen_weight·L_gen + alpha·L_contrast + beta·L_dist."""
+
+    gen: bool = True
+    gen_weight: float = Field(default=1.0, ge=0)
+    contrastive: Literal["mcl", "arccse", "kdmcse", "infonce", "cosent", "none"] = "mcl"
+    alpha: float = Field(default=0.1, ge=0)
+    mcl_lambda: float = Field(default=20.0, gt=0)
+    mcl_margin: float = Field(default=0.1, ge=0)
+    mcl_gamma: float = Field(default=1.0, ge=0)
+    temperature: float = Field(default=0.05, gt=0)
+    arc_margin: float = Field(default=0.1, ge=0)
+    dist: Literal["kl", "mse", "none"] = "kl"
+    beta: float = Field(default=1.0, ge=0)
+    dist_t_teacher: float = Field(default=0.05, gt=0)
+    dist_t_student: float = Field(default=0.05, gt=0)
+    filter: bool = True
+    theta_pos: float = Field(default=0.6, ge=0, le=1)
+    theta_neg: float = Field(default=0.4, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> LossConfig:
+        if self.filter and self.theta_neg >= self.theta_pos:
+            raise ValueError(
+                f"theta_neg ({self.theta_neg}) must be below theta_pos ({self.theta_pos})"
+            )
+        return self
+
+
+class TrainConfig(_Strict):
+    """The training loop."""
+
+    steps: int = Field(default=60, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    lr: float = Field(default=2e-4, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_ratio: float = Field(default=0.05, ge=0, le=1)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    gradient_checkpointing: bool = False
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    eval_every: int = Field(default=0, ge=0)
+    save_every: int = Field(default=20, ge=0)
+    log_every: int = Field(default=1, ge=1)
+    seed: int = 0
+    threads: int | None = Field(default=None, ge=1)
+
+
+class FlipkdConfig(_Strict):
+    """A whole run."""
+
+    name: str = "run"
+    output_dir: str = "runs"
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)

@@ -1,0 +1,145 @@
+"""The student: a decoder LLM with LoRA, an A-tap, and a label-word head.
+
+Two forward passes exist:
+
+* ``rep_forward(texts)``: the text alone, cut after the last tapped layer,
+  returns L2-normalised A-tap representations [n, d].
+* ``gen_forward(pairs)``: the prompt with both texts; only the hidden state at
+  the answer position goes through the LM head (never full-vocabulary logits
+  for every position). Returns the two label-word logits and, given gold
+  labels, L_gen = cross-entropy of the gold label word over the vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from flipkd.student.lora import no_lora_dropout
+from flipkd.student.prompt import PromptSpec, label_token_ids, render
+from flipkd.student.tap import ATap, TapStop
+
+
+@dataclass
+class GenOutput:
+    """Label-word logits [B, 2] (positive first) and the optional generation loss."""
+
+    label_logits: torch.Tensor
+    loss: torch.Tensor | None = None
+
+    @property
+    def prob(self) -> torch.Tensor:
+        """P(positive label word) from the softmax over the two label words."""
+        return self.label_logits.float().softmax(-1)[:, 0]
+
+
+def position_ids_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted over real tokens only, so left and right padding agree."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class Student:
+    """Holds the peft model, tokenizer, tap and prompt; computes both forward passes."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        tap: ATap,
+        prompt: PromptSpec,
+        *,
+        max_length: int = 128,
+        max_text_length: int = 64,
+        use_chat_template: bool = True,
+    ) -> None:
+        self.model, self.tokenizer, self.tap, self.prompt = model, tokenizer, tap, prompt
+        self.max_length, self.max_text_length = max_length, max_text_length
+        self.use_chat_template = use_chat_template and bool(
+            getattr(tokenizer, "chat_template", None)
+        )
+        self.label_ids = label_token_ids(
+            tokenizer, prompt.label_words, leading_space=not self.use_chat_template
+        )
+        base = model.get_base_model()
+        self.body = base.get_decoder()
+        self.head = base.get_output_embeddings()
+        self.softcap = getattr(base.config, "final_logit_softcapping", None)
+        self._no_dropout = no_lora_dropout(model)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # --- tokenisation -------------------------------------------------------------------
+    def _batch(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+            add_special_tokens=False,
+        )
+        return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+    def clip_text(self, text: str) -> str:
+        """Cut a text to ``max_text_length`` tokens so the prompt's end always survives."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= self.max_text_length:
+            return text
+        return self.tokenizer.decode(ids[: self.max_text_length])
+
+    def prompts(self, pairs: list[tuple[str, str]]) -> list[str]:
+        """Render the prompts for a list of pairs."""
+        return [
+            render(self.tokenizer, self.prompt, self.clip_text(a), self.clip_text(b), self.use_chat_template)
+            for a, b in pairs
+        ]
+
+    # --- forward passes -----------------------------------------------------------------
+    def _body(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["attention_mask"]
+        out = self.body(
+            input_ids=batch["input_ids"],
+            attention_mask=mask,
+            position_ids=position_ids_from_mask(mask),
+            use_cache=False,
+        )
+        return out.last_hidden_state
+
+    def rep_forward(self, texts: list[str]) -> torch.Tensor:
+        """A-tap representations [n, d] of texts (each encoded alone).
+
+        LoRA dropout is off for this pass (in every layer, not only the tapped
+        ones), so a text's representation is the same in train and eval mode.
+        """
+        batch = self._batch(texts, self.max_text_length)
+        with self._no_dropout, self.tap.capture(stop_after_last=True) as store:
+            try:
+                self._body(batch)
+            except TapStop:
+                pass
+        return self.tap.representation(store, batch["attention_mask"])
+
+    def gen_forward(
+        self, pairs: list[tuple[str, str]], labels: torch.Tensor | None = None
+    ) -> GenOutput:
+        """Label-word logits at the answer position; L_gen when ``labels`` (1 = match) given."""
+        batch = self._batch(self.prompts(pairs), self.max_length)
+        hidden = self._body(batch)
+        mask = batch["attention_mask"]
+        positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+        last = (positions * mask.long()).argmax(1)
+        h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        logits = self.head(h).float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        pos_id, neg_id = self.label_ids
+        label_logits = logits[:, [pos_id, neg_id]]
+        loss = None
+        if labels is not None:
+            target = torch.where(labels.to(logits.device) > 0, pos_id, neg_id)
+            loss = F.cross_entropy(logits, target)
+        return GenOutput(label_logits, loss)

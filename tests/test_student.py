@@ -1,0 +1,218 @@
+"""Student: A-tap, label head, LoRA invariants (tiny in-code Llama)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from flipkd.config import StudentConfig
+from flipkd.errors import ConfigError
+from flipkd.student import assemble_student, encode, score_pairs
+from flipkd.student.lora import count_parameters, expected_lora_parameters, lora_layers, set_merged
+from flipkd.student.tap import pool
+
+TEXTS = ["how do i reset my password", "my card was stolen", "what is the fee", "aspirin"]
+PAIRS = [(TEXTS[0], TEXTS[1]), (TEXTS[2], TEXTS[3]), (TEXTS[1], TEXTS[0])]
+
+
+def _cfg(**tap) -> StudentConfig:
+    cfg = StudentConfig(model="unused", max_length=96, max_text_length=16)
+    cfg.lora.rank, cfg.lora.dropout = 4, 0.0
+    for k, v in tap.items():
+        setattr(cfg.tap, k, v)
+    return cfg
+
+
+def _student(model, tok, cfg=None, **kw):
+    torch.manual_seed(0)  # LoRA A is randomly initialised
+    student = assemble_student(model, tok, cfg or _cfg(), **kw)
+    # LoRA B starts at zero; give it values so B matters for merge tests.
+    torch.manual_seed(1)
+    for layer in lora_layers(student.model).values():
+        torch.nn.init.normal_(layer.lora_B["default"].weight, std=0.05)
+    return student
+
+
+def test_tap_equals_manual_pooled_a_times_x(tiny_llama, tiny_tokenizer):
+    st = _student(tiny_llama, tiny_tokenizer)
+    layer = lora_layers(st.model)[st.tap.names[0]]
+    seen = {}
+    handle = layer.register_forward_pre_hook(
+        lambda m, a: seen.setdefault("x", a[0].detach()), prepend=True
+    )
+    rep = st.rep_forward(TEXTS)
+    handle.remove()
+    batch = st._batch(TEXTS, st.max_text_length)
+    manual = seen["x"] @ layer.lora_A["default"].weight.T
+    mask = batch["attention_mask"].float()
+    pooled = (manual * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    expected = torch.nn.functional.normalize(torch.nn.functional.normalize(pooled, dim=-1), dim=-1)
+    torch.testing.assert_close(rep, expected)
+
+
+@pytest.mark.parametrize("how", ["mean", "last"])
+def test_left_and_right_padding_agree(tiny_llama, tiny_tokenizer, how):
+    st = _student(tiny_llama, tiny_tokenizer, _cfg(pool=how))
+    st.model.eval()
+    tiny_tokenizer.padding_side = "right"
+    right = st.rep_forward(TEXTS)
+    right_gen = st.gen_forward(PAIRS).label_logits
+    tiny_tokenizer.padding_side = "left"
+    left = st.rep_forward(TEXTS)
+    left_gen = st.gen_forward(PAIRS).label_logits
+    torch.testing.assert_close(left, right, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(left_gen, right_gen, atol=1e-4, rtol=1e-4)
+
+
+def test_pool_last_picks_last_real_token():
+    hidden = torch.arange(12.0).reshape(2, 3, 2)
+    mask = torch.tensor([[1, 1, 0], [0, 1, 1]])
+    out = pool(hidden, mask, "last")
+    torch.testing.assert_close(out, torch.stack([hidden[0, 1], hidden[1, 2]]))
+
+
+def test_dropout_does_not_reach_the_tap(tiny_llama, tiny_tokenizer):
+    cfg = _cfg()
+    cfg.lora.dropout = 0.5
+    st = _student(tiny_llama, tiny_tokenizer, cfg)
+    st.model.train()
+    torch.manual_seed(0)
+    train_rep = st.rep_forward(TEXTS)
+    st.model.eval()
+    torch.testing.assert_close(train_rep, st.rep_forward(TEXTS))
+
+
+def test_merged_and_unmerged_give_same_scores(tiny_llama, tiny_tokenizer):
+    st = _student(tiny_llama, tiny_tokenizer)
+    st.model.eval()
+    gen, rep = st.gen_forward(PAIRS).prob, st.rep_forward(TEXTS)
+    set_merged(st.model, True)
+    torch.testing.assert_close(st.gen_forward(PAIRS).prob, gen, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(st.rep_forward(TEXTS), rep, atol=1e-5, rtol=1e-4)
+    set_merged(st.model, False)
+    # B matters: with B zeroed the gen scores change.
+    for layer in lora_layers(st.model).values():
+        torch.nn.init.zeros_(layer.lora_B["default"].weight)
+    assert not torch.allclose(st.gen_forward(PAIRS).prob, gen)
+
+
+def test_adapter_save_load_is_exact(tiny_llama, tiny_tokenizer, tmp_path, _tiny_pair):
+    import copy
+
+    st = _student(tiny_llama, tiny_tokenizer)
+    st.model.eval()
+    st.model.save_pretrained(tmp_path / "adapter")
+    fresh = copy.deepcopy(_tiny_pair[1])
+    loaded = assemble_student(fresh, tiny_tokenizer, _cfg(), adapter_dir=tmp_path / "adapter")
+    loaded.model.eval()
+    assert torch.equal(loaded.gen_forward(PAIRS).label_logits, st.gen_forward(PAIRS).label_logits)
+    assert torch.equal(loaded.rep_forward(TEXTS), st.rep_forward(TEXTS))
+
+
+def test_only_lora_trains_and_count_matches_formula(tiny_llama, tiny_tokenizer):
+    st = _student(tiny_llama, tiny_tokenizer)
+    trainable, _ = count_parameters(st.model)
+    assert trainable == expected_lora_parameters(st.model, 4)
+    # hand formula for the tiny config: per layer q,k,v,o,gate,up,down
+    h, i, kv = 32, 64, 16
+    per_layer = 4 * ((h + h) + (h + kv) + (h + kv) + (h + h) + (h + i) + (h + i) + (i + h))
+    assert trainable == 2 * per_layer
+    names = [n for n, p in st.model.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+
+
+def test_paper_profile_qwen05b_is_about_22_percent():
+    """Rank 256 on every linear layer of Qwen2.5-0.5B: the paper's ~22% trainable share."""
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from flipkd.student.lora import apply_lora
+
+    cfg = Qwen2Config(
+        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+        num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True,
+    )  # fmt: skip
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg)
+    peft_model = apply_lora(model, 256, 512, 0.0, "all-linear")
+    trainable, total = count_parameters(peft_model)
+    assert trainable == expected_lora_parameters(peft_model, 256) == 24 * 5_865_472
+    assert 0.215 < trainable / total < 0.225
+
+
+def test_gradient_checkpointing_captures_once_and_matches(tiny_llama, tiny_tokenizer, _tiny_pair):
+    import copy
+
+    grads = []
+    for ckpt in (False, True):
+        model = copy.deepcopy(_tiny_pair[1])
+        st = _student(model, tiny_tokenizer, gradient_checkpointing=ckpt)
+        st.model.train()
+        st.tap.captures = 0
+        rep = st.rep_forward(TEXTS)
+        out = st.gen_forward(PAIRS, torch.tensor([1, 0, 1]))
+        loss = out.loss + (rep @ rep.T).sum()
+        loss.backward()
+        assert st.tap.captures == len(st.tap.names)
+        grads.append({n: p.grad.clone() for n, p in st.model.named_parameters() if p.requires_grad})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4)
+
+
+def test_rep_pass_stops_after_last_tapped_layer(tiny_llama, tiny_tokenizer):
+    st = _student(tiny_llama, tiny_tokenizer, _cfg(layers=[0], modules=["q_proj"]))
+    ran = []
+    body = st.model.get_base_model().model
+    body.layers[1].register_forward_pre_hook(lambda m, a: ran.append(1))
+    st.rep_forward(TEXTS)
+    assert ran == []
+    st.gen_forward(PAIRS)
+    assert ran == [1]
+
+
+def test_several_modules_concat(tiny_llama, tiny_tokenizer):
+    st = _student(tiny_llama, tiny_tokenizer, _cfg(layers=[0, -1], modules=["q_proj", "down_proj"]))
+    rep = st.rep_forward(TEXTS)
+    assert rep.shape == (4, 16) == (4, st.tap.dim)
+    torch.testing.assert_close(rep.norm(dim=-1), torch.ones(4))
+
+
+def test_batched_inference_matches_one_by_one(tiny_llama, tiny_tokenizer):
+    st = _student(tiny_llama, tiny_tokenizer)
+    for mode in ("gen", "rep"):
+        batched = score_pairs(st, PAIRS, mode=mode, batch_size=2)
+        single = [score_pairs(st, [p], mode=mode)[0] for p in PAIRS]
+        assert batched == pytest.approx(single, abs=1e-5)
+    emb = encode(st, TEXTS, batch_size=3)
+    assert emb.shape == (4, st.tap.dim)
+    assert emb[0] == pytest.approx(encode(st, TEXTS[:1])[0], abs=1e-5)
+
+
+def test_gen_loss_is_cross_entropy_of_gold_word(tiny_llama, tiny_tokenizer):
+    st = _student(tiny_llama, tiny_tokenizer)
+    labels = torch.tensor([1, 0, 1])
+    out = st.gen_forward(PAIRS, labels)
+    assert out.loss is not None and torch.isfinite(out.loss)
+    assert ((out.prob >= 0) & (out.prob <= 1)).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tap_modules": ["nope_proj"]}, "has no LoRA adapter"),
+        ({"tap_layers": [7]}, "out of range"),
+        ({"label_words": ("yes", "yes")}, "share their first token"),
+        ({"template": "no slots here"}, "must contain both"),
+    ],
+)
+def test_bad_student_config_fails_before_work(tiny_llama, tiny_tokenizer, change, message):
+    cfg = _cfg()
+    if "tap_modules" in change:
+        cfg.tap.modules = change["tap_modules"]
+    if "tap_layers" in change:
+        cfg.tap.layers = change["tap_layers"]
+    if "label_words" in change:
+        cfg.prompt.label_words = change["label_words"]
+    if "template" in change:
+        cfg.prompt.template = change["template"]
+    with pytest.raises(ConfigError, match=message):
+        assemble_student(tiny_llama, tiny_tokenizer, cfg)
