@@ -32,6 +32,7 @@ class TeacherConfig(_Strict):
     """The small bi-encoder and how it is fine-tuned."""
 
     model: str = "minilm-l6"
+    run: str | None = None
     loss: Literal["cosent", "angle", "mnrl", "contrastive"] = "cosent"
     finetune: bool = True
     epochs: float = Field(default=1.0, gt=0)
@@ -128,6 +129,9 @@ class TrainConfig(_Strict):
     log_every: int = Field(default=1, ge=1)
     seed: int = 0
     threads: int | None = Field(default=None, ge=1)
+    select_metric: Literal["gen_roc_auc", "gen_ap", "rep_roc_auc", "rep_ap"] = "gen_roc_auc"
+    keep_checkpoints: int = Field(default=2, ge=1)
+    eval_max_pairs: int | None = Field(default=None, ge=1)
 
 
 class FlipkdConfig(_Strict):

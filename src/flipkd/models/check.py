@@ -41,7 +41,8 @@ def _check_teacher(model: ResolvedModel) -> str:
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(model.path, device="cpu")
-    emb = st.encode([model.query_prefix + s for s in TEACHER_SENTENCES], convert_to_tensor=True)
+    # an explicit prompt replaces the model's default prompt, so the prefix is added once
+    emb = st.encode(TEACHER_SENTENCES, prompt=model.query_prefix, convert_to_tensor=True)
     cos = torch.nn.functional.cosine_similarity(emb[0], emb[1], dim=0).item()
     return f"dim {emb.shape[1]}; paraphrase cosine {cos:.3f}"
 

@@ -1,0 +1,221 @@
+"""The training loop, read top to bottom. Only this package talks to accelerate.
+
+    config → student + optimizer + schedule → (resume) → for each step:
+        global batch (a pure function of seed and step) → this process's slice →
+        one forward (label pass + A-tap pass) → gather representations →
+        L_gen + α·L_contrast + β·L_dist → backward → clip → step → log →
+        dev evaluation (keep best adapter) → checkpoint (atomic)
+    → final adapter, run.json, summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from flipkd.config import FlipkdConfig, config_hash, save_resolved
+from flipkd.paths import write_json
+from flipkd.student import Student, build_student
+from flipkd.trainer import checkpoint as ckpt
+from flipkd.trainer.devset import evaluate_dev
+from flipkd.trainer.logs import StepLog
+from flipkd.trainer.sampler import batch_indices, shard
+from flipkd.trainer.step import LossSet, StudentStep, batch_loss, build_losses
+from flipkd.trainer.validate import validate_setup
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """Where the trained adapter is and what the run saw."""
+
+    run_dir: Path
+    adapter_dir: Path
+    best_adapter_dir: Path | None
+    steps: int
+    seconds: float
+    last_log: dict
+
+
+def _precision(choice: str) -> str:
+    if choice == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return choice
+
+
+def _gather(acc: Accelerator, reps: torch.Tensor) -> torch.Tensor:
+    """Concatenate every process's representations, keeping gradients to the local part."""
+    if acc.num_processes == 1:
+        return reps
+    import warnings
+
+    from torch.distributed.nn.functional import all_gather  # public, differentiable
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.cat(all_gather(reps.contiguous()), dim=0)
+
+
+def _micro_step(acc, model, losses: LossSet, records, cache) -> tuple[torch.Tensor, dict]:
+    """Forward and loss for one global micro-batch; this process handles its slice."""
+    rank, world = acc.process_index, acc.num_processes
+    labels = torch.tensor([r.label if r.label is not None else -1 for r in records])
+    local = shard(list(range(len(records))), rank, world)
+    pairs = [(records[i].text_a, records[i].text_b) for i in local]
+    texts = list(dict.fromkeys(t for r in records for t in (r.text_a, r.text_b)))
+    padded = texts + texts[-1:] * (-len(texts) % world)
+    out = model(
+        pairs, labels[local].to(acc.device) if losses.gen else None,
+        shard(padded, rank, world), need_gen=losses.gen, need_rep=losses.needs_rep,
+    )  # fmt: skip
+    rep_a = rep_b = None
+    if losses.needs_rep:
+        reps = _gather(acc, out["reps"])[: len(texts)]
+        row = {t: i for i, t in enumerate(texts)}
+        rep_a = reps[[row[r.text_a] for r in records]]
+        rep_b = reps[[row[r.text_b] for r in records]]
+    a_texts, b_texts = [r.text_a for r in records], [r.text_b for r in records]
+    teacher_cos = cache.sim(a_texts, b_texts)
+    total, values = batch_loss(
+        losses, out.get("gen_loss"), rep_a, rep_b, teacher_cos, cache.prob(teacher_cos),
+        labels.to(teacher_cos.device),
+    )  # fmt: skip
+    if "label_logits" in out:
+        gen_pos = out["label_logits"].argmax(-1) == 0
+        values["agree/gen_teacher"] = float(
+            (gen_pos.cpu() == (cache.prob(teacher_cos.diagonal())[local] >= 0.5)).float().mean()
+        )
+    return total, values
+
+
+def _save_adapter(acc: Accelerator, model, target: Path) -> None:
+    peft_model = acc.unwrap_model(model).peft
+    peft_model.save_pretrained(str(target), state_dict=acc.get_state_dict(peft_model))
+
+
+def train_student(
+    cfg: FlipkdConfig,
+    run_dir: Path,
+    *,
+    cache,
+    train_pairs: list,
+    dev_pairs: list | None = None,
+    resume: bool = False,
+    student: Student | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train the student's LoRA adapter with flipped distillation.
+
+    Args:
+        cfg: The resolved run config.
+        run_dir: Output directory (config, logs, checkpoints, adapters).
+        cache: The teacher cache (``TeacherCache``) covering every training text.
+        train_pairs: Training ``PairRecord`` s.
+        dev_pairs: Dev pairs for periodic evaluation (``train.eval_every``).
+        resume: Continue from the newest complete checkpoint in ``run_dir``.
+        student: An already-built student (tests); built from ``cfg.student`` otherwise.
+        progress: Show a progress bar.
+    """
+    tc, run_dir = cfg.train, Path(run_dir)
+    validate_setup(cfg, train_pairs, cache, run_dir, resume)
+    losses = build_losses(cfg.loss)
+    acc = Accelerator(
+        cpu=not torch.cuda.is_available(),  # lets torchrun / accelerate launch use gloo on CPU
+        mixed_precision=_precision(tc.mixed_precision),
+        gradient_accumulation_steps=tc.grad_accum,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not losses.gen)],
+    )
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    set_seed(tc.seed)
+    student = student or build_student(
+        cfg.student, benchmark=cfg.data.benchmark, gradient_checkpointing=tc.gradient_checkpointing
+    )
+    module = StudentStep(student)
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(tc.warmup_ratio * tc.steps), tc.steps)
+    model, optimizer = acc.prepare(module, optimizer)
+    chash, main = config_hash(cfg), acc.is_main_process
+    ckpt_dir = run_dir / "checkpoints"
+
+    start = 0
+    if resume:
+        latest = ckpt.latest_checkpoint(ckpt_dir)
+        state = ckpt.load_checkpoint(
+            latest, model=acc.unwrap_model(model), optimizer=optimizer, scheduler=scheduler,
+            config_hash=chash,
+        )  # fmt: skip
+        start = state["step"]
+        log.info("resuming %s at step %d", run_dir, start)
+    if main:
+        save_resolved(cfg, run_dir)
+    steplog = StepLog(run_dir / "logs", enabled=main)
+    best, best_dir = float("-inf"), None
+    values: dict = {}
+    t0 = time.perf_counter()
+    bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, disable=not (progress and main))
+    model.train()
+    for step in bar:
+        t_step = time.perf_counter()
+        for k in range(tc.grad_accum):
+            idx = batch_indices(len(train_pairs), tc.batch_size, tc.seed, step * tc.grad_accum + k)
+            with acc.accumulate(model):
+                loss, values = _micro_step(acc, model, losses, [train_pairs[i] for i in idx], cache)
+                acc.backward(loss)
+                if acc.sync_gradients:
+                    acc.clip_grad_norm_(params, tc.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        values.update(lr=scheduler.get_last_lr()[0], step_seconds=time.perf_counter() - t_step)
+        if (step + 1) % tc.log_every == 0 or step + 1 == tc.steps:
+            steplog.write(step + 1, values)
+        bar.set_postfix(loss=f"{values['loss']:.3f}")
+        if tc.eval_every and dev_pairs and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps):
+            metrics = evaluate_dev(student, dev_pairs, need_rep=losses.needs_rep, max_pairs=tc.eval_max_pairs)
+            steplog.write(step + 1, metrics, kind="dev")
+            score = metrics.get(tc.select_metric, metrics.get("gen_roc_auc", float("-inf")))
+            if main and score > best:
+                best, best_dir = score, run_dir / "best_adapter"
+                _save_adapter(acc, model, best_dir)
+                write_json(run_dir / "best.json", {"step": step + 1, tc.select_metric: score, **metrics})
+            model.train()
+        if tc.save_every and ((step + 1) % tc.save_every == 0 or step + 1 == tc.steps) and main:
+            ckpt.save_checkpoint(
+                ckpt_dir, step=step + 1, model=acc.unwrap_model(model), optimizer=optimizer,
+                scheduler=scheduler, config_hash=chash, extra={"loss": values.get("loss")},
+            )  # fmt: skip
+            ckpt.prune(ckpt_dir, keep=tc.keep_checkpoints)
+        acc.wait_for_everyone()
+    seconds = time.perf_counter() - t0
+    adapter_dir = run_dir / "adapter"
+    if main:
+        _save_adapter(acc, model, adapter_dir)
+        write_json(run_dir / "run.json", _run_info(cfg, run_dir, cache, best_dir))
+        write_json(run_dir / "train_summary.json", {"steps": tc.steps, "seconds": seconds, "last": values})
+    steplog.close()
+    acc.wait_for_everyone()
+    return TrainResult(run_dir, adapter_dir, best_dir, tc.steps, seconds, values)
+
+
+def _run_info(cfg: FlipkdConfig, run_dir: Path, cache, best_dir: Path | None) -> dict:
+    return {
+        "kind": "student",
+        "model": cfg.student.model,
+        "benchmark": cfg.data.benchmark,
+        "adapter": "best_adapter" if best_dir else "adapter",
+        "teacher_cache": str(cache.path),
+        "teacher_model": cache.manifest.get("model_id"),
+        "teacher_weights_hash": cache.manifest.get("weights_hash"),
+        "config_hash": config_hash(cfg),
+    }

@@ -1,0 +1,119 @@
+"""One micro-step of flipped distillation: forward through one module, then the loss terms.
+
+``StudentStep`` is the single ``nn.Module`` the engine wraps (DDP, FSDP, ...): one
+forward call computes the generated-label pass on this process's pairs and the
+A-tap pass on this process's share of the batch's unique texts. Representations
+are then gathered (differentiably) so every process sees the whole batch's
+[B, B] similarity matrix, exactly as a single process would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from flipkd.config.schema import LossConfig
+from flipkd.losses import build_contrastive, build_dist, dual_threshold_mask, total_loss
+from flipkd.student.model import Student
+
+
+class StudentStep(nn.Module):
+    """Wraps the student's peft model so one forward yields both passes."""
+
+    def __init__(self, student: Student) -> None:
+        super().__init__()
+        self.peft = student.model
+        self.__dict__["student"] = student  # not a submodule: its model is ``self.peft``
+
+    def forward(self, pairs, labels, texts, need_gen: bool, need_rep: bool):
+        out = {}
+        if need_gen:
+            gen = self.student.gen_forward(pairs, labels)
+            out["gen_loss"], out["label_logits"] = gen.loss, gen.label_logits
+        if need_rep:
+            out["reps"] = self.student.rep_forward(texts)
+        return out
+
+
+@dataclass
+class LossSet:
+    """The built loss terms and their weights (plain values below the builder)."""
+
+    contrastive: nn.Module | None
+    dist: nn.Module | None
+    gen: bool
+    weights: dict[str, float]
+    filter: bool
+    theta_pos: float
+    theta_neg: float
+
+    @property
+    def needs_rep(self) -> bool:
+        return self.contrastive is not None or self.dist is not None
+
+
+_CONTRAST_HPARAMS = {
+    "mcl": lambda c: {"scale": c.mcl_lambda, "margin": c.mcl_margin, "gamma": c.mcl_gamma},
+    "arccse": lambda c: {"temperature": c.temperature, "margin": c.arc_margin},
+    "kdmcse": lambda c: {"temperature": c.temperature, "margin": c.arc_margin, "theta_neg": c.theta_neg},
+    "infonce": lambda c: {"temperature": c.temperature},
+    "cosent": lambda c: {"scale": c.mcl_lambda},
+    "none": lambda c: {},
+}
+_DIST_HPARAMS = {
+    "kl": lambda c: {"t_teacher": c.dist_t_teacher, "t_student": c.dist_t_student},
+    "mse": lambda c: {},
+    "none": lambda c: {},
+}
+
+
+def build_losses(cfg: LossConfig) -> LossSet:
+    """Builder: loss config → modules and weights."""
+    contrastive = build_contrastive(cfg.contrastive, **_CONTRAST_HPARAMS[cfg.contrastive](cfg))
+    dist = build_dist(cfg.dist, **_DIST_HPARAMS[cfg.dist](cfg))
+    weights = {"gen": cfg.gen_weight if cfg.gen else 0.0, "contrast": cfg.alpha, "dist": cfg.beta}
+    return LossSet(contrastive, dist, cfg.gen, weights, cfg.filter, cfg.theta_pos, cfg.theta_neg)
+
+
+def _teacher_view(module: nn.Module, cosine: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    return cosine if getattr(module, "teacher_input", "prob") == "cosine" else prob
+
+
+def batch_loss(
+    losses: LossSet,
+    gen_loss: torch.Tensor | None,
+    rep_a: torch.Tensor | None,
+    rep_b: torch.Tensor | None,
+    teacher_cos: torch.Tensor,
+    teacher_prob: torch.Tensor,
+    labels: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """L = w_gen·L_gen + α·L_contrast + β·L_dist on one global batch, with log values."""
+    terms: dict[str, torch.Tensor | None] = {"gen": gen_loss, "contrast": None, "dist": None}
+    log: dict[str, float] = {}
+    if losses.needs_rep:
+        sim = rep_a @ rep_b.T
+        teacher_cos, teacher_prob = teacher_cos.to(sim), teacher_prob.to(sim)
+        mask = dual_threshold_mask(
+            teacher_prob, labels, losses.theta_pos, losses.theta_neg, enabled=losses.filter
+        )
+        for name, module in (("contrast", losses.contrastive), ("dist", losses.dist)):
+            if module is not None:
+                terms[name] = module(sim, _teacher_view(module, teacher_cos, teacher_prob), labels, mask)
+        log.update({f"mask/{k}": float(v) for k, v in mask.stats.items()})
+        log["agree/rep_spearman"] = _spearman(sim.diagonal().detach(), teacher_prob.diagonal())
+    total, term_log = total_loss(terms, losses.weights)
+    log.update(term_log)
+    return total, log
+
+
+def _spearman(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Rank correlation of student and teacher scores on the labelled pairs."""
+    if x.numel() < 2:
+        return 0.0
+    rx, ry = x.argsort().argsort().float(), y.argsort().argsort().float()
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denom = (rx.norm() * ry.norm()).clamp(min=1e-12)
+    return float((rx * ry).sum() / denom)

@@ -1,0 +1,147 @@
+"""Training loop: losses fall, kill -9 + resume is exact, 2 processes equal 1, bad setups fail early."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from flipkd.errors import CacheError, ConfigError
+from flipkd.trainer import train_student
+from flipkd.trainer.checkpoint import latest_checkpoint
+from tiny_run import make_cache, make_pairs, tiny_config, tiny_student
+
+HERE = Path(__file__).parent
+PY = sys.executable
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _adapter(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "adapter" / "adapter_model.safetensors"))
+
+
+def _log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "logs" / "train.jsonl").read_text().splitlines()]
+
+
+def test_every_active_loss_term_falls(tmp_path):
+    cfg = tiny_config(steps=40, dropout=0.0, lr=1e-2, save_every=0)
+    pairs = make_pairs()
+    result = train_student(
+        cfg, tmp_path, cache=make_cache(tmp_path / "c", pairs), train_pairs=pairs,
+        student=tiny_student(cfg), progress=False,
+    )  # fmt: skip
+    rows = [r for r in _log(tmp_path) if r["kind"] == "train"]
+    for term in ("gen", "contrast", "dist"):
+        first = sum(r[term] for r in rows[:8]) / 8
+        last = sum(r[term] for r in rows[-8:]) / 8
+        assert last < first, f"{term} did not fall: {first:.4f} -> {last:.4f}"
+    assert result.adapter_dir.is_dir()
+    # the resolved config, logs and run info exist and parse
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["steps"] == 40
+    assert json.loads((tmp_path / "run.json").read_text())["kind"] == "student"
+    assert {"mask/kept_pos", "mask/inbatch_neg", "agree/rep_spearman", "lr"} <= set(rows[0])
+    assert (tmp_path / "logs" / "tb").is_dir()
+
+
+def test_kill_dash_nine_then_resume_equals_uninterrupted(tmp_path):
+    steps = 150
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    args = [PY, str(HERE / "tiny_run.py"), "--steps", str(steps), "--dropout", "0.1"]
+    proc = subprocess.Popen([*args[:2], str(killed), *args[2:]], env=ENV, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        latest = latest_checkpoint(killed / "checkpoints") if (killed / "checkpoints").is_dir() else None
+        if latest is not None and int(latest.name.split("-")[1]) >= 20:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "adapter").exists(), "run finished before the kill; make it longer"
+    resumed_from = int(latest_checkpoint(killed / "checkpoints").name.split("-")[1])
+    assert 0 < resumed_from < steps
+    subprocess.run([*args[:2], str(killed), *args[2:], "--resume"], env=ENV, check=True,
+                   stderr=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run([*args[:2], str(full), *args[2:]], env=ENV, check=True, stderr=subprocess.DEVNULL)
+    a, b = _adapter(full), _adapter(killed)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(PY).parent)) is None, reason="no torchrun")
+def test_two_gloo_processes_equal_one(tmp_path):
+    torchrun = str(Path(PY).parent / "torchrun")
+    common = [str(HERE / "tiny_run.py"), "--steps", "6", "--dropout", "0", "--grad-accum", "2"]
+    subprocess.run([PY, common[0], str(tmp_path / "one"), *common[1:]], env=ENV, check=True,
+                   stderr=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [torchrun, "--nproc_per_node", "2", "--master_port", "29533", common[0],
+         str(tmp_path / "two"), *common[1:]],
+        env=ENV, check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    one, two = _adapter(tmp_path / "one"), _adapter(tmp_path / "two")
+    moved = max(float(v.abs().max()) for k, v in one.items() if "lora_B" in k)
+    assert moved > 1e-3
+    for key in one:
+        torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"train.batch_size": 1}, ConfigError, "no in-batch negatives"),
+        ({"train.batch_size": 500}, ConfigError, "larger than"),
+        ({"unlabelled": True}, ConfigError, "no 0/1 label"),
+        ({"uncached": True}, CacheError, "not in the teacher cache"),
+    ],
+)
+def test_bad_setup_fails_before_the_first_step(tmp_path, change, error, message):
+    cfg = tiny_config(steps=2)
+    pairs = make_pairs()
+    cache = make_cache(tmp_path / "c", pairs)
+    if "train.batch_size" in change:
+        cfg.train.batch_size = change["train.batch_size"]
+    if change.get("unlabelled"):
+        pairs[0] = pairs[0].__class__(pairs[0].text_a, pairs[0].text_b, None, 0.5, "x", 1)
+    if change.get("uncached"):
+        pairs[0] = pairs[0].__class__("never seen text", pairs[0].text_b, 1, None, "x", 1)
+    with pytest.raises(error, match=message):
+        train_student(cfg, tmp_path / "run", cache=cache, train_pairs=pairs, progress=False,
+                      student=None)  # fmt: skip
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    cfg = tiny_config(steps=4)
+    pairs = make_pairs()
+    cache = make_cache(tmp_path / "c", pairs)
+    train_student(cfg, tmp_path, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False)
+    other = tiny_config(steps=4, lr=1e-3)
+    with pytest.raises(ConfigError, match="made with config"):
+        train_student(other, tmp_path, cache=cache, train_pairs=pairs, resume=True, progress=False)
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        train_student(cfg, tmp_path, cache=cache, train_pairs=pairs, progress=False)
+
+
+def test_stale_temporary_checkpoint_is_never_trusted(tmp_path):
+    cfg = tiny_config(steps=4)
+    pairs = make_pairs()
+    cache = make_cache(tmp_path / "c", pairs)
+    train_student(cfg, tmp_path, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False)
+    ckpts = tmp_path / "checkpoints"
+    # a kill during a write leaves a temporary directory, and an incomplete one lacks COMPLETE
+    (ckpts / ".step-0000009.tmp-abc").mkdir()
+    (ckpts / "step-0000010").mkdir()
+    (ckpts / "step-0000010" / "state.json").write_text("{}")
+    assert latest_checkpoint(ckpts).name == "step-0000004"

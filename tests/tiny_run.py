@@ -1,0 +1,105 @@
+"""A tiny, fully deterministic training setup, importable by tests and runnable as a script.
+
+``python tests/tiny_run.py RUN_DIR [--resume] [--steps N] ...`` trains the tiny
+Llama student against a synthetic teacher cache. Used for the kill -9 / resume
+test and for the multi-process (torchrun, gloo) equivalence test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from conftest import CORPUS, _tiny_llama, _tiny_tokenizer  # noqa: E402
+
+from flipkd.config import FlipkdConfig  # noqa: E402
+from flipkd.data import PairRecord  # noqa: E402
+from flipkd.student import assemble_student  # noqa: E402
+from flipkd.teacher.cache import TeacherCache  # noqa: E402
+from flipkd.teacher.calibration import fit_calibration  # noqa: E402
+
+PARAPHRASE = {
+    0: 1, 2: 3, 4: 5, 6: 7,
+}  # fmt: skip
+
+
+def make_pairs(n: int = 48) -> list[PairRecord]:
+    """Labelled pairs from the tiny corpus: paraphrase pairs are positives."""
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(n):
+        a = int(rng.integers(0, 8))
+        if i % 2 == 0 and a in PARAPHRASE:
+            b, label = PARAPHRASE[a], 1
+        else:
+            b = int(rng.integers(0, len(CORPUS)))
+            label = int(PARAPHRASE.get(a) == b or a == b)
+        suffix = f" {i % 5}" if i % 3 else ""
+        pairs.append(PairRecord(CORPUS[a] + suffix, CORPUS[b], label, None, "tiny", i + 1))
+    return pairs
+
+
+def make_cache(path: Path, pairs: list[PairRecord]) -> TeacherCache:
+    """A synthetic teacher: random unit vectors, paraphrases pulled together."""
+    texts = sorted({t for p in pairs for t in (p.text_a, p.text_b)})
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(len(CORPUS), 16, generator=gen)
+    for a, b in PARAPHRASE.items():
+        base[b] = base[a] + 0.3 * base[b]
+    emb = torch.stack([base[CORPUS.index(t.rsplit(" ", 1)[0] if t not in CORPUS else t)] for t in texts])
+    emb = torch.nn.functional.normalize(emb + 0.05 * torch.randn(emb.shape, generator=gen), dim=-1)
+    index = {t: i for i, t in enumerate(texts)}
+    sims = np.array([float(emb[index[p.text_a]] @ emb[index[p.text_b]]) for p in pairs])
+    cal = fit_calibration(sims, np.array([p.label for p in pairs]))
+    manifest = {"model_id": "synthetic", "weights_hash": "0", "count": len(texts), "calibration": cal.to_dict()}
+    return TeacherCache(path, manifest, texts, emb)
+
+
+def tiny_config(steps: int = 12, dropout: float = 0.1, **train) -> FlipkdConfig:
+    cfg = FlipkdConfig(name="tiny")
+    cfg.student.max_length, cfg.student.max_text_length = 96, 16
+    cfg.student.lora.rank, cfg.student.lora.dropout = 4, dropout
+    cfg.loss.alpha, cfg.loss.theta_pos, cfg.loss.theta_neg = 0.1, 0.55, 0.45
+    cfg.train.steps, cfg.train.batch_size, cfg.train.lr = steps, 8, 5e-3
+    cfg.train.save_every, cfg.train.warmup_ratio = 4, 0.0
+    for k, v in train.items():
+        setattr(cfg.train, k, v)
+    return cfg
+
+
+def tiny_student(cfg: FlipkdConfig):
+    tok = _tiny_tokenizer()
+    model = _tiny_llama(len(tok))
+    torch.manual_seed(0)
+    return assemble_student(model, tok, cfg.student)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from flipkd.trainer import train_student
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--grad-accum", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    cfg = tiny_config(args.steps, args.dropout, batch_size=args.batch_size, grad_accum=args.grad_accum)
+    pairs = make_pairs()
+    cache = make_cache(args.run_dir / "cache", pairs)
+    train_student(
+        cfg, args.run_dir, cache=cache, train_pairs=pairs, resume=args.resume,
+        student=tiny_student(cfg), progress=False,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
