@@ -216,3 +216,16 @@ def test_bad_student_config_fails_before_work(tiny_llama, tiny_tokenizer, change
         cfg.prompt.template = change["template"]
     with pytest.raises(ConfigError, match=message):
         assemble_student(tiny_llama, tiny_tokenizer, cfg)
+
+
+def test_lora_on_top_layers_only(tiny_llama, tiny_tokenizer):
+    cfg = _cfg()
+    cfg.lora.layers = [-1]
+    st = _student(tiny_llama, tiny_tokenizer, cfg)
+    names = list(lora_layers(st.model))
+    assert names and all(".layers.1." in n for n in names)
+    assert len(names) == 7  # q, k, v, o, gate, up, down of the top layer
+    bad = _cfg(layers=[0])
+    bad.lora.layers = [-1]
+    with pytest.raises(ConfigError, match="has no LoRA adapter"):
+        assemble_student(tiny_llama, tiny_tokenizer, bad)

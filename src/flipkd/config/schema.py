@@ -29,7 +29,12 @@ class DataConfig(_Strict):
 
 
 class TeacherConfig(_Strict):
-    """The small bi-encoder and how it is fine-tuned."""
+    """The small bi-encoder and how it is fine-tuned.
+
+    ``noise`` > 0 makes a deliberately weaker teacher (the ``fip-weak-teacher`` row):
+    seeded Gaussian noise of that std is added to every cached embedding before
+    re-normalising and re-calibrating.
+    """
 
     model: str = "minilm-l6"
     run: str | None = None
@@ -42,6 +47,7 @@ class TeacherConfig(_Strict):
     train_fraction: float = Field(default=1.0, gt=0, le=1)
     max_length: int = Field(default=128, ge=8)
     encode_batch_size: int = Field(default=64, ge=1)
+    noise: float = Field(default=0.0, ge=0)
     seed: int = 0
 
 
@@ -52,6 +58,7 @@ class LoraConfig(_Strict):
     alpha: float = Field(default=32.0, gt=0)
     dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    layers: list[int] | None = None  # None: every layer; negative indices count from the top
 
 
 class TapConfig(_Strict):

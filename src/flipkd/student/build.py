@@ -43,7 +43,7 @@ def assemble_student(
     if adapter_dir is not None:
         peft_model = load_adapter(model, adapter_dir, trainable=trainable)
     else:
-        peft_model = apply_lora(model, lc.rank, lc.alpha, lc.dropout, lc.target_modules)
+        peft_model = apply_lora(model, lc.rank, lc.alpha, lc.dropout, lc.target_modules, lc.layers)
     if gradient_checkpointing:
         peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         peft_model.enable_input_require_grads()

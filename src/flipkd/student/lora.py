@@ -20,9 +20,23 @@ def apply_lora(
     alpha: float,
     dropout: float,
     target_modules: list[str] | str,
+    layers: list[int] | None = None,
 ) -> PeftModel:
-    """Wrap ``model`` with fresh LoRA adapters; everything else is frozen."""
+    """Wrap ``model`` with fresh LoRA adapters; everything else is frozen.
+
+    ``layers`` restricts LoRA to those decoder layers (negative = from the top); the
+    backward pass then stops at the lowest adapted layer, which is much cheaper.
+    """
+    n_layers = model.config.num_hidden_layers
+    chosen = None
+    if layers is not None:
+        chosen = sorted({i + n_layers if i < 0 else i for i in layers})
+        if not all(0 <= i < n_layers for i in chosen):
+            raise ConfigError(f"student.lora.layers {layers}: the model has {n_layers} layers")
+    if chosen is not None and isinstance(target_modules, str):
+        target_modules = decoder_linear_names(model)  # peft needs names with layers_to_transform
     config = LoraConfig(
+        layers_to_transform=chosen,
         r=rank,
         lora_alpha=alpha,
         lora_dropout=dropout,
@@ -34,6 +48,17 @@ def apply_lora(
         return get_peft_model(model, config)
     except ValueError as err:
         raise ConfigError(f"student.lora.target_modules: {err}") from None
+
+
+def decoder_linear_names(model: torch.nn.Module) -> list[str]:
+    """Leaf names of every linear layer inside the decoder layers (what "all-linear" means)."""
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, mod in model.named_modules()
+            if isinstance(mod, torch.nn.Linear) and ".layers." in name
+        }
+    )
 
 
 def load_adapter(model: torch.nn.Module, adapter_dir: str | Path, trainable: bool) -> PeftModel:

@@ -1,0 +1,64 @@
+"""``flipkd reproduce`` (the ablation ladder) and ``flipkd demo`` (its demo profile)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+DEFAULT_OUT = Path("results")
+
+
+def _quiet() -> None:
+    for name in ("sentence_transformers", "transformers", "accelerate"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def reproduce_cmd(
+    benchmark: str = typer.Option("mqp", "--benchmark", help="Benchmark name (flipkd data list)."),
+    profile: str = typer.Option("demo", "--profile", help="tiny | demo | cpu | full."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per row."),
+    rows: list[str] = typer.Option(None, "--row", help="Only these rows (repeatable)."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default results/<bench>/<profile>)."),
+    overrides: list[str] = typer.Argument(None, help="Dotted config overrides for every row."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+) -> None:
+    """Run the ladder (resumable: finished runs are kept by config hash), write table + plots."""
+    from flipkd.reproduce import run_ladder
+    from flipkd.reproduce.report import write_report
+
+    _quiet()
+    out_dir = out or DEFAULT_OUT / benchmark / profile
+    start = time.perf_counter()
+    results = run_ladder(
+        benchmark, profile, seeds=seeds, out_dir=out_dir, overrides=overrides or [],
+        rows=rows or None, progress=progress,
+    )  # fmt: skip
+    command = ["flipkd", *sys.argv[1:]]
+    doc = write_report(
+        results, benchmark=benchmark, profile=profile, out_dir=out_dir, seeds=seeds,
+        overrides=overrides or [], command=command,
+    )  # fmt: skip
+    typer.echo((out_dir / "table.md").read_text())
+    typer.echo(f"wall time {time.perf_counter() - start:.0f}s; results: {out_dir / 'results.json'}")
+    for plot in doc["plots"]:
+        typer.echo(f"plot: {out_dir / plot}")
+
+
+def demo_cmd(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the demo writes."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+) -> None:
+    """The demo profile from scratch: teacher -> sft -> fip on an MQP subset, then the table."""
+    reproduce_cmd(
+        benchmark="mqp", profile="demo", seeds=1, rows=None, out=out, overrides=[], progress=progress
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``reproduce`` and ``demo``."""
+    app.command("reproduce")(reproduce_cmd)
+    app.command("demo")(demo_cmd)

@@ -1,0 +1,71 @@
+"""What every committed result records: command, git commit, package versions, machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "flipkd", "torch", "transformers", "peft", "sentence-transformers", "accelerate",
+    "safetensors", "scikit-learn", "scipy", "numpy",
+)  # fmt: skip
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    """The checkout's HEAD (with ``-dirty`` when it has uncommitted changes), or "unknown"."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        return f"{head}-dirty" if dirty else head
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that shape results."""
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """CPU count, platform, Python, accelerator."""
+    import torch
+
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def provenance(command: list[str] | None = None) -> dict[str, Any]:
+    """Everything a result file needs to say how it was made."""
+    argv = command or [Path(sys.argv[0]).name, *sys.argv[1:]]
+    return {
+        "command": shlex.join(argv),
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

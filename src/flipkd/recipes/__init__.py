@@ -1,0 +1,1 @@
+"""Recipes: compose data, teacher, student, trainer and evaluation into whole jobs."""

@@ -1,0 +1,70 @@
+"""The end-to-end job behind ``flipkd train``: data → teacher (+cache) → student training.
+
+Config objects stop here: everything below takes plain arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flipkd.config import FlipkdConfig
+from flipkd.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SPLIT_LIMITS = {"train": "max_train_pairs", "dev": "max_dev_pairs", "test": "max_test_pairs"}
+
+
+def load_splits(cfg: FlipkdConfig, splits: tuple[str, ...] = ("train", "dev", "test")) -> dict:
+    """The benchmark's splits, each cut to its configured seeded sample."""
+    from flipkd.data import load_split
+
+    cols = {"text_a": cfg.data.text_a, "text_b": cfg.data.text_b, "label": cfg.data.label}
+    out = {}
+    for split in splits:
+        limit = getattr(cfg.data, SPLIT_LIMITS[split])
+        out[split] = load_split(cfg.data.benchmark, split, **cols, max_pairs=limit, seed=cfg.data.seed)
+    return out
+
+
+def ensure_teacher(cfg: FlipkdConfig, teacher_dir: Path, splits: dict, progress: bool = True):
+    """Train (or reuse) the teacher run and its cache over every text of ``splits``.
+
+    ``teacher.run`` points at an existing teacher run; otherwise the teacher is
+    trained into ``teacher_dir`` once and reused by later calls.
+    """
+    from flipkd.models import resolve_teacher
+    from flipkd.teacher import cache_splits, train_teacher
+
+    t = cfg.teacher
+    if t.run:
+        teacher_dir = Path(t.run)
+        if not (teacher_dir / "run.json").is_file():
+            raise ConfigError(f"teacher.run: {teacher_dir} is not a teacher run directory")
+    elif not (teacher_dir / "run.json").is_file():
+        resolved = resolve_teacher(t.model)
+        train_teacher(
+            splits["train"], splits["dev"], model_path=resolved.path,
+            query_prefix=resolved.query_prefix, loss=t.loss, epochs=t.epochs,
+            batch_size=t.batch_size, lr=t.lr, warmup_ratio=t.warmup_ratio,
+            train_fraction=t.train_fraction, finetune=t.finetune, max_length=t.max_length,
+            seed=t.seed, out_dir=teacher_dir, progress=progress, model_id=resolved.name,
+            encode_batch_size=t.encode_batch_size,
+        )  # fmt: skip
+    cache = cache_splits(
+        teacher_dir, cfg.data.benchmark, splits, batch_size=t.encode_batch_size, progress=progress
+    )
+    return teacher_dir, cache
+
+
+def train(cfg: FlipkdConfig, run_dir: Path, *, resume: bool = False, progress: bool = True):
+    """Teacher (trained once into ``RUN/teacher`` unless ``teacher.run`` is set), then student."""
+    from flipkd.trainer import train_student
+
+    splits = load_splits(cfg, ("train", "dev"))
+    _, cache = ensure_teacher(cfg, Path(run_dir) / "teacher", splits, progress)
+    return train_student(
+        cfg, Path(run_dir), cache=cache, train_pairs=splits["train"], dev_pairs=splits["dev"],
+        resume=resume, progress=progress,
+    )  # fmt: skip

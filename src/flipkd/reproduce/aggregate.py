@@ -1,0 +1,90 @@
+"""Seed means and bootstrap 95% intervals per row; ``results.json`` and ``table.md``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from flipkd.evaluation import pair_metric
+from flipkd.reproduce.scoring import MODES
+
+CI_METRICS = ("f1", "accuracy", "ap", "roc_auc", "spearman")
+TABLE_COLUMNS = (
+    ("f1", "F1"), ("accuracy", "Acc"), ("ap", "AP"), ("roc_auc", "AUC"), ("spearman", "Spearman"),
+    ("rep_f1", "rep F1"), ("rep_ap", "rep AP"), ("rep_roc_auc", "rep AUC"),
+    ("rep_spearman", "rep Spearman"),
+)  # fmt: skip
+
+
+def _bootstrap(runs: list[dict], mode: str, metric: str, n: int, seed: int) -> tuple[float, float]:
+    """95% interval of the seed-averaged test metric, resampling test pairs."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    prefix = "" if mode == "gen" else "rep_"
+    series = []
+    for run in runs:
+        test = run["scores"]["test"]
+        s, y = np.array(test[mode]), np.array(test["labels"])
+        series.append((s, y, pair_metric(metric, run["metrics"][f"{prefix}threshold"])))
+    size = len(series[0][1])
+    values = []
+    for _ in range(n):
+        idx = rng.integers(0, size, size)
+        values.append(np.nanmean([fn(s[idx], y[idx]) for s, y, fn in series]))
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def aggregate_rows(results: list[dict], order: list[str], bootstrap: int) -> list[dict[str, Any]]:
+    """One entry per row: every metric's mean, interval and per-seed values."""
+    by_row: dict[str, list[dict]] = defaultdict(list)
+    for res in results:
+        by_row[res["row"]].append(res)
+    rows = []
+    for name in order:
+        runs = sorted(by_row.get(name, []), key=lambda r: r["seed"])
+        if not runs:
+            continue
+        metrics: dict[str, Any] = {}
+        for key in runs[0]["metrics"]:
+            seeds = [r["metrics"][key] for r in runs]
+            entry = {"mean": float(np.mean(seeds)), "seeds": seeds}
+            mode, base = ("rep", key[4:]) if key.startswith("rep_") else ("gen", key)
+            if base in CI_METRICS and mode in MODES:
+                entry["ci_low"], entry["ci_high"] = _bootstrap(runs, mode, base, bootstrap, 0)
+            metrics[key] = entry
+        row = {"name": name, "metrics": metrics, "seeds": len(runs),
+               "train_seconds": float(np.mean([r["train_seconds"] for r in runs]))}  # fmt: skip
+        if "teacher_metrics" in runs[0]:
+            row["teacher_metrics"] = {
+                k: float(np.mean([r["teacher_metrics"][k] for r in runs]))
+                for k in runs[0]["teacher_metrics"]
+            }
+        rows.append(row)
+    return rows
+
+
+def _cell(entry: dict | None) -> str:
+    if entry is None:
+        return "–"
+    mean = entry["mean"]
+    scale = 1.0
+    text = f"{mean * scale:.3f}" if abs(mean) <= 1.5 else f"{mean:.1f}"
+    if "ci_low" in entry and np.isfinite(entry["ci_low"]):
+        lo, hi = entry["ci_low"], entry["ci_high"]
+        text += f" [{lo:.3f}, {hi:.3f}]" if abs(mean) <= 1.5 else f" [{lo:.1f}, {hi:.1f}]"
+    return text
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The results table (mean over seeds, bootstrap 95% CI over test pairs)."""
+    head = "| row | " + " | ".join(title for _, title in TABLE_COLUMNS) + " | train s |"
+    sep = "|" + "---|" * (len(TABLE_COLUMNS) + 2)
+    lines = [head, sep]
+    for row in rows:
+        cells = [_cell(row["metrics"].get(key)) for key, _ in TABLE_COLUMNS]
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + f" | {row['train_seconds']:.0f} |")
+    return "\n".join(lines)

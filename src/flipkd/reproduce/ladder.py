@@ -1,0 +1,161 @@
+"""The ablation ladder: each row is a config change; each finished run is kept by its hash.
+
+Rows (named exactly so in ``results.json``): ``teacher``, ``zero-shot``, ``sft`` (LoRA,
+L_gen only), ``fip-arccse`` / ``fip-kdmcse`` (MCL replaced by a baseline), ``fip``
+(L_gen + MCL + L_dist + filter), ``fip-no-mcl``, ``fip-no-dist``, ``fip-no-filter``,
+``fip-weak-teacher``. A killed ladder continues where it stopped: finished rows are
+read back from ``runs/<row>-s<seed>-<config hash>/result.json`` and an unfinished
+training run resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flipkd.config import FlipkdConfig, config_hash
+from flipkd.config.loader import apply_overrides, validate
+from flipkd.errors import ConfigError
+from flipkd.paths import write_json
+from flipkd.reproduce.profiles import PROFILES, WEAK_TEACHER_NOISE, Profile
+from flipkd.reproduce.scoring import evaluate_scores, student_scores, teacher_scores
+
+log = logging.getLogger(__name__)
+
+TRAINED = "trained"
+ROWS: dict[str, tuple[str, dict[str, Any]]] = {
+    "teacher": ("teacher", {}),
+    "zero-shot": ("zero-shot", {}),
+    "sft": (TRAINED, {"loss.contrastive": "none", "loss.dist": "none"}),
+    "fip-arccse": (TRAINED, {"loss.contrastive": "arccse"}),
+    "fip-kdmcse": (TRAINED, {"loss.contrastive": "kdmcse"}),
+    "fip": (TRAINED, {}),
+    "fip-no-mcl": (TRAINED, {"loss.contrastive": "none"}),
+    "fip-no-dist": (TRAINED, {"loss.dist": "none"}),
+    "fip-no-filter": (TRAINED, {"loss.filter": False}),
+    "fip-weak-teacher": (TRAINED, {"teacher.noise": WEAK_TEACHER_NOISE}),
+}
+
+
+def build_config(
+    profile: Profile, benchmark: str, row: str, seed: int, overrides: list[str]
+) -> FlipkdConfig:
+    """Profile → benchmark specifics → row change → seed → user overrides, validated."""
+    layers = {
+        **profile.overrides, **profile.benchmark_overrides.get(benchmark, {}),
+        **ROWS[row][1], "data.benchmark": benchmark, "train.seed": seed, "teacher.seed": seed,
+        "name": f"{row}-s{seed}",
+    }  # fmt: skip
+    raw = apply_overrides({}, [f"{k}={_yaml(v)}" for k, v in layers.items()] + list(overrides))
+    return validate(raw, f"profile {profile.name}, row {row}")
+
+
+def _yaml(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def _teacher_key(cfg: FlipkdConfig) -> str:
+    from flipkd.paths import hash_text
+
+    t = cfg.teacher.model_dump(exclude={"noise", "encode_batch_size"})
+    return hash_text(repr(sorted(t.items())), repr(cfg.data.model_dump()))
+
+
+def _run_teacher(cfg, splits, cache, run_dir, progress) -> dict:
+    return {"scores": teacher_scores(cache, splits), "train_seconds": 0.0}
+
+
+def _run_zero_shot(cfg, splits, cache, run_dir, progress) -> dict:
+    from flipkd.student import build_student
+
+    student = build_student(cfg.student, benchmark=cfg.data.benchmark)
+    return {"scores": student_scores(student, splits, progress), "train_seconds": 0.0}
+
+
+def _run_trained(cfg, splits, cache, run_dir, progress) -> dict:
+    from flipkd.reproduce.weak import degrade_cache
+    from flipkd.student import build_student
+    from flipkd.trainer import train_student
+    from flipkd.trainer.checkpoint import latest_checkpoint
+
+    extra: dict[str, Any] = {}
+    if cfg.teacher.noise > 0:
+        cache = degrade_cache(cache, cfg.teacher.noise, splits["train"], cfg.teacher.seed)
+        extra["teacher_scores"] = teacher_scores(cache, splits)
+    student = build_student(
+        cfg.student, benchmark=cfg.data.benchmark, gradient_checkpointing=cfg.train.gradient_checkpointing
+    )
+    resume = latest_checkpoint(run_dir / "checkpoints") is not None
+    result = train_student(
+        cfg, run_dir, cache=cache, train_pairs=splits["train"], resume=resume,
+        student=student, progress=progress,
+    )  # fmt: skip
+    return {"scores": student_scores(student, splits, progress), "train_seconds": result.seconds, **extra}
+
+
+ROW_RUNNERS: dict[str, Callable[..., dict]] = {
+    "teacher": _run_teacher,
+    "zero-shot": _run_zero_shot,
+    TRAINED: _run_trained,
+}
+
+
+def run_row(cfg: FlipkdConfig, row: str, splits: dict, cache, out_dir: Path, progress: bool) -> dict:
+    """Run one row for one seed, or read back its finished result."""
+    key = f"{row}-s{cfg.train.seed}-{config_hash(cfg)}"
+    run_dir = out_dir / "runs" / key
+    done = run_dir / "result.json"
+    if done.is_file():
+        import json
+
+        log.info("row %s: finished earlier (%s)", row, run_dir)
+        return json.loads(done.read_text())
+    log.info("row %s, seed %d: running in %s", row, cfg.train.seed, run_dir)
+    start = time.perf_counter()
+    result = ROW_RUNNERS[ROWS[row][0]](cfg, splits, cache, run_dir, progress)
+    result.update(
+        row=row, seed=cfg.train.seed, config_hash=config_hash(cfg),
+        wall_seconds=time.perf_counter() - start,
+        metrics=evaluate_scores(result["scores"]),
+    )  # fmt: skip
+    if "teacher_scores" in result:
+        result["teacher_metrics"] = evaluate_scores(result["teacher_scores"])
+    write_json(done, result)
+    return result
+
+
+def run_ladder(
+    benchmark: str,
+    profile_name: str,
+    *,
+    seeds: int,
+    out_dir: Path,
+    overrides: list[str] | None = None,
+    rows: list[str] | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Run every row × seed (skipping finished ones); returns the per-run results."""
+    from flipkd.recipes.pipeline import ensure_teacher, load_splits
+
+    if profile_name not in PROFILES:
+        raise ConfigError(f"unknown profile {profile_name!r}; choose one of {', '.join(PROFILES)}")
+    profile = PROFILES[profile_name]
+    chosen = rows or list(profile.rows)
+    unknown = [r for r in chosen if r not in ROWS]
+    if unknown:
+        raise ConfigError(f"unknown rows {unknown}; rows are {', '.join(ROWS)}")
+    results = []
+    for seed in range(seeds):
+        base = build_config(profile, benchmark, "fip", seed, overrides or [])
+        splits = load_splits(base)
+        teacher_dir = out_dir / "teachers" / f"s{seed}-{_teacher_key(base)}"
+        _, cache = ensure_teacher(base, teacher_dir, splits, progress)
+        for row in chosen:
+            cfg = build_config(profile, benchmark, row, seed, overrides or [])
+            results.append(run_row(cfg, row, splits, cache, out_dir, progress))
+    return results

@@ -1,0 +1,59 @@
+"""Write ``table.md``, ``results.json`` and the plots of a ladder into its output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flipkd.config import config_hash
+from flipkd.paths import atomic_file, write_json
+from flipkd.provenance import provenance
+from flipkd.reproduce import plots
+from flipkd.reproduce.aggregate import aggregate_rows, markdown_table
+from flipkd.reproduce.ladder import ROWS, build_config
+from flipkd.reproduce.profiles import PROFILES
+
+
+def write_report(
+    results: list[dict], *, benchmark: str, profile: str, out_dir: Path, seeds: int,
+    overrides: list[str], command: list[str] | None = None,
+) -> dict:  # fmt: skip
+    """Aggregate the runs and write every artifact; returns the results.json content."""
+    prof = PROFILES[profile]
+    rows = aggregate_rows(results, [r for r in ROWS if r in {x["row"] for x in results}], prof.bootstrap)
+    cfg = build_config(prof, benchmark, "fip", 0, overrides)
+    sizes = {
+        split: len(results[0]["scores"][split]["labels"]) for split in ("dev", "test")
+    } if results else {}  # fmt: skip
+    doc = {
+        "benchmark": benchmark, "profile": profile, "seeds": seeds, "rows": rows,
+        "sizes": {**sizes, "train_max": cfg.data.max_train_pairs, "train_steps": cfg.train.steps,
+                  "batch_size": cfg.train.batch_size},
+        "student": cfg.student.model, "teacher": cfg.teacher.model, "overrides": overrides,
+        "fip_config": cfg.model_dump(mode="json"), "fip_config_hash": config_hash(cfg),
+        **provenance(command),
+    }  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_dir = out_dir / "plots"
+    plot_dir.mkdir(exist_ok=True)
+    run_dirs = {
+        r["row"]: out_dir / "runs" / f"{r['row']}-s{r['seed']}-{r['config_hash']}"
+        for r in results if r["seed"] == 0 and r["row"] in ("sft", "fip")
+    }  # fmt: skip
+    made = [
+        plots.cosine_distributions(results, plot_dir / "cosine_distributions.png"),
+        plots.projection(results, plot_dir / "atap_projection.png"),
+        plots.training_curves(run_dirs, plot_dir / "training_curves.png"),
+    ]
+    doc["plots"] = [str(p.relative_to(out_dir)) for p in made if p]
+    write_json(out_dir / "results.json", doc)
+    header = (
+        f"# {benchmark} / {profile}: {seeds} seed(s)\n\n"
+        f"Student `{cfg.student.model}`, teacher `{cfg.teacher.model}`; dev {sizes.get('dev')} / "
+        f"test {sizes.get('test')} pairs; {cfg.train.steps} steps of batch {cfg.train.batch_size}.\n"
+        "Mean over seeds; [95% bootstrap CI over test pairs]. Gen = generated-label probability, "
+        "rep = A-tap cosine. Thresholds chosen on dev (F1), applied to test. Spearman ×100.\n\n"
+        f"Command: `{doc['command']}` at `{doc['git_commit']}`.\n\n"
+    )
+    with atomic_file(out_dir / "table.md") as fh:
+        fh.write(header + markdown_table(rows) + "\n")
+    return doc

@@ -1,0 +1,58 @@
+"""Scores of a row on dev and test, and metrics with the threshold chosen on dev."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from flipkd.evaluation import best_threshold, pair_metrics
+
+MODES = ("gen", "rep")
+PLOT_PAIRS = 300
+REPORTED = ("f1", "accuracy", "precision", "recall", "ap", "roc_auc", "spearman")
+
+
+def _labels(pairs) -> list[int]:
+    return [int(p.label) for p in pairs]
+
+
+def teacher_scores(cache, splits: dict) -> dict[str, Any]:
+    """Teacher cosine per pair (the same numbers stand for both modes)."""
+    out: dict[str, Any] = {}
+    for split in ("dev", "test"):
+        pairs = splits[split]
+        sims = cache.pair_sim([p.text_a for p in pairs], [p.text_b for p in pairs]).tolist()
+        out[split] = {"labels": _labels(pairs), "gen": sims, "rep": sims}
+    return out
+
+
+def student_scores(student, splits: dict, progress: bool = False) -> dict[str, Any]:
+    """Student scores per pair in both modes (gen: P(yes); rep: A-tap cosine)."""
+    from flipkd.student import encode, score_pairs
+
+    out: dict[str, Any] = {}
+    for split in ("dev", "test"):
+        pairs = [(p.text_a, p.text_b) for p in splits[split]]
+        out[split] = {"labels": _labels(splits[split])}
+        for mode in MODES:
+            out[split][mode] = score_pairs(student, pairs, mode=mode, progress=progress).tolist()
+    # pair features (element-wise product of the two A-tap vectors) for the 2-D projection plot
+    test = splits["test"][:PLOT_PAIRS]
+    emb_a = encode(student, [p.text_a for p in test])
+    emb_b = encode(student, [p.text_b for p in test])
+    out["test"]["pair_features"] = np.round(emb_a * emb_b, 5).tolist()
+    return out
+
+
+def evaluate_scores(scores: dict[str, Any]) -> dict[str, float]:
+    """Test metrics per mode at the dev-chosen (F1) threshold; rep metrics get a ``rep_`` prefix."""
+    out: dict[str, float] = {}
+    for mode in MODES:
+        dev_s, dev_y = np.array(scores["dev"][mode]), np.array(scores["dev"]["labels"])
+        test_s, test_y = np.array(scores["test"][mode]), np.array(scores["test"]["labels"])
+        threshold = best_threshold(dev_s, dev_y, "f1")
+        metrics = pair_metrics(test_s, test_y, threshold)
+        prefix = "" if mode == "gen" else "rep_"
+        out.update({f"{prefix}{k}": float(metrics[k]) for k in (*REPORTED, "threshold")})
+    return out

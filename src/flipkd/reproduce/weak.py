@@ -1,0 +1,31 @@
+"""A deliberately weaker teacher for the ``fip-weak-teacher`` row.
+
+Seeded Gaussian noise (std ``noise``) is added to every cached teacher
+embedding, which is then re-normalised, and the calibration is re-fitted on the
+train pairs. The row's result records the weak teacher's own dev/test metrics,
+so the table shows whether it really was weaker than the ``sft`` student.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from flipkd.teacher import TeacherCache, fit_calibration
+
+
+def degrade_cache(cache: TeacherCache, noise: float, train_pairs: list, seed: int) -> TeacherCache:
+    """A copy of ``cache`` with noisy embeddings and a re-fitted calibration."""
+    gen = torch.Generator().manual_seed(seed)
+    emb = cache.embeddings + noise * torch.randn(cache.embeddings.shape, generator=gen)
+    emb = torch.nn.functional.normalize(emb, dim=-1)
+    weak = TeacherCache(cache.path, dict(cache.manifest), cache.texts, emb)
+    labelled = [p for p in train_pairs if p.label is not None]
+    sims = weak.pair_sim([p.text_a for p in labelled], [p.text_b for p in labelled]).numpy()
+    cal = fit_calibration(sims, np.array([p.label for p in labelled]))
+    weak.manifest.update(
+        calibration=cal.to_dict(), model_id=f"{cache.manifest.get('model_id')}+noise{noise}",
+        weights_hash=f"{cache.manifest.get('weights_hash')}+noise{noise}",
+    )  # fmt: skip
+    weak.calibration = cal
+    return weak
