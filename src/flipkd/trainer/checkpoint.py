@@ -41,20 +41,25 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The parameters that train, by name (contiguous CPU copies)."""
-    return {
-        n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
-    }
-
-
 def save_checkpoint(
-    ckpt_dir: Path, *, step: int, model, optimizer, scheduler, config_hash: str, extra: dict
+    ckpt_dir: Path,
+    *,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    optimizer,
+    scheduler,
+    config_hash: str,
+    extra: dict,
 ) -> Path:
-    """Write ``ckpt_dir/step-NNNNNNN`` atomically; returns its path."""
+    """Write ``ckpt_dir/step-NNNNNNN`` atomically; returns its path.
+
+    ``weights`` are the trainable parameters by name (gathered by the engine when
+    the model is sharded).
+    """
     target = Path(ckpt_dir) / f"step-{step:07d}"
     with atomic_dir(target) as tmp:
-        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        weights = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+        save_file(weights, str(tmp / "trainable.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rng_state(), tmp / "rng.pt")

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -97,9 +98,20 @@ def _micro_step(acc, model, losses: LossSet, records, cache) -> tuple[torch.Tens
     return total, values
 
 
+def _gathered_state(acc: Accelerator, model, trainable_only: bool) -> dict[str, torch.Tensor]:
+    """The peft model's state dict, gathered by the engine (DDP, FSDP, DeepSpeed ZeRO-3)."""
+    state = {k.removeprefix("peft."): v for k, v in acc.get_state_dict(model).items()}
+    if not trainable_only:
+        return state
+    names = {n for n, p in acc.unwrap_model(model).peft.named_parameters() if p.requires_grad}
+    return {k: v for k, v in state.items() if k in names}
+
+
 def _save_adapter(acc: Accelerator, model, target: Path) -> None:
-    peft_model = acc.unwrap_model(model).peft
-    peft_model.save_pretrained(str(target), state_dict=acc.get_state_dict(peft_model))
+    """A peft adapter directory any peft user can load."""
+    state = _gathered_state(acc, model, trainable_only=False)
+    if acc.is_main_process:
+        acc.unwrap_model(model).peft.save_pretrained(str(target), state_dict=state)
 
 
 def train_student(
@@ -152,7 +164,7 @@ def train_student(
     if resume:
         latest = ckpt.latest_checkpoint(ckpt_dir)
         state = ckpt.load_checkpoint(
-            latest, model=acc.unwrap_model(model), optimizer=optimizer, scheduler=scheduler,
+            latest, model=acc.unwrap_model(model).peft, optimizer=optimizer, scheduler=scheduler,
             config_hash=chash,
         )  # fmt: skip
         start = state["step"]
@@ -161,6 +173,9 @@ def train_student(
         save_resolved(cfg, run_dir)
     steplog = StepLog(run_dir / "logs", enabled=main)
     best, best_dir = float("-inf"), None
+    if resume and (run_dir / "best.json").is_file():  # keep the best adapter found before the kill
+        best = json.loads((run_dir / "best.json").read_text())[tc.select_metric]
+        best_dir = run_dir / "best_adapter"
     values: dict = {}
     t0 = time.perf_counter()
     bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, disable=not (progress and main))
@@ -185,22 +200,25 @@ def train_student(
             metrics = evaluate_dev(student, dev_pairs, need_rep=losses.needs_rep, max_pairs=tc.eval_max_pairs)
             steplog.write(step + 1, metrics, kind="dev")
             score = metrics.get(tc.select_metric, metrics.get("gen_roc_auc", float("-inf")))
-            if main and score > best:
+            if score > best:
                 best, best_dir = score, run_dir / "best_adapter"
                 _save_adapter(acc, model, best_dir)
-                write_json(run_dir / "best.json", {"step": step + 1, tc.select_metric: score, **metrics})
+                if main:
+                    write_json(run_dir / "best.json", {"step": step + 1, tc.select_metric: score, **metrics})
             model.train()
-        if tc.save_every and ((step + 1) % tc.save_every == 0 or step + 1 == tc.steps) and main:
-            ckpt.save_checkpoint(
-                ckpt_dir, step=step + 1, model=acc.unwrap_model(model), optimizer=optimizer,
-                scheduler=scheduler, config_hash=chash, extra={"loss": values.get("loss")},
-            )  # fmt: skip
-            ckpt.prune(ckpt_dir, keep=tc.keep_checkpoints)
+        if tc.save_every and ((step + 1) % tc.save_every == 0 or step + 1 == tc.steps):
+            weights = _gathered_state(acc, model, trainable_only=True)
+            if main:
+                ckpt.save_checkpoint(
+                    ckpt_dir, step=step + 1, weights=weights, optimizer=optimizer,
+                    scheduler=scheduler, config_hash=chash, extra={"loss": values.get("loss")},
+                )  # fmt: skip
+                ckpt.prune(ckpt_dir, keep=tc.keep_checkpoints)
         acc.wait_for_everyone()
     seconds = time.perf_counter() - t0
     adapter_dir = run_dir / "adapter"
+    _save_adapter(acc, model, adapter_dir)
     if main:
-        _save_adapter(acc, model, adapter_dir)
         write_json(run_dir / "run.json", _run_info(cfg, run_dir, cache, best_dir))
         write_json(run_dir / "train_summary.json", {"steps": tc.steps, "seconds": seconds, "last": values})
     steplog.close()

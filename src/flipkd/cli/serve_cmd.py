@@ -1,0 +1,93 @@
+"""``flipkd serve DIR --faq FAQ``: FAQ retrieval and pair matching over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from flipkd.paths import hash_files
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def build_app(
+    model_dir: Path,
+    faq: Path,
+    *,
+    loader: str = "flipkd",
+    index_dir: Path | None = None,
+    token: str | None = None,
+    allowed_hosts: list[str] | None = None,
+    max_batch: int = 32,
+    max_wait_ms: float = 5.0,
+    queue: int = 256,
+) -> FastAPI:
+    """Validate the FAQ, load the model, build (or reuse) the index, make the app."""
+    from flipkd.serve.app import create_app
+    from flipkd.serve.faq import load_faq
+    from flipkd.serve.index import directory_fingerprint, open_or_build
+    from flipkd.serve.protocol import load_matcher
+
+    entries = load_faq(faq)  # fail on a bad FAQ before the (slow) model load
+    matcher = load_matcher(model_dir, loader)
+    keys = {
+        "faq_hash": hash_files([faq]),
+        "model": matcher.name,
+        "model_key": directory_fingerprint(model_dir),
+    }
+    index = open_or_build(index_dir, entries, matcher.encode, keys)
+    return create_app(
+        matcher,
+        index,
+        token=token,
+        allowed_hosts=allowed_hosts,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_queue=queue,
+    )
+
+
+def serve(
+    model_dir: Path = typer.Argument(..., help="Exported model directory (flipkd export)."),
+    faq: Path = typer.Option(
+        ..., "--faq", help="FAQ file: CSV or JSONL with id, question, answer."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
+    token: str | None = typer.Option(
+        None, envvar="FLIPKD_SERVE_TOKEN", help="Require 'Authorization: Bearer TOKEN'."
+    ),
+    max_batch: int = typer.Option(32, min=1, help="Most texts or pairs per model call."),
+    max_wait_ms: float = typer.Option(5.0, min=0.0, help="How long a batch waits to fill."),
+    queue: int = typer.Option(256, min=1, help="Most waiting items; beyond it 503 + Retry-After."),
+    index: Path | None = typer.Option(
+        None, help="Directory to save the FAQ index in and reuse it from (rebuilt on change)."
+    ),
+    loader: str = typer.Option("flipkd", help="How to load DIR: 'flipkd' or 'module:function'."),
+) -> None:
+    """Serve FAQ search (/search), pair matching (/match), /healthz, /metrics and a web page."""
+    from flipkd.serve.server import allowed_hosts_for, is_loopback, run_server
+
+    if not is_loopback(host) and not token:
+        typer.echo(f"warning: serving on {host} without a token", err=True)
+    app = build_app(
+        model_dir,
+        faq,
+        loader=loader,
+        index_dir=index,
+        token=token,
+        allowed_hosts=allowed_hosts_for(host),
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        queue=queue,
+    )
+    typer.echo(f"flipkd: serving on http://{host}:{port} (Ctrl-C drains and stops)")
+    run_server(app, host=host, port=port)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``serve`` command."""
+    app.command("serve")(serve)

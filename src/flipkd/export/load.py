@@ -1,0 +1,254 @@
+"""``flipkd.load(DIR)``: an exported student (or a student run directory) as a matcher.
+
+The matcher rebuilds the student from its base model (through the model
+registry for a registered name, else the recorded path) plus the peft adapter,
+with the recorded tap and prompt, in eval mode. It satisfies the serve layer's
+``Matcher`` protocol:
+
+* ``encode(texts)``: A-tap representations, ``[n, d]`` float32, L2-normalised;
+* ``score_pairs(pairs, mode="gen")``: P(positive label word), in [0, 1];
+* ``score_pairs(pairs, mode="rep")``: ``(cos + 1) / 2`` of the two representations,
+  so both modes share the [0, 1] scale the server thresholds; ``cosine_pairs``
+  gives the raw cosine;
+* ``threshold``: the per-mode decision thresholds on that scale.
+
+By default B·A is merged into the base weights (faster generation); the A-tap
+still reads ``A · x`` on the merged model, so both modes keep working.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from flipkd.config import PromptConfig, StudentConfig, TapConfig
+from flipkd.errors import ModelError
+from flipkd.export.card import MODES, choose_thresholds, collect_evals
+from flipkd.export.export import EXPORT_FILE, FORMAT_VERSION, base_hashes, read_student_run
+
+log = logging.getLogger(__name__)
+
+
+class FlipkdMatcher:
+    """A loaded student: both scoring modes, thresholds and the export's description.
+
+    Attributes:
+        name: The export (or run) directory's name.
+        threshold: Per-mode decision thresholds in [0, 1].
+        spec: The ``flipkd.json`` content (or its equivalent for a run directory).
+        student: The underlying :class:`flipkd.student.Student`.
+    """
+
+    def __init__(self, name: str, student, spec: dict[str, Any], *, merged: bool) -> None:
+        self.name, self.student, self.spec, self.merged = name, student, spec, merged
+        self.threshold: dict[str, float] = {m: float(spec["thresholds"][m]) for m in MODES}
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """A-tap representations ``[n, d]`` (float32, L2-normalised)."""
+        from flipkd.student import encode
+
+        return encode(self.student, list(texts), batch_size=batch_size).astype(
+            np.float32, copy=False
+        )
+
+    def cosine_pairs(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16) -> np.ndarray:
+        """Raw cosine in [-1, 1] of the two texts' A-tap representations."""
+        from flipkd.student import score_pairs
+
+        return score_pairs(self.student, list(pairs), mode="rep", batch_size=batch_size)
+
+    def _gen(self, pairs: Sequence[tuple[str, str]], batch_size: int) -> np.ndarray:
+        from flipkd.student import score_pairs
+
+        return score_pairs(self.student, list(pairs), mode="gen", batch_size=batch_size)
+
+    def _rep(self, pairs: Sequence[tuple[str, str]], batch_size: int) -> np.ndarray:
+        return np.clip((self.cosine_pairs(pairs, batch_size) + 1.0) / 2.0, 0.0, 1.0)
+
+    def score_pairs(
+        self, pairs: Sequence[tuple[str, str]], mode: str = "gen", batch_size: int = 16
+    ) -> np.ndarray:
+        """Match scores ``[n]`` in [0, 1]: P(positive label word) (gen) or (cos + 1) / 2 (rep)."""
+        scorers: dict[str, Callable[[Sequence, int], np.ndarray]] = {
+            "gen": self._gen,
+            "rep": self._rep,
+        }
+        if mode not in scorers:
+            raise ValueError(f"mode must be one of {list(scorers)}, not {mode!r}")
+        return scorers[mode](pairs, batch_size)
+
+    def predict(self, pairs: Sequence[tuple[str, str]], mode: str = "gen") -> np.ndarray:
+        """Boolean match decisions at this mode's threshold."""
+        return self.score_pairs(pairs, mode) >= self.threshold[mode]
+
+    @torch.inference_mode()
+    def label_logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The two label-word logits ``[n, 2]`` (positive first), one pair at a time."""
+        self.student.model.eval()
+        rows = [self.student.gen_forward([p]).label_logits[0].float().cpu().numpy() for p in pairs]
+        return np.stack(rows) if rows else np.zeros((0, 2), np.float32)
+
+    def __repr__(self) -> str:
+        return f"FlipkdMatcher({self.name!r}, threshold={self.threshold}, merged={self.merged})"
+
+
+REQUIRED = ("base_model", "tap", "prompt", "max_length", "max_text_length", "thresholds")
+
+
+# --- where the pieces are ---------------------------------------------------------------------
+def _export_source(path: Path) -> tuple[dict[str, Any], Path]:
+    try:
+        spec = json.loads((path / EXPORT_FILE).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ModelError(
+            f"invalid JSON ({err.msg})", where=f"{path / EXPORT_FILE}:{err.lineno}"
+        ) from None
+    where = str(path / EXPORT_FILE)
+    if spec.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelError(
+            f"format {spec['format_version']} is newer than this flipkd's", where=where
+        )
+    missing = [k for k in REQUIRED if k not in spec]
+    if missing:
+        raise ModelError(f"missing field(s) {', '.join(missing)}", where=where)
+    return spec, path / spec.get("adapter", {}).get("dir", "adapter")
+
+
+def _run_source(path: Path) -> tuple[dict[str, Any], Path]:
+    """The flipkd.json-equivalent of a student run (base resolved, not hashed)."""
+    from flipkd.student.prompt import resolve_prompt
+
+    run = read_student_run(path)
+    sc = run.config.student
+    prompt = resolve_prompt(
+        sc.prompt.language, sc.prompt.template, sc.prompt.label_words, run.config.data.benchmark
+    )
+    thresholds, sources = choose_thresholds(collect_evals(path))
+    spec = {
+        "name": run.config.name,
+        "base_model": {"name": sc.model, "registered": None, "path": None},
+        "tap": sc.tap.model_dump(mode="json"),
+        "prompt": {
+            "language": prompt.language,
+            "template": prompt.template,
+            "label_words": list(prompt.label_words),
+            "use_chat_template": sc.prompt.use_chat_template,
+        },
+        "max_length": sc.max_length,
+        "max_text_length": sc.max_text_length,
+        "thresholds": thresholds,
+        "threshold_sources": sources,
+    }
+    return spec, run.adapter_dir
+
+
+SOURCES: dict[str, Callable[[Path], tuple[dict[str, Any], Path]]] = {
+    EXPORT_FILE: _export_source,
+    "run.json": _run_source,
+}
+
+
+def _base_path(base: dict[str, Any]) -> str:
+    """Registered name → registry (converted on demand); else the recorded path, else the name."""
+    from flipkd.models import REGISTRY, resolve_student
+
+    if base.get("registered") or base["name"] in REGISTRY:
+        return resolve_student(base["name"]).path
+    for candidate in (base.get("path"), base["name"]):
+        if candidate and Path(candidate).expanduser().is_dir():
+            return str(Path(candidate).expanduser())
+    return resolve_student(base["name"]).path  # a hub id, or a one-line ModelError
+
+
+def _verify_base(base: dict[str, Any], path: str, hash_weights: bool) -> None:
+    recorded = {k: base.get(k) for k in ("config_hash", "weights_hash") if base.get(k)}
+    if not recorded or not Path(path).is_dir():
+        return
+    found = base_hashes(Path(path), hash_weights=hash_weights and "weights_hash" in recorded)
+    for key, value in recorded.items():
+        if key in found and found[key] != value:
+            raise ModelError(
+                f"base model {base['name']!r} differs from the exported one ({key} {found[key]} != "
+                f"{value}); use the base the adapter was trained on",
+                where=path,
+            )
+
+
+def _student_config(spec: dict[str, Any], base_path: str) -> StudentConfig:
+    """The recorded tap and prompt as a student config (LoRA settings come with the adapter)."""
+    tap = {k: spec["tap"][k] for k in TapConfig.model_fields}
+    prompt = {k: spec["prompt"][k] for k in PromptConfig.model_fields}
+    return StudentConfig(
+        model=base_path,
+        tap=TapConfig(**tap),
+        prompt=PromptConfig(**prompt),
+        max_length=spec["max_length"],
+        max_text_length=spec["max_text_length"],
+    )
+
+
+def _check_labels(student, spec: dict[str, Any], where: str) -> None:
+    recorded = spec["prompt"].get("label_token_ids")
+    if recorded is not None and list(student.label_ids) != list(recorded):
+        raise ModelError(
+            f"label words tokenise to {list(student.label_ids)}, the export recorded {recorded}: "
+            "the tokenizer differs from the one the student was trained with",
+            where=where,
+        )
+
+
+def _try_merge(student) -> bool:
+    """Fold B·A into the base weights; False (and a warning) where peft cannot."""
+    from flipkd.student.lora import set_merged
+
+    try:
+        set_merged(student.model, True)
+    except (ValueError, RuntimeError, NotImplementedError) as err:
+        log.warning("could not merge the adapter (%s); generation runs unmerged", err)
+        return False
+    return True
+
+
+def load_matcher(
+    path: str | Path, *, merge: bool = True, verify_base: bool = True, threads: int | None = None
+) -> FlipkdMatcher:
+    """Load an export directory (``flipkd.json``) or a student run directory (``run.json``).
+
+    Args:
+        path: The directory.
+        merge: Fold B·A into the base weights for faster generation (when possible).
+        verify_base: Check the base model's recorded hashes (reads its weights once).
+        threads: ``torch.set_num_threads`` before loading, if given.
+
+    Raises:
+        ModelError: Not an export or run directory, base model missing or different.
+        FlipkdError: A run directory that is not a student run.
+    """
+    from flipkd.student import assemble_student, load_base
+
+    path = Path(path)
+    kind = next((f for f in SOURCES if (path / f).is_file()), None)
+    if kind is None:
+        raise ModelError(
+            f"not a flipkd export ({EXPORT_FILE}) or run directory (run.json)", where=str(path)
+        )
+    if threads:
+        torch.set_num_threads(threads)
+    spec, adapter_dir = SOURCES[kind](path)
+    base_path = _base_path(spec["base_model"])
+    _verify_base(spec["base_model"], base_path, verify_base)
+    model, tokenizer = load_base(base_path)
+    student = assemble_student(
+        model, tokenizer, _student_config(spec, base_path), adapter_dir=adapter_dir, trainable=False
+    )
+    _check_labels(student, spec, str(path))
+    student.model.eval()
+    merged = merge and _try_merge(student)
+    log.info("loaded %s (%s) on base %s, merged=%s", path, kind, base_path, merged)
+    return FlipkdMatcher(path.resolve().name, student, spec, merged=merged)

@@ -1,0 +1,94 @@
+"""What the serve layer needs from a model, and how a model directory becomes one.
+
+The server never touches torch or peft. It talks to a :class:`Matcher`: something
+that embeds texts and scores pairs. ``flipkd.load(DIR)`` (the export module)
+returns one; tests and users can plug in their own with ``--loader module:function``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from flipkd.errors import ModelError
+
+MODES = ("gen", "rep")
+
+
+@runtime_checkable
+class Matcher(Protocol):
+    """A text matcher the server can call from one worker thread.
+
+    Attributes:
+        name: A short model name, shown in logs and stored with the FAQ index.
+        threshold: Decision threshold per mode, e.g. ``{"gen": 0.5, "rep": 0.7}``.
+    """
+
+    name: str
+    threshold: dict[str, float]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Return ``[n, d]`` float32 L2-normalised representations (the A-tap)."""
+        ...
+
+    def score_pairs(self, pairs: list[tuple[str, str]], mode: str = "gen") -> np.ndarray:
+        """Return ``[n]`` match probabilities in [0, 1].
+
+        ``mode="gen"`` reads the generated label, ``mode="rep"`` maps the cosine
+        of the two representations to [0, 1].
+        """
+        ...
+
+
+def _load_flipkd(path: Path) -> Matcher:
+    import flipkd
+
+    load = getattr(flipkd, "load", None)
+    if load is None:
+        raise ModelError("flipkd.load is not available in this installation", where=str(path))
+    return load(path)
+
+
+# Named loaders; anything else must be a "module:function" spec.
+MATCHER_LOADERS: dict[str, Callable[[Path], Matcher]] = {"flipkd": _load_flipkd}
+
+
+def resolve_loader(spec: str) -> Callable[[Path], Matcher]:
+    """Return the loader named ``spec``, or import ``module:function``.
+
+    Raises:
+        ModelError: the name is unknown or the import fails.
+    """
+    if spec in MATCHER_LOADERS:
+        return MATCHER_LOADERS[spec]
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        known = ", ".join(sorted(MATCHER_LOADERS))
+        raise ModelError(f"unknown loader {spec!r}; use one of {known} or 'module:function'")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ModelError(f"cannot import loader {spec!r}: {err}") from err
+
+
+def check_matcher(matcher: object) -> Matcher:
+    """Check that ``matcher`` has the protocol's members and usable thresholds."""
+    if not isinstance(matcher, Matcher):
+        raise ModelError(f"{type(matcher).__name__} lacks name/threshold/encode/score_pairs")
+    threshold = matcher.threshold
+    if not isinstance(threshold, Mapping):
+        raise ModelError(f"matcher {matcher.name!r}: threshold must be a dict per mode")
+    for mode in MODES:
+        value = threshold.get(mode)
+        if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+            raise ModelError(f"matcher {matcher.name!r}: threshold[{mode!r}] must be in [0, 1]")
+    return matcher
+
+
+def load_matcher(path: Path, loader: str = "flipkd") -> Matcher:
+    """Load the matcher in ``path`` with the loader named ``loader`` and check it."""
+    return check_matcher(resolve_loader(loader)(Path(path)))

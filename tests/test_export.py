@@ -1,0 +1,296 @@
+"""Export and ``flipkd.load``: round trip, peft/transformers alone, flipkd.json, card, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from safetensors.torch import load_file
+
+import flipkd
+import flipkd.cli.main as cli_main
+from flipkd.config import StudentConfig
+from flipkd.errors import FlipkdError, ModelError
+from flipkd.export import export_run
+from flipkd.serve.protocol import check_matcher
+from flipkd.serve.protocol import load_matcher as serve_load
+from flipkd.student import assemble_student, encode, load_base, score_pairs
+from flipkd.trainer import train_student
+from tiny_run import make_cache, make_pairs, tiny_config
+
+torch.set_num_threads(1)
+
+TEXTS = ["how do i reset my password", "my card was stolen", "what is the fee", "aspirin"]
+PAIRS = [(TEXTS[0], TEXTS[1]), (TEXTS[2], TEXTS[3]), (TEXTS[1], TEXTS[0]), (TEXTS[3], TEXTS[3])]
+REP_EVAL = {
+    "kind": "student", "mode": "rep", "benchmark": "mqp", "split": "test",
+    "threshold_from": "dev (f1)", "metrics": {"f1": 0.75, "threshold": 0.4, "n": 10},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_llama_dir) -> Path:
+    """A real tiny student run on the saved tiny Llama (tap: layers 0 and -1), dev selection."""
+    root = tmp_path_factory.mktemp("export-run")
+    cfg = tiny_config(steps=12, save_every=0, eval_every=4)
+    cfg.student.model = str(tiny_llama_dir)
+    cfg.student.tap.layers = [0, -1]
+    pairs = make_pairs()
+    model, tok = load_base(str(tiny_llama_dir))
+    torch.manual_seed(0)
+    student = assemble_student(model, tok, cfg.student)
+    train_student(
+        cfg, root / "run", cache=make_cache(root / "cache", pairs), train_pairs=pairs,
+        dev_pairs=pairs[:16], student=student, progress=False,
+    )  # fmt: skip
+    # the chosen (best) adapter is not the final one, so exporting the wrong one would show
+    best, final = (
+        load_file(str(root / "run" / d / "adapter_model.safetensors"))
+        for d in ("best_adapter", "adapter")
+    )
+    assert any(not torch.equal(best[k], final[k]) for k in best), "best adapter is the final one"
+    (root / "run" / "eval").mkdir()
+    (root / "run" / "eval" / "mqp-test.json").write_text(json.dumps(REP_EVAL))
+    (root / "run" / "plots").mkdir()
+    (root / "run" / "plots" / "scores.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def exported(run) -> Path:
+    out = run.parent / "export"
+    export_run(run, out, merged=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(run, tiny_llama_dir):
+    """The in-memory student: base + the run's chosen adapter, unmerged."""
+    model, tok = load_base(str(tiny_llama_dir))
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    student = assemble_student(
+        model, tok, StudentConfig.model_validate(cfg["student"]), adapter_dir=run / "best_adapter",
+        trainable=False,
+    )  # fmt: skip
+    student.model.eval()
+    return student
+
+
+@pytest.fixture(scope="module")
+def matcher(exported):
+    return flipkd.load(exported)
+
+
+def _spec(exported: Path) -> dict:
+    return json.loads((exported / "flipkd.json").read_text())
+
+
+def test_round_trip_scores_equal_the_in_memory_student(matcher, reference, run):
+    gen, cos = score_pairs(reference, PAIRS, "gen"), score_pairs(reference, PAIRS, "rep")
+    assert matcher.merged
+    np.testing.assert_allclose(matcher.score_pairs(PAIRS, "gen"), gen, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(matcher.cosine_pairs(PAIRS), cos, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(matcher.score_pairs(PAIRS, "rep"), (cos + 1) / 2, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(matcher.encode(TEXTS), encode(reference, TEXTS), atol=1e-6, rtol=0)
+    unmerged = flipkd.load(run.parent / "export", merge=False)  # bitwise without the merge
+    assert np.array_equal(unmerged.score_pairs(PAIRS, "gen"), gen)
+    assert np.array_equal(unmerged.cosine_pairs(PAIRS), cos)
+    from_run = flipkd.load(run, merge=False)  # a run directory loads the same way
+    assert np.array_equal(from_run.score_pairs(PAIRS, "gen"), gen)
+    assert from_run.threshold["rep"] == pytest.approx(0.7)
+
+
+def test_matcher_satisfies_the_serve_protocol(matcher, exported):
+    check_matcher(matcher)
+    served = serve_load(exported)  # what `flipkd serve DIR` calls (the "flipkd" loader)
+    assert served.threshold == matcher.threshold
+    emb = matcher.encode(TEXTS)
+    assert emb.dtype == np.float32 and emb.shape == (4, matcher.student.tap.dim)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    for mode in ("gen", "rep"):
+        scores = matcher.score_pairs(PAIRS, mode)
+        assert scores.shape == (4,) and ((scores >= 0) & (scores <= 1)).all()
+    same_text = matcher.score_pairs(PAIRS, "rep")[3]
+    assert same_text == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError):
+        matcher.score_pairs(PAIRS, "nope")
+
+
+def _prompt_ids(tokenizer, spec: dict, a: str, b: str) -> torch.Tensor:
+    """The prompt built from flipkd.json alone (no flipkd code)."""
+    body = spec["prompt"]["template"].format(a=a, b=b)
+    assert spec["prompt"]["use_chat_template"]
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": body}], tokenize=False, add_generation_prompt=True
+    )
+    return tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+
+
+def _label_logits(model, tokenizer, spec: dict) -> np.ndarray:
+    ids = spec["prompt"]["label_token_ids"]
+    with torch.no_grad():
+        rows = [
+            model(input_ids=_prompt_ids(tokenizer, spec, a, b)).logits[0, -1, ids] for a, b in PAIRS
+        ]
+    return torch.stack(rows).numpy()
+
+
+def test_generation_loads_with_peft_and_transformers_alone(exported, matcher, tiny_llama_dir):
+    from peft import AutoPeftModelForCausalLM, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec, want = _spec(exported), matcher.label_logits(PAIRS)
+    tok = AutoTokenizer.from_pretrained(exported / "tokenizer")
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval()
+    without = _label_logits(base, tok, spec)
+    peft_model = PeftModel.from_pretrained(base, str(exported / "adapter")).eval()
+    np.testing.assert_allclose(_label_logits(peft_model, tok, spec), want, atol=1e-5, rtol=0)
+    assert not np.allclose(without, want, atol=1e-3)  # the adapter matters
+    # the adapter config names the base, so peft's auto class finds it alone
+    auto = AutoPeftModelForCausalLM.from_pretrained(str(exported / "adapter")).eval()
+    np.testing.assert_allclose(_label_logits(auto, tok, spec), want, atol=1e-5, rtol=0)
+    merged = AutoModelForCausalLM.from_pretrained(exported / "merged").eval()
+    merged_tok = AutoTokenizer.from_pretrained(exported / "merged")
+    np.testing.assert_allclose(_label_logits(merged, merged_tok, spec), want, atol=1e-4, rtol=0)
+
+
+def test_flipkd_json_names_base_tap_prompt_thresholds_teacher(exported, run, tiny_llama_dir):
+    spec, info = _spec(exported), json.loads((run / "run.json").read_text())
+    assert spec["base_model"]["path"] == str(Path(tiny_llama_dir).resolve())
+    assert spec["base_model"]["weights_hash"] and spec["base_model"]["config_hash"]
+    assert spec["adapter"]["from_run"] == "best_adapter"
+    assert spec["tap"]["layers"] == [0, -1] and spec["tap"]["modules"] == ["down_proj"]
+    assert len(spec["tap"]["module_names"]) == 2 and spec["tap"]["pool"] == "mean"
+    assert spec["prompt"]["label_words"] == ["yes", "no"] and spec["prompt"]["chat_template"]
+    assert spec["thresholds"] == {"gen": 0.5, "rep": pytest.approx(0.7)}  # (0.4 + 1) / 2
+    assert spec["threshold_sources"]["rep"].startswith("mqp-test.json")
+    assert spec["threshold_sources"]["gen"].startswith("default")
+    assert spec["teacher"]["model"] == info["teacher_model"] == "synthetic"
+    assert spec["config_hash"] == info["config_hash"]
+    assert spec["flipkd_version"] == flipkd.__version__
+
+
+def test_embedder_reproduces_encode_from_base_and_adapter(exported, matcher, tiny_llama_dir):
+    """The A path by hand: peft model + the tapped A matrices + embedder.json's recipe."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    emb = json.loads((exported / "embedder" / "embedder.json").read_text())
+    a_mats = load_file(str(exported / "embedder" / emb["weights"]))
+    adapter = load_file(str(exported / "adapter" / "adapter_model.safetensors"))
+    assert a_mats.keys() <= adapter.keys()
+    assert all(torch.equal(a_mats[k], adapter[k]) for k in a_mats)
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_llama_dir), str(exported / "adapter")
+    ).eval()
+    tok = AutoTokenizer.from_pretrained(exported / "tokenizer")
+    modules, inputs = dict(model.named_modules()), {}
+    for name in emb["modules"]:
+        modules[name].register_forward_pre_hook(
+            lambda m, args, name=name: inputs.__setitem__(name, args[0])
+        )
+    rows = []
+    for text in TEXTS:
+        with torch.no_grad():
+            model(**tok(text, add_special_tokens=False, return_tensors="pt"))
+        parts = [
+            F.normalize((inputs[n][0] @ a_mats[f"{n}.lora_A.weight"].T).mean(0), dim=-1)
+            for n in emb["modules"]
+        ]
+        rows.append(F.normalize(torch.cat(parts), dim=-1))
+    np.testing.assert_allclose(torch.stack(rows).numpy(), matcher.encode(TEXTS), atol=1e-5, rtol=0)
+
+
+def test_card_has_front_matter_metrics_report_and_plots(exported):
+    card = (exported / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["library_name"] == "peft" and meta["base_model"] and "flipkd" in meta["tags"]
+    assert "| | accuracy | f1 |" in card or "| | f1 |" in card
+    assert "| mqp/test [rep] |" in card and "| dev during training (step" in card
+    assert "| mask/disagree |" in card and "| agree/rep_spearman |" in card
+    assert (exported / "plots" / "scores.png").is_file() and "](plots/scores.png)" in card
+    assert (exported / "eval" / "mqp-test.json").is_file()
+
+
+def _run_cli(monkeypatch, *args: str) -> None:
+    monkeypatch.setattr(cli_main, "COMMAND_MODULES", ["flipkd.cli.export_cmd"])
+    monkeypatch.setattr(sys, "argv", ["flipkd", *args])
+    cli_main.run()
+
+
+def test_cli_export_with_explicit_eval_threshold(monkeypatch, run, tmp_path, capsys):
+    gen_eval = tmp_path / "gen.json"
+    gen_eval.write_text(json.dumps({**REP_EVAL, "mode": "gen", "metrics": {"threshold": 0.3}}))
+    _run_cli(
+        monkeypatch, "export", str(run), "--out", str(tmp_path / "out"), "--eval", str(gen_eval)
+    )
+    spec = _spec(tmp_path / "out")
+    assert spec["thresholds"] == {"gen": 0.3, "rep": pytest.approx(0.7)}
+    assert spec["merged"] is None and not (tmp_path / "out" / "merged").exists()
+    assert "threshold[gen] = 0.3000  from gen.json" in capsys.readouterr().out
+
+
+def _not_a_run(run: Path, tmp: Path) -> tuple[Path, Path, list[str], Path]:
+    (tmp / "empty").mkdir()
+    return tmp / "empty", tmp / "out", [], tmp / "empty"
+
+
+def _teacher_run(run: Path, tmp: Path) -> tuple[Path, Path, list[str], Path]:
+    (tmp / "teacher").mkdir()
+    (tmp / "teacher" / "run.json").write_text(json.dumps({"kind": "teacher", "model": "minilm-l6"}))
+    return tmp / "teacher", tmp / "out", [], tmp / "teacher"
+
+
+def _occupied_out(run: Path, tmp: Path) -> tuple[Path, Path, list[str], Path]:
+    (tmp / "out").mkdir()
+    (tmp / "out" / "keep.txt").write_text("mine")
+    return run, tmp / "out", [], tmp / "out"
+
+
+def _eval_without_threshold(run: Path, tmp: Path) -> tuple[Path, Path, list[str], Path]:
+    (tmp / "e.json").write_text(json.dumps({"kind": "student", "metrics": {"f1": 1}}))
+    return run, tmp / "out", ["--eval", str(tmp / "e.json")], tmp / "e.json"
+
+
+BAD = {
+    "not-a-run": _not_a_run,
+    "teacher-run": _teacher_run,
+    "occupied-out": _occupied_out,
+    "eval-without-threshold": _eval_without_threshold,
+}
+
+
+@pytest.mark.parametrize("what", list(BAD))
+def test_bad_exports_fail_in_one_line_with_exit_2(monkeypatch, run, tmp_path, capsys, what):
+    src, out, extra, named = BAD[what](run, tmp_path)
+    with pytest.raises(FlipkdError) as err:
+        export_run(src, out, eval_paths=[Path(p) for p in extra[1:]])
+    assert str(named) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(SystemExit) as exit_info:
+        _run_cli(monkeypatch, "export", str(src), "--out", str(out), *extra)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(named) in lines[0]
+    if what == "occupied-out":
+        assert (out / "keep.txt").read_text() == "mine"
+    else:
+        assert not out.exists()
+
+
+def test_load_refuses_unknown_dirs_and_a_changed_base(exported, tmp_path):
+    with pytest.raises(ModelError, match=str(tmp_path)):
+        flipkd.load(tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy, ignore=shutil.ignore_patterns("merged"))
+    spec = _spec(copy)
+    spec["base_model"]["weights_hash"] = "0000000000000000"
+    (copy / "flipkd.json").write_text(json.dumps(spec))
+    with pytest.raises(ModelError, match="weights_hash"):
+        flipkd.load(copy)

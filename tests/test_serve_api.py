@@ -1,0 +1,247 @@
+"""The HTTP API through FastAPI's TestClient: every endpoint and every bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from flipkd.serve.app import create_app
+from flipkd.serve.faq import FaqEntry
+from flipkd.serve.index import FaqIndex
+from flipkd.serve.schemas import Limits
+from test_serve_fake import FAQ_ROWS, FakeMatcher
+
+JSON = {"content-type": "application/json"}
+LIMITS = Limits(max_body_bytes=4096, max_text_chars=200, max_pairs=4, max_k=6)
+
+
+def make_client(fake: FakeMatcher | None = None, **settings) -> tuple[TestClient, FakeMatcher]:
+    fake = fake or FakeMatcher()
+    index = FaqIndex.build([FaqEntry(*r) for r in FAQ_ROWS], FakeMatcher(dim=fake.dim).encode)
+    settings.setdefault("limits", LIMITS)
+    raise_errors = settings.pop("raise_server_exceptions", True)
+    app = create_app(fake, index, **settings)
+    return TestClient(app, raise_server_exceptions=raise_errors), fake
+
+
+@pytest.fixture
+def api():
+    client, fake = make_client()
+    with client:
+        yield client, fake
+
+
+def test_healthz_page_and_static(api):
+    client, _ = api
+    assert client.get("/healthz").json() == {"status": "ok"}
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="search-form"' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "https://" not in page.text  # no CDN
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/nope").status_code == 404
+    assert client.get("/search").status_code == 405
+
+
+def test_search_returns_top_k_by_cosine(api):
+    client, fake = api
+    response = client.post("/search", json={"query": "reset password", "k": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["k"] == 3 and body["rerank"] is False and len(body["results"]) == 3
+    top = body["results"][0]
+    assert top["id"] == "pw" and top["rank"] == 1 and top["answer"] == FAQ_ROWS[0][2]
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    expected = float(fake._embed(["reset password"])[0] @ fake._embed([FAQ_ROWS[0][1]])[0])
+    assert top["cosine"] == pytest.approx(expected, abs=1e-5) and top["score"] == top["cosine"]
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_search_rerank_orders_by_generated_score(api):
+    client, fake = api
+    body = client.post("/search", json={"query": "cancel order refund", "k": 4, "rerank": True})
+    results = body.json()["results"]
+    assert len(results) == 4
+    gen = fake.score_pairs([("cancel order refund", r["question"]) for r in results], mode="gen")
+    np.testing.assert_allclose([r["score"] for r in results], gen, rtol=1e-6)
+    assert list(gen) == sorted(gen, reverse=True)
+    assert fake.calls_of("gen")[0] == len(FAQ_ROWS)  # rerank_candidates (20) capped by the FAQ
+
+
+@pytest.mark.parametrize("mode", ["gen", "rep"])
+def test_match_scores_and_labels(api, mode):
+    client, fake = api
+    pairs = [["reset my password", "how do I reset my password"], ["opening hours", "ship abroad"]]
+    body = client.post("/match", json={"pairs": pairs, "mode": mode}).json()
+    expected = fake.score_pairs([tuple(p) for p in pairs], mode=mode)
+    assert body["mode"] == mode and body["threshold"] == fake.threshold[mode]
+    np.testing.assert_allclose([r["score"] for r in body["results"]], expected, rtol=1e-6)
+    assert [r["label"] for r in body["results"]] == [s >= fake.threshold[mode] for s in expected]
+    assert body["results"][0]["label"] and not body["results"][1]["label"]
+
+
+def test_metrics_in_prometheus_format(api):
+    client, _ = api
+    client.post("/search", json={"query": "reset password"})
+    client.post("/search", content=b"{oops", headers=JSON)
+    text = client.get("/metrics").text
+    assert 'flipkd_requests_total{endpoint="/search",status="200"} 1.0' in text
+    assert 'flipkd_requests_total{endpoint="/search",status="400"} 1.0' in text
+    assert 'flipkd_request_latency_seconds_bucket{endpoint="/search",le="+Inf"} 2.0' in text
+    assert 'flipkd_batch_size_count{kind="encode"} 1.0' in text
+    assert "flipkd_queue_depth 0.0" in text
+
+
+BAD_REQUESTS = [
+    ("/search", b"", 400, "empty request body"),
+    ("/search", b"   ", 400, "empty request body"),
+    ("/search", b'{"query": "x",', 400, "malformed JSON"),
+    ("/search", b"[" * 2000, 400, "malformed JSON"),
+    ("/search", b'{"query": "caf\xe9"}', 400, "not UTF-8"),
+    ("/search", b'{"query": "' + b"x" * 5000 + b'"}', 413, "over 4096 bytes"),
+    ("/search", json.dumps({"query": "x" * 201}).encode(), 422, "the limit is 200"),
+    ("/search", json.dumps({"query": "  "}).encode(), 422, "query is empty"),
+    ("/search", json.dumps({"query": "x", "k": 7}).encode(), 422, "k must be between 1 and 6"),
+    ("/search", json.dumps({"query": "x", "k": 0}).encode(), 422, "k must be between"),
+    ("/search", json.dumps({"query": "x", "k": "5"}).encode(), 422, "k: Input should be"),
+    ("/search", json.dumps({"query": "x", "k": True}).encode(), 422, "k: Input should be"),
+    ("/search", json.dumps({"query": "x", "k": 2.5}).encode(), 422, "k: Input should be"),
+    ("/search", json.dumps({"query": 5}).encode(), 422, "query: Input should be"),
+    ("/search", json.dumps({"query": "x", "rerank": "yes"}).encode(), 422, "rerank"),
+    ("/search", json.dumps({"q": "x"}).encode(), 422, "query: Field required"),
+    ("/search", json.dumps(["x"]).encode(), 422, "must be a JSON object"),
+    ("/match", json.dumps({"pairs": [["a", "b"]] * 5}).encode(), 422, "between 1 and 4 pairs"),
+    ("/match", json.dumps({"pairs": []}).encode(), 422, "between 1 and 4 pairs"),
+    ("/match", json.dumps({"pairs": [["a", "b", "c"]]}).encode(), 422, "pairs.0"),
+    ("/match", json.dumps({"pairs": [["a", 1]]}).encode(), 422, "pairs.0.1"),
+    ("/match", json.dumps({"pairs": "a,b"}).encode(), 422, "pairs"),
+    ("/match", json.dumps({"pairs": [["a", "b"]], "mode": "x"}).encode(), 422, "mode"),
+    ("/match", json.dumps({"pairs": [["a", "y" * 201]]}).encode(), 422, "pairs[0][1] has 201"),
+    ("/match", json.dumps({"pairs": [["a", ""]]}).encode(), 422, "pairs[0][1] is empty"),
+    ("/match", b"null", 422, "must be a JSON object"),
+    ("/match", b"\xff\xfe\x00", 400, "not UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), BAD_REQUESTS)
+def test_bad_requests_get_4xx_with_message(api, path, body, status, message):
+    client, fake = api
+    response = client.post(path, content=body, headers=JSON)
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+    assert not fake.calls  # nothing bad reaches the model
+
+
+def test_deeply_nested_json_is_a_400():
+    client, _ = make_client(limits=Limits(max_body_bytes=1 << 20))
+    with client:
+        body = b'{"query": ' + b"[" * 100_000 + b"}"
+        response = client.post("/search", content=body, headers=JSON)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+
+
+def test_chunked_oversized_body_is_413(api):
+    client, _ = api
+
+    def chunks():
+        for _ in range(10):
+            yield b"x" * 1000
+
+    response = client.post("/search", content=chunks(), headers=JSON)
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_only_json_content_type_is_accepted(api, content_type):
+    client, fake = api
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/search", content=b'{"query": "x"}', headers=headers)
+    assert response.status_code == 415 and "application/json" in response.json()["detail"]
+    ok = client.post(
+        "/search",
+        content=b'{"query": "x"}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert ok.status_code == 200
+
+
+def test_allowed_hosts_refuse_other_host_headers():
+    client, _ = make_client(allowed_hosts=["127.0.0.1", "localhost"])
+    with client:
+        assert client.get("/healthz").status_code == 400  # Host: testserver
+        assert client.get("/healthz", headers={"host": "localhost:8000"}).status_code == 200
+        evil = client.post("/search", json={"query": "x"}, headers={"host": "evil.example"})
+        assert evil.status_code == 400
+
+
+def test_bearer_token():
+    client, _ = make_client(token="s3cret")
+    good = {"Authorization": "Bearer s3cret"}
+    with client:
+        for path, method in [("/search", "post"), ("/match", "post"), ("/metrics", "get")]:
+            for headers in [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}]:
+                response = getattr(client, method)(path, headers=headers)
+                assert response.status_code == 401, (path, headers)
+                assert response.headers["www-authenticate"] == "Bearer"
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/").status_code == 200
+        assert client.get("/metrics", headers=good).status_code == 200
+        ok = client.post("/search", json={"query": "refund"}, headers=good)
+        assert ok.status_code == 200 and ok.json()["results"][0]["id"] == "refund"
+
+
+def test_full_queue_answers_503_with_retry_after():
+    gate = threading.Event()
+    client, fake = make_client(FakeMatcher(gate=gate), max_batch=1, max_wait_ms=0, max_queue=2)
+    batcher = client.app.state.serve.batcher
+    body = {"pairs": [["a", "b"]]}
+    with client, ThreadPoolExecutor(3) as pool:
+        first = pool.submit(client.post, "/match", json=body)
+        _wait_for(lambda: len(fake.calls) == 1)  # the model is busy with the first request
+        queued = [pool.submit(client.post, "/match", json=body) for _ in range(2)]
+        _wait_for(lambda: batcher.depth == 2)
+        refused = client.post("/match", json=body)
+        gate.set()
+        statuses = [f.result().status_code for f in [first, *queued]]
+        metrics = client.get("/metrics").text
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert "server busy" in refused.json()["detail"]
+    assert statuses == [200, 200, 200]
+    assert "flipkd_queue_rejections_total 1.0" in metrics
+
+
+def test_concurrent_requests_are_batched():
+    client, fake = make_client(FakeMatcher(delay_s=0.05), max_batch=32, max_wait_ms=20)
+    with client, ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(client.post, "/search", json={"query": f"q{i}"}) for i in range(16)]
+        assert all(f.result().status_code == 200 for f in futures)
+    assert sum(fake.calls_of("encode")) == 16
+    assert len(fake.calls_of("encode")) < 16 / 2
+
+
+def test_model_failure_is_a_500_without_details():
+    class Broken(FakeMatcher):
+        def score_pairs(self, pairs, mode="gen"):
+            raise RuntimeError("secret internals")
+
+    client, _ = make_client(Broken(), raise_server_exceptions=False)
+    with client:
+        response = client.post("/match", json={"pairs": [["a", "b"]]})
+        assert client.post("/search", json={"query": "x"}).status_code == 200
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error"}
+
+
+def _wait_for(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.002)

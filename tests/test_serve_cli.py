@@ -1,0 +1,100 @@
+"""``flipkd serve``: FAQ validation (exit 2, one line), loader injection, index reuse, token."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+import flipkd.cli.main as cli_main
+import flipkd.serve.server as server_module
+from test_serve_fake import write_faq_csv
+
+LOADER = "test_serve_fake:load"
+
+
+def run_cli(monkeypatch, *args: str) -> None:
+    """Run the real entry point with only the serve command registered."""
+    monkeypatch.setattr(cli_main, "COMMAND_MODULES", ["flipkd.cli.serve_cmd"])
+    monkeypatch.setattr(sys, "argv", ["flipkd", *args])
+    cli_main.run()
+
+
+@pytest.fixture
+def captured(monkeypatch) -> dict:
+    calls: dict = {}
+
+    def fake_run_server(app, host="127.0.0.1", port=8000):
+        calls.update(app=app, host=host, port=port)
+
+    monkeypatch.setattr(server_module, "run_server", fake_run_server)
+    return calls
+
+
+def test_bad_faq_exits_2_with_one_line(monkeypatch, tmp_path, capsys, captured):
+    faq = tmp_path / "faq.csv"
+    faq.write_text("id,question,answer\n1,hi,a\n2,,b\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(monkeypatch, "serve", str(tmp_path), "--faq", str(faq), "--loader", LOADER)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {faq}:3: empty question"
+    assert not captured
+
+
+def test_missing_column_exits_2(monkeypatch, tmp_path, capsys, captured):
+    faq = tmp_path / "faq.jsonl"
+    faq.write_text('{"id": 1, "question": "q"}\n', encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(monkeypatch, "serve", str(tmp_path), "--faq", str(faq), "--loader", LOADER)
+    assert exit_info.value.code == 2
+    assert f"{faq}:1: missing value for answer" in capsys.readouterr().err
+
+
+def test_unknown_loader_exits_2(monkeypatch, tmp_path, capsys, captured):
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(monkeypatch, "serve", str(tmp_path), "--faq", str(faq), "--loader", "nope")
+    assert exit_info.value.code == 2
+    assert "unknown loader 'nope'" in capsys.readouterr().err
+
+
+def test_serve_builds_app_and_reuses_index(monkeypatch, tmp_path, captured):
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    index_dir = tmp_path / "index"
+    args = ["serve", str(model_dir), "--faq", str(faq), "--loader", LOADER, "--index"]
+    run_cli(monkeypatch, *args, str(index_dir))
+    assert captured["host"] == "127.0.0.1" and captured["port"] == 8000
+    with TestClient(captured["app"], base_url="http://127.0.0.1:8000") as client:
+        hit = client.post("/search", json={"query": "opening hours", "k": 1}).json()["results"]
+        assert hit[0]["id"] == "hours"
+        assert client.get("/healthz", headers={"host": "evil.example"}).status_code == 400
+    first_mtime = (index_dir / "index.json").stat().st_mtime_ns
+    run_cli(monkeypatch, *args, str(index_dir), "--port", "9001")
+    assert (index_dir / "index.json").stat().st_mtime_ns == first_mtime  # reused
+    assert captured["port"] == 9001
+
+
+def test_token_from_environment_and_public_host_warning(monkeypatch, tmp_path, capsys, captured):
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    run_cli(
+        monkeypatch,
+        "serve",
+        str(tmp_path),
+        "--faq",
+        str(faq),
+        "--loader",
+        LOADER,
+        "--host",
+        "0.0.0.0",
+    )
+    assert "without a token" in capsys.readouterr().err
+    monkeypatch.setenv("FLIPKD_SERVE_TOKEN", "tok")
+    run_cli(monkeypatch, "serve", str(tmp_path), "--faq", str(faq), "--loader", LOADER)
+    with TestClient(captured["app"], base_url="http://127.0.0.1:8000") as client:
+        assert client.post("/search", json={"query": "x"}).status_code == 401
+        headers = {"Authorization": "Bearer tok"}
+        assert client.post("/search", json={"query": "x"}, headers=headers).status_code == 200

@@ -1,0 +1,62 @@
+"""The load-test benchmark, run quickly against the fake matcher through the real CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+from test_serve_fake import write_faq_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "benchmarks" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_load_test_reports_levels_without_5xx(tmp_path, monkeypatch):
+    load_test = _load_benchmark()
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "fake.json").write_text(json.dumps({"delay_s": 0.01}))
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    out = tmp_path / "report" / "load"
+    code = load_test.main(
+        [str(model_dir), "--faq", str(faq), "--out", str(out), "--loader", "test_serve_fake:load",
+         "--concurrency", "1", "8", "--requests", "60", "--max-seconds", "20",
+         "--malformed", "0.25"]
+    )  # fmt: skip
+    result = json.loads(Path(f"{out}.json").read_text())
+    assert code == 0 and result["ok"], result
+    levels = {lv["clients"]: lv for lv in result["levels"]}
+    assert set(levels) == {1, 8}
+    for lv in levels.values():
+        assert lv["requests"] == 60 and lv["http_5xx"] == 0 and lv["malformed_not_4xx"] == 0
+        assert any(s.startswith("4") for s in lv["status"]) and lv["status"]["200"] > 0
+        assert lv["p99_ms"] >= lv["p50_ms"] > 0
+    assert levels[8]["mean_batch"]["encode"] > levels[1]["mean_batch"]["encode"]
+    report = Path(f"{out}.md").read_text()
+    assert "| 8 | 60 |" in report and "PASS" in report
+
+
+def test_malformed_requests_are_what_they_claim():
+    load_test = _load_benchmark()
+    import random
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(malformed=1.0, match_share=0.0, rerank=0.0)
+    rng = random.Random(0)
+    kinds = {load_test.make_request(rng, ["How do I reset it?"], args)[0] for _ in range(200)}
+    assert kinds == set(load_test.MALFORMED)
+    args.malformed = 0.0
+    label, path, body, valid = load_test.make_request(rng, ["How do I reset it?"], args)
+    assert valid and path == "/search" and json.loads(body)["k"] == 5
