@@ -38,7 +38,11 @@ def _tiny_tokenizer():
     bpe.train_from_iterator(CORPUS * 20, vocab_size=400, min_frequency=1, show_progress=False)
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer)
     tok.add_special_tokens(
-        {"eos_token": "<|eos|>", "pad_token": "<|pad|>", "additional_special_tokens": ["<|user|>", "<|assistant|>"]}
+        {
+            "eos_token": "<|eos|>",
+            "pad_token": "<|pad|>",
+            "additional_special_tokens": ["<|user|>", "<|assistant|>"],
+        }
     )
     tok.add_tokens(["yes", "no"])
     tok.chat_template = CHAT_TEMPLATE

@@ -35,7 +35,9 @@ def test_tiny_ladder_runs_every_row_and_resumes(bench, tiny_llama_dir, tmp_path,
     root, teacher = bench
     overrides = [f"student.model={tiny_llama_dir}", f"teacher.model={teacher}"]
     out = tmp_path / "ladder"
-    results = run_ladder(str(root), "tiny", seeds=1, out_dir=out, overrides=overrides, progress=False)
+    results = run_ladder(
+        str(root), "tiny", seeds=1, out_dir=out, overrides=overrides, progress=False
+    )
     assert [r["row"] for r in results] == list(ROWS)
     doc = write_report(results, benchmark=str(root), profile="tiny", out_dir=out, seeds=1,
                        overrides=overrides, command=["flipkd", "reproduce"])  # fmt: skip

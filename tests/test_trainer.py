@@ -1,4 +1,4 @@
-"""Training loop: losses fall, kill -9 + resume is exact, 2 processes equal 1, bad setups fail early."""
+"""Training loop: losses fall, exact resume after kill -9, 2 processes = 1, bad setups fail."""
 
 from __future__ import annotations
 
@@ -61,7 +61,9 @@ def test_kill_dash_nine_then_resume_equals_uninterrupted(tmp_path):
     proc = subprocess.Popen([*args[:2], str(killed), *args[2:]], env=ENV, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
-        latest = latest_checkpoint(killed / "checkpoints") if (killed / "checkpoints").is_dir() else None
+        latest = (
+            latest_checkpoint(killed / "checkpoints") if (killed / "checkpoints").is_dir() else None
+        )
         if latest is not None and int(latest.name.split("-")[1]) >= 20:
             break
         time.sleep(0.02)
@@ -72,14 +74,18 @@ def test_kill_dash_nine_then_resume_equals_uninterrupted(tmp_path):
     assert 0 < resumed_from < steps
     subprocess.run([*args[:2], str(killed), *args[2:], "--resume"], env=ENV, check=True,
                    stderr=subprocess.DEVNULL)  # fmt: skip
-    subprocess.run([*args[:2], str(full), *args[2:]], env=ENV, check=True, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [*args[:2], str(full), *args[2:]], env=ENV, check=True, stderr=subprocess.DEVNULL
+    )
     a, b = _adapter(full), _adapter(killed)
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(PY).parent)) is None, reason="no torchrun")
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=str(Path(PY).parent)) is None, reason="no torchrun"
+)
 def test_two_gloo_processes_equal_one(tmp_path):
     torchrun = str(Path(PY).parent / "torchrun")
     common = [str(HERE / "tiny_run.py"), "--steps", "6", "--dropout", "0", "--grad-accum", "2"]
@@ -126,7 +132,9 @@ def test_resume_with_another_config_is_refused(tmp_path):
     cfg = tiny_config(steps=4)
     pairs = make_pairs()
     cache = make_cache(tmp_path / "c", pairs)
-    train_student(cfg, tmp_path, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False)
+    train_student(
+        cfg, tmp_path, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
+    )
     other = tiny_config(steps=4, lr=1e-3)
     with pytest.raises(ConfigError, match="made with config"):
         train_student(other, tmp_path, cache=cache, train_pairs=pairs, resume=True, progress=False)
@@ -138,7 +146,9 @@ def test_stale_temporary_checkpoint_is_never_trusted(tmp_path):
     cfg = tiny_config(steps=4)
     pairs = make_pairs()
     cache = make_cache(tmp_path / "c", pairs)
-    train_student(cfg, tmp_path, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False)
+    train_student(
+        cfg, tmp_path, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
+    )
     ckpts = tmp_path / "checkpoints"
     # a kill during a write leaves a temporary directory, and an incomplete one lacks COMPLETE
     (ckpts / ".step-0000009.tmp-abc").mkdir()

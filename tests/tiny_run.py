@@ -17,7 +17,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import CORPUS, _tiny_llama, _tiny_tokenizer  # noqa: E402
-
 from flipkd.config import FlipkdConfig  # noqa: E402
 from flipkd.data import PairRecord  # noqa: E402
 from flipkd.student import assemble_student  # noqa: E402
@@ -52,12 +51,19 @@ def make_cache(path: Path, pairs: list[PairRecord]) -> TeacherCache:
     base = torch.randn(len(CORPUS), 16, generator=gen)
     for a, b in PARAPHRASE.items():
         base[b] = base[a] + 0.3 * base[b]
-    emb = torch.stack([base[CORPUS.index(t.rsplit(" ", 1)[0] if t not in CORPUS else t)] for t in texts])
+    emb = torch.stack(
+        [base[CORPUS.index(t.rsplit(" ", 1)[0] if t not in CORPUS else t)] for t in texts]
+    )
     emb = torch.nn.functional.normalize(emb + 0.05 * torch.randn(emb.shape, generator=gen), dim=-1)
     index = {t: i for i, t in enumerate(texts)}
     sims = np.array([float(emb[index[p.text_a]] @ emb[index[p.text_b]]) for p in pairs])
     cal = fit_calibration(sims, np.array([p.label for p in pairs]))
-    manifest = {"model_id": "synthetic", "weights_hash": "0", "count": len(texts), "calibration": cal.to_dict()}
+    manifest = {
+        "model_id": "synthetic",
+        "weights_hash": "0",
+        "count": len(texts),
+        "calibration": cal.to_dict(),
+    }
     return TeacherCache(path, manifest, texts, emb)
 
 
@@ -92,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--grad-accum", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    cfg = tiny_config(args.steps, args.dropout, batch_size=args.batch_size, grad_accum=args.grad_accum)
+    cfg = tiny_config(
+        args.steps, args.dropout, batch_size=args.batch_size, grad_accum=args.grad_accum
+    )
     pairs = make_pairs()
     cache = make_cache(args.run_dir / "cache", pairs)
     train_student(

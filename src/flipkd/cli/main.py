@@ -23,6 +23,13 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "flipkd.cli.models_cmd",
     "flipkd.cli.data_cmd",
+    "flipkd.cli.serve_cmd",
+    "flipkd.cli.teacher_cmd",
+    "flipkd.cli.eval_cmd",
+    "flipkd.cli.train_cmd",
+    "flipkd.cli.reproduce_cmd",
+    "flipkd.cli.export_cmd",
+    "flipkd.cli.bench_cmd",
 ]
 
 

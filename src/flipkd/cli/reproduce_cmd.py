@@ -22,7 +22,9 @@ def reproduce_cmd(
     profile: str = typer.Option("demo", "--profile", help="tiny | demo | cpu | full."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per row."),
     rows: list[str] = typer.Option(None, "--row", help="Only these rows (repeatable)."),
-    out: Path = typer.Option(None, "--out", help="Output folder (default results/<bench>/<profile>)."),
+    out: Path = typer.Option(
+        None, "--out", help="Output folder (default results/<bench>/<profile>)."
+    ),
     overrides: list[str] = typer.Argument(None, help="Dotted config overrides for every row."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
@@ -54,7 +56,13 @@ def demo_cmd(
 ) -> None:
     """The demo profile from scratch: teacher -> sft -> fip on an MQP subset, then the table."""
     reproduce_cmd(
-        benchmark="mqp", profile="demo", seeds=1, rows=None, out=out, overrides=[], progress=progress
+        benchmark="mqp",
+        profile="demo",
+        seeds=1,
+        rows=None,
+        out=out,
+        overrides=[],
+        progress=progress,
     )
 
 

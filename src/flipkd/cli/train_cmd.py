@@ -29,7 +29,9 @@ def train_cmd(
     if result.best_adapter_dir:
         typer.echo(f"best adapter (dev {cfg.train.select_metric}): {result.best_adapter_dir}")
     last = result.last_log
-    terms = ", ".join(f"{k} {last[k]:.4f}" for k in ("loss", "gen", "contrast", "dist") if k in last)
+    terms = ", ".join(
+        f"{k} {last[k]:.4f}" for k in ("loss", "gen", "contrast", "dist") if k in last
+    )
     typer.echo(f"last step: {terms}")
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from flipkd.errors import ModelError
 from flipkd.models.registry import REGISTRY, ResolvedModel, resolve
 
 STUDENT_PROMPT = "The capital of France is"
@@ -55,6 +57,8 @@ CHECKS: dict[str, Callable[[ResolvedModel], str]] = {
 
 def check_model(name: str) -> CheckResult:
     """Resolve (converting if needed), load and run a registered model once."""
+    if name not in REGISTRY and not Path(name).is_dir():
+        raise ModelError(f"unknown model {name!r}; registered: {', '.join(REGISTRY)}")
     role = REGISTRY[name].role if name in REGISTRY else "student"
     start = time.perf_counter()
     model = resolve(name, role)

@@ -24,7 +24,9 @@ def load_splits(cfg: FlipkdConfig, splits: tuple[str, ...] = ("train", "dev", "t
     out = {}
     for split in splits:
         limit = getattr(cfg.data, SPLIT_LIMITS[split])
-        out[split] = load_split(cfg.data.benchmark, split, **cols, max_pairs=limit, seed=cfg.data.seed)
+        out[split] = load_split(
+            cfg.data.benchmark, split, **cols, max_pairs=limit, seed=cfg.data.seed
+        )
     return out
 
 

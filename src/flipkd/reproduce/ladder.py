@@ -21,7 +21,7 @@ from flipkd.config.loader import apply_overrides, validate
 from flipkd.errors import ConfigError
 from flipkd.paths import write_json
 from flipkd.reproduce.profiles import PROFILES, WEAK_TEACHER_NOISE, Profile
-from flipkd.reproduce.scoring import evaluate_scores, student_scores, teacher_scores
+from flipkd.reproduce.scoring import dev_metrics, evaluate_scores, student_scores, teacher_scores
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,20 @@ def _run_trained(cfg, splits, cache, run_dir, progress) -> dict:
         cache = degrade_cache(cache, cfg.teacher.noise, splits["train"], cfg.teacher.seed)
         extra["teacher_scores"] = teacher_scores(cache, splits)
     student = build_student(
-        cfg.student, benchmark=cfg.data.benchmark, gradient_checkpointing=cfg.train.gradient_checkpointing
+        cfg.student,
+        benchmark=cfg.data.benchmark,
+        gradient_checkpointing=cfg.train.gradient_checkpointing,
     )
     resume = latest_checkpoint(run_dir / "checkpoints") is not None
     result = train_student(
         cfg, run_dir, cache=cache, train_pairs=splits["train"], resume=resume,
         student=student, progress=progress,
     )  # fmt: skip
-    return {"scores": student_scores(student, splits, progress), "train_seconds": result.seconds, **extra}
+    return {
+        "scores": student_scores(student, splits, progress),
+        "train_seconds": result.seconds,
+        **extra,
+    }
 
 
 ROW_RUNNERS: dict[str, Callable[..., dict]] = {
@@ -105,7 +111,9 @@ ROW_RUNNERS: dict[str, Callable[..., dict]] = {
 }
 
 
-def run_row(cfg: FlipkdConfig, row: str, splits: dict, cache, out_dir: Path, progress: bool) -> dict:
+def run_row(
+    cfg: FlipkdConfig, row: str, splits: dict, cache, out_dir: Path, progress: bool
+) -> dict:
     """Run one row for one seed, or read back its finished result."""
     key = f"{row}-s{cfg.train.seed}-{config_hash(cfg)}"
     run_dir = out_dir / "runs" / key
@@ -122,6 +130,7 @@ def run_row(cfg: FlipkdConfig, row: str, splits: dict, cache, out_dir: Path, pro
         row=row, seed=cfg.train.seed, config_hash=config_hash(cfg),
         wall_seconds=time.perf_counter() - start,
         metrics=evaluate_scores(result["scores"]),
+        dev_metrics=dev_metrics(result["scores"]),
     )  # fmt: skip
     if "teacher_scores" in result:
         result["teacher_metrics"] = evaluate_scores(result["teacher_scores"])

@@ -21,7 +21,7 @@ def _first_seed(results: list[dict], row: str) -> dict | None:
 
 
 def cosine_distributions(results: list[dict], out: Path) -> Path | None:
-    """Rep-mode test cosines for positives and negatives: teacher vs sft vs fip (Fig. 5 in spirit)."""
+    """Rep-mode test cosines, positives vs negatives: teacher, sft, fip (the paper's Fig. 5)."""
     rows = [(n, r) for n in COSINE_ROWS if (r := _first_seed(results, n))]
     if not rows:
         return None

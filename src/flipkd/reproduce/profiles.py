@@ -65,7 +65,8 @@ PROFILES: dict[str, Profile] = {
         ("teacher", "zero-shot", "sft", "fip"), bootstrap=1000,
     ),
     "cpu": Profile(
-        "cpu", "whole ladder x 3 seeds in <= 2.5 h per benchmark on 2 cores (subsets, top-4-layer LoRA)",
+        "cpu",
+        "whole ladder x 3 seeds in <= 2.5 h per benchmark on 2 cores (subsets, top-4-layer LoRA)",
         {
             **_CPU_STUDENT,
             "data.max_train_pairs": 1000, "data.max_dev_pairs": 100, "data.max_test_pairs": 200,
@@ -79,7 +80,8 @@ PROFILES: dict[str, Profile] = {
         },
     ),
     "full": Profile(
-        "full", "paper-faithful: qwen2.5-0.5b, LoRA r=256 on all linear layers, full train, official test (GPU)",
+        "full",
+        "paper-faithful: qwen2.5-0.5b, LoRA r=256 on all linear layers, full train, official test",
         {
             "student.model": "qwen2.5-0.5b", "student.lora.rank": 256, "student.lora.alpha": 512,
             "student.lora.layers": None, "student.max_text_length": 64, "student.max_length": 192,

@@ -19,7 +19,9 @@ def write_report(
 ) -> dict:  # fmt: skip
     """Aggregate the runs and write every artifact; returns the results.json content."""
     prof = PROFILES[profile]
-    rows = aggregate_rows(results, [r for r in ROWS if r in {x["row"] for x in results}], prof.bootstrap)
+    rows = aggregate_rows(
+        results, [r for r in ROWS if r in {x["row"] for x in results}], prof.bootstrap
+    )
     cfg = build_config(prof, benchmark, "fip", 0, overrides)
     sizes = {
         split: len(results[0]["scores"][split]["labels"]) for split in ("dev", "test")
@@ -49,7 +51,8 @@ def write_report(
     header = (
         f"# {benchmark} / {profile}: {seeds} seed(s)\n\n"
         f"Student `{cfg.student.model}`, teacher `{cfg.teacher.model}`; dev {sizes.get('dev')} / "
-        f"test {sizes.get('test')} pairs; {cfg.train.steps} steps of batch {cfg.train.batch_size}.\n"
+        f"test {sizes.get('test')} pairs; {cfg.train.steps} steps of batch "
+        f"{cfg.train.batch_size}.\n"
         "Mean over seeds; [95% bootstrap CI over test pairs]. Gen = generated-label probability, "
         "rep = A-tap cosine. Thresholds chosen on dev (F1), applied to test. Spearman ×100.\n\n"
         f"Command: `{doc['command']}` at `{doc['git_commit']}`.\n\n"

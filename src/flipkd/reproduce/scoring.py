@@ -28,20 +28,27 @@ def teacher_scores(cache, splits: dict) -> dict[str, Any]:
 
 
 def student_scores(student, splits: dict, progress: bool = False) -> dict[str, Any]:
-    """Student scores per pair in both modes (gen: P(yes); rep: A-tap cosine)."""
+    """Student scores per pair in both modes (gen: P(yes); rep: A-tap cosine).
+
+    Rep mode encodes each distinct text of a split once (MQP questions recur across
+    pairs), then takes dot products; the test split also keeps the pair features
+    (element-wise product of the two A-tap vectors) for the 2-D projection plot.
+    """
     from flipkd.student import encode, score_pairs
 
     out: dict[str, Any] = {}
     for split in ("dev", "test"):
         pairs = [(p.text_a, p.text_b) for p in splits[split]]
         out[split] = {"labels": _labels(splits[split])}
-        for mode in MODES:
-            out[split][mode] = score_pairs(student, pairs, mode=mode, progress=progress).tolist()
-    # pair features (element-wise product of the two A-tap vectors) for the 2-D projection plot
-    test = splits["test"][:PLOT_PAIRS]
-    emb_a = encode(student, [p.text_a for p in test])
-    emb_b = encode(student, [p.text_b for p in test])
-    out["test"]["pair_features"] = np.round(emb_a * emb_b, 5).tolist()
+        out[split]["gen"] = score_pairs(student, pairs, mode="gen", progress=progress).tolist()
+        texts = list(dict.fromkeys(t for pair in pairs for t in pair))
+        emb = encode(student, texts, progress=progress)
+        row = {t: i for i, t in enumerate(texts)}
+        emb_a = emb[[row[a] for a, _ in pairs]]
+        emb_b = emb[[row[b] for _, b in pairs]]
+        out[split]["rep"] = (emb_a * emb_b).sum(-1).tolist()
+        if split == "test":
+            out[split]["pair_features"] = np.round(emb_a * emb_b, 5)[:PLOT_PAIRS].tolist()
     return out
 
 
@@ -55,4 +62,15 @@ def evaluate_scores(scores: dict[str, Any]) -> dict[str, float]:
         metrics = pair_metrics(test_s, test_y, threshold)
         prefix = "" if mode == "gen" else "rep_"
         out.update({f"{prefix}{k}": float(metrics[k]) for k in (*REPORTED, "threshold")})
+    return out
+
+
+def dev_metrics(scores: dict[str, Any]) -> dict[str, float]:
+    """Threshold-free dev metrics per mode (what choosing a default may look at)."""
+    out: dict[str, float] = {}
+    for mode in MODES:
+        s, y = np.array(scores["dev"][mode]), np.array(scores["dev"]["labels"])
+        metrics = pair_metrics(s, y, best_threshold(s, y, "f1"))
+        prefix = "" if mode == "gen" else "rep_"
+        out.update({f"{prefix}{k}": float(metrics[k]) for k in ("roc_auc", "ap", "f1", "spearman")})
     return out

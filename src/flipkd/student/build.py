@@ -45,7 +45,9 @@ def assemble_student(
     else:
         peft_model = apply_lora(model, lc.rank, lc.alpha, lc.dropout, lc.target_modules, lc.layers)
     if gradient_checkpointing:
-        peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        peft_model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
         peft_model.enable_input_require_grads()
     tap = ATap(peft_model, cfg.tap.layers, cfg.tap.modules, cfg.tap.pool, cfg.tap.combine)
     tap.always_compute = gradient_checkpointing

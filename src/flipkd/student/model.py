@@ -12,6 +12,7 @@ Two forward passes exist:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -82,7 +83,9 @@ class Student:
             return_tensors="pt",
             add_special_tokens=False,
         )
-        return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        return {
+            k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")
+        }
 
     def clip_text(self, text: str) -> str:
         """Cut a text to ``max_text_length`` tokens so the prompt's end always survives."""
@@ -94,7 +97,13 @@ class Student:
     def prompts(self, pairs: list[tuple[str, str]]) -> list[str]:
         """Render the prompts for a list of pairs."""
         return [
-            render(self.tokenizer, self.prompt, self.clip_text(a), self.clip_text(b), self.use_chat_template)
+            render(
+                self.tokenizer,
+                self.prompt,
+                self.clip_text(a),
+                self.clip_text(b),
+                self.use_chat_template,
+            )
             for a, b in pairs
         ]
 
@@ -116,11 +125,12 @@ class Student:
         ones), so a text's representation is the same in train and eval mode.
         """
         batch = self._batch(texts, self.max_text_length)
-        with self._no_dropout, self.tap.capture(stop_after_last=True) as store:
-            try:
-                self._body(batch)
-            except TapStop:
-                pass
+        with (
+            self._no_dropout,
+            self.tap.capture(stop_after_last=True) as store,
+            contextlib.suppress(TapStop),
+        ):
+            self._body(batch)
         return self.tap.representation(store, batch["attention_mask"])
 
     def gen_forward(

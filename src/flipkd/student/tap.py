@@ -47,7 +47,9 @@ def find_tap_modules(model: torch.nn.Module, layers: list[int], modules: list[st
     for layer in layers:
         idx = layer + n_layers if layer < 0 else layer
         if not 0 <= idx < n_layers:
-            raise ConfigError(f"student.tap.layers: layer {layer} out of range (model has {n_layers})")
+            raise ConfigError(
+                f"student.tap.layers: layer {layer} out of range (model has {n_layers})"
+            )
         for module in modules:
             if (idx, module) not in found:
                 have = sorted({mod for i, mod in found if i == idx})
@@ -92,7 +94,8 @@ class ATap:
         self._store: dict[int, torch.Tensor] = {}
         self.captures = 0
         self._handles = [
-            layer.register_forward_pre_hook(self._make_hook(i)) for i, layer in enumerate(self.layers)
+            layer.register_forward_pre_hook(self._make_hook(i))
+            for i, layer in enumerate(self.layers)
         ]
 
     @property

@@ -26,7 +26,11 @@ COMPLETE = "COMPLETE"
 
 def rng_state() -> dict[str, Any]:
     """Python, numpy and torch RNG states (CUDA too when present)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -1,11 +1,11 @@
 """The training loop, read top to bottom. Only this package talks to accelerate.
 
-    config → student + optimizer + schedule → (resume) → for each step:
-        global batch (a pure function of seed and step) → this process's slice →
-        one forward (label pass + A-tap pass) → gather representations →
-        L_gen + α·L_contrast + β·L_dist → backward → clip → step → log →
-        dev evaluation (keep best adapter) → checkpoint (atomic)
-    → final adapter, run.json, summary.
+config → student + optimizer + schedule → (resume) → for each step:
+    global batch (a pure function of seed and step) → this process's slice →
+    one forward (label pass + A-tap pass) → gather representations →
+    L_gen + α·L_contrast + β·L_dist → backward → clip → step → log →
+    dev evaluation (keep best adapter) → checkpoint (atomic)
+→ final adapter, run.json, summary.
 """
 
 from __future__ import annotations
@@ -155,7 +155,9 @@ def train_student(
     module = StudentStep(student)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(tc.warmup_ratio * tc.steps), tc.steps)
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, int(tc.warmup_ratio * tc.steps), tc.steps
+    )
     model, optimizer = acc.prepare(module, optimizer)
     chash, main = config_hash(cfg), acc.is_main_process
     ckpt_dir = run_dir / "checkpoints"
@@ -178,7 +180,9 @@ def train_student(
         best_dir = run_dir / "best_adapter"
     values: dict = {}
     t0 = time.perf_counter()
-    bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, disable=not (progress and main))
+    bar = tqdm(
+        range(start, tc.steps), initial=start, total=tc.steps, disable=not (progress and main)
+    )
     model.train()
     for step in bar:
         t_step = time.perf_counter()
@@ -196,15 +200,24 @@ def train_student(
         if (step + 1) % tc.log_every == 0 or step + 1 == tc.steps:
             steplog.write(step + 1, values)
         bar.set_postfix(loss=f"{values['loss']:.3f}")
-        if tc.eval_every and dev_pairs and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps):
-            metrics = evaluate_dev(student, dev_pairs, need_rep=losses.needs_rep, max_pairs=tc.eval_max_pairs)
+        if (
+            tc.eval_every
+            and dev_pairs
+            and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps)
+        ):
+            metrics = evaluate_dev(
+                student, dev_pairs, need_rep=losses.needs_rep, max_pairs=tc.eval_max_pairs
+            )
             steplog.write(step + 1, metrics, kind="dev")
             score = metrics.get(tc.select_metric, metrics.get("gen_roc_auc", float("-inf")))
             if score > best:
                 best, best_dir = score, run_dir / "best_adapter"
                 _save_adapter(acc, model, best_dir)
                 if main:
-                    write_json(run_dir / "best.json", {"step": step + 1, tc.select_metric: score, **metrics})
+                    write_json(
+                        run_dir / "best.json",
+                        {"step": step + 1, tc.select_metric: score, **metrics},
+                    )
             model.train()
         if tc.save_every and ((step + 1) % tc.save_every == 0 or step + 1 == tc.steps):
             weights = _gathered_state(acc, model, trainable_only=True)
@@ -220,7 +233,9 @@ def train_student(
     _save_adapter(acc, model, adapter_dir)
     if main:
         write_json(run_dir / "run.json", _run_info(cfg, run_dir, cache, best_dir))
-        write_json(run_dir / "train_summary.json", {"steps": tc.steps, "seconds": seconds, "last": values})
+        write_json(
+            run_dir / "train_summary.json", {"steps": tc.steps, "seconds": seconds, "last": values}
+        )
     steplog.close()
     acc.wait_for_everyone()
     return TrainResult(run_dir, adapter_dir, best_dir, tc.steps, seconds, values)

@@ -57,7 +57,11 @@ class LossSet:
 _CONTRAST_HPARAMS = {
     "mcl": lambda c: {"scale": c.mcl_lambda, "margin": c.mcl_margin, "gamma": c.mcl_gamma},
     "arccse": lambda c: {"temperature": c.temperature, "margin": c.arc_margin},
-    "kdmcse": lambda c: {"temperature": c.temperature, "margin": c.arc_margin, "theta_neg": c.theta_neg},
+    "kdmcse": lambda c: {
+        "temperature": c.temperature,
+        "margin": c.arc_margin,
+        "theta_neg": c.theta_neg,
+    },
     "infonce": lambda c: {"temperature": c.temperature},
     "cosent": lambda c: {"scale": c.mcl_lambda},
     "none": lambda c: {},
@@ -101,7 +105,9 @@ def batch_loss(
         )
         for name, module in (("contrast", losses.contrastive), ("dist", losses.dist)):
             if module is not None:
-                terms[name] = module(sim, _teacher_view(module, teacher_cos, teacher_prob), labels, mask)
+                terms[name] = module(
+                    sim, _teacher_view(module, teacher_cos, teacher_prob), labels, mask
+                )
         log.update({f"mask/{k}": float(v) for k, v in mask.stats.items()})
         log["agree/rep_spearman"] = _spearman(sim.diagonal().detach(), teacher_prob.diagonal())
     total, term_log = total_loss(terms, losses.weights)

@@ -28,7 +28,9 @@ def _check_resume(cfg: FlipkdConfig, run_dir: Path, resume: bool) -> None:
         )
 
 
-def validate_setup(cfg: FlipkdConfig, train_pairs: list, cache, run_dir: Path, resume: bool) -> None:
+def validate_setup(
+    cfg: FlipkdConfig, train_pairs: list, cache, run_dir: Path, resume: bool
+) -> None:
     """Raise ConfigError/CacheError for a setup that cannot work."""
     tc, lc = cfg.train, cfg.loss
     if len(train_pairs) < tc.batch_size:

@@ -1,0 +1,65 @@
+"""``flipkd eval RUN --benchmark NAME --split test``: score any run kind on a split."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+
+from flipkd.config import load_config
+from flipkd.errors import ConfigError
+
+
+def _default_benchmark(run: Path) -> str:
+    path = run / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run}: no config.yaml to take the benchmark from; pass --benchmark")
+    return load_config(path).data.benchmark
+
+
+def eval_cmd(
+    run: Path = typer.Argument(..., help="Run directory (teacher or student)."),
+    benchmark: str | None = typer.Option(
+        None, "--benchmark", help="Benchmark name or data path (default: the run's config)."
+    ),
+    split: str = typer.Option("test", "--split", help="Split to score."),
+    metric: str = typer.Option("f1", "--metric", help="What the dev threshold maximises."),
+    max_pairs: int | None = typer.Option(
+        None, "--max-pairs", min=1, help="Seeded sample of the dev and scored splits."
+    ),
+    ci: int = typer.Option(0, "--ci", min=0, help="Bootstrap resamples for a 95% interval."),
+    mode: str = typer.Option(
+        "gen", "--mode", help="Student runs: gen (label word) or rep (A-tap)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Score a run on a split (threshold chosen on dev); write RUN/eval/<bench>-<split>.json."""
+    from flipkd.evaluation import benchmark_slug, evaluate_run, metrics_table
+    from flipkd.paths import write_json
+
+    for name in ("sentence_transformers", "transformers"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if metric not in ("f1", "accuracy"):
+        raise ConfigError(f"--metric must be f1 or accuracy, not {metric!r}")
+    name = benchmark or _default_benchmark(run)
+    if mode not in ("gen", "rep"):
+        raise ConfigError(f"--mode must be gen or rep, not {mode!r}")
+    result = evaluate_run(run, name, split, metric=metric, max_pairs=max_pairs, ci=ci, mode=mode)  # type: ignore[arg-type]
+    suffix = f"-{mode}" if result["kind"] == "student" else ""
+    out = run / "eval" / f"{benchmark_slug(name)}-{split}{suffix}.json"
+    write_json(out, result)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    typer.echo(
+        f"{result['kind']} run {run} on {name}/{split} (threshold from {result['threshold_from']})"
+    )
+    typer.echo(metrics_table({split: result["metrics"]}))
+    typer.echo(f"wrote {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``eval`` command."""
+    app.command("eval")(eval_cmd)

@@ -1,0 +1,145 @@
+"""``flipkd teacher train | cache``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from flipkd.config import FlipkdConfig, load_config, save_resolved
+from flipkd.errors import ConfigError
+
+teacher_app = typer.Typer(help="The small bi-encoder teacher.", no_args_is_help=True)
+log = logging.getLogger(__name__)
+
+SPLIT_LIMITS = {"train": "max_train_pairs", "dev": "max_dev_pairs", "test": "max_test_pairs"}
+
+
+def _quiet_libraries() -> None:
+    for name in ("sentence_transformers", "transformers"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _split_names(benchmark: str, cols: dict[str, str | None]) -> tuple[str, ...]:
+    from flipkd.data.loading import resolve
+
+    return resolve(benchmark, **cols).info.splits
+
+
+def load_splits(
+    benchmark: str,
+    cols: dict[str, str | None],
+    limits: dict[str, int | None],
+    seed: int,
+) -> dict[str, list]:
+    """Every split of a benchmark, each cut to a seeded sample of ``limits[split]`` pairs."""
+    from flipkd.data import load_split
+
+    return {
+        s: load_split(benchmark, s, **cols, max_pairs=limits.get(s), seed=seed)
+        for s in _split_names(benchmark, cols)
+    }
+
+
+def _columns(cfg: FlipkdConfig) -> dict[str, str | None]:
+    return {"text_a": cfg.data.text_a, "text_b": cfg.data.text_b, "label": cfg.data.label}
+
+
+@teacher_app.command("train")
+def train(
+    config: Path = typer.Argument(..., help="YAML config (sections data and teacher are used)."),
+    overrides: list[str] = typer.Argument(None, help="Overrides like teacher.epochs=2."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+) -> None:
+    """Fine-tune the teacher (or record it zero-shot), cache its embeddings, write the report."""
+    from flipkd.models import resolve_teacher
+    from flipkd.teacher import cache_splits, report_run, train_teacher
+
+    _quiet_libraries()
+    cfg = load_config(config, overrides or [])
+    run_dir = Path(cfg.output_dir) / cfg.name
+    t = cfg.teacher
+    limits = {s: getattr(cfg.data, key) for s, key in SPLIT_LIMITS.items()}
+    splits = load_splits(cfg.data.benchmark, _columns(cfg), limits, cfg.data.seed)
+    for needed in ("train", "dev"):
+        if needed not in splits:
+            raise ConfigError(f"data.benchmark {cfg.data.benchmark!r} has no {needed} split")
+    resolved = resolve_teacher(t.model)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_resolved(cfg, run_dir)
+    run = train_teacher(
+        splits["train"],
+        splits["dev"],
+        model_path=resolved.path,
+        query_prefix=resolved.query_prefix,
+        loss=t.loss,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        warmup_ratio=t.warmup_ratio,
+        train_fraction=t.train_fraction,
+        finetune=t.finetune,
+        max_length=t.max_length,
+        seed=t.seed,
+        out_dir=run_dir,
+        progress=progress,
+        model_id=resolved.name,
+        encode_batch_size=t.encode_batch_size,
+    )
+    cache = cache_splits(
+        run_dir, cfg.data.benchmark, splits, batch_size=t.encode_batch_size, progress=progress
+    )
+    report = report_run(run_dir, cache, splits["dev"], title=f"teacher {cfg.name}")
+    dev = run.metrics["dev"]
+    shown = ", ".join(f"{k} {dev[k]:.4f}" for k in ("f1", "accuracy", "roc_auc") if k in dev)
+    typer.echo(f"teacher run {run_dir} ({'fine-tuned' if run.finetuned else 'zero-shot'})")
+    typer.echo(f"dev (threshold on dev): {shown}")
+    typer.echo(f"cache: {cache.path} ({len(cache)} texts, calibration {cache.calibration.method})")
+    typer.echo(f"report: {report}")
+
+
+@teacher_app.command("cache")
+def cache(
+    run: Path = typer.Argument(..., help="Teacher run directory."),
+    benchmark: str | None = typer.Option(
+        None, "--benchmark", help="Benchmark name or data path (default: the run's config)."
+    ),
+    max_pairs: int | None = typer.Option(
+        None, "--max-pairs", min=1, help="Seeded sample of each split (default: all pairs)."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Cache directory (RUN/cache/<name>)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per batch."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when up to date."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
+) -> None:
+    """Embed every text of every split of a benchmark once; calibrate on its train split."""
+    from flipkd.teacher import cache_splits
+
+    _quiet_libraries()
+    cfg = _run_config(run)
+    name = benchmark or cfg.data.benchmark
+    limits = dict.fromkeys(SPLIT_LIMITS, max_pairs)
+    cols = _columns(cfg) if name == cfg.data.benchmark else {}
+    splits = load_splits(name, cols, limits, cfg.data.seed)
+    built = cache_splits(
+        run, name, splits, out_dir=out, batch_size=batch_size, progress=progress, force=force
+    )
+    m = built.manifest
+    typer.echo(
+        f"cache {built.path}: {len(built)} texts, dim {built.dim}, teacher {m['model_id']}, "
+        f"{m['texts_per_second']} texts/s, calibration {built.calibration.method}"
+    )
+
+
+def _run_config(run: Path) -> FlipkdConfig:
+    """The run's resolved config, or defaults when it has none (a run made in code)."""
+    path = Path(run) / "config.yaml"
+    if not (Path(run) / "run.json").is_file():
+        raise ConfigError(f"{run}: not a run directory (no run.json)")
+    return load_config(path if path.is_file() else None)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``teacher`` group."""
+    app.add_typer(teacher_app, name="teacher")

@@ -1,0 +1,194 @@
+"""Evaluators: choose the threshold on dev, apply it to test; evaluate a run directory.
+
+:class:`PairEvaluator` follows the sentence-transformers evaluator shape (a
+callable returning a metrics dict, with a ``primary_metric`` name) but works on
+plain score arrays, so teacher and student are judged by the same code.
+
+Run directories carry ``run.json`` with a ``kind``. :func:`evaluate_run`
+dispatches through a table from kind to a *scorer*
+``scorer(run_dir, pairs, benchmark=...) -> np.ndarray`` (one similarity per
+pair, higher = more alike). Kinds are registered by dotted path so the
+evaluation package never imports the teacher or student at import time;
+:func:`register_run_kind` adds or replaces one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from flipkd.errors import FlipkdError
+from flipkd.evaluation.metrics import (
+    ArrayLike,
+    ThresholdMetric,
+    best_threshold,
+    bootstrap_ci,
+    pair_metric,
+    pair_metrics,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Scorer(Protocol):
+    """Scores pairs with the model of a run directory."""
+
+    def __call__(self, run_dir: Path, pairs: Sequence[Any], *, benchmark: str) -> np.ndarray: ...
+
+
+_RUN_KINDS: dict[str, str | Scorer] = {
+    "teacher": "flipkd.teacher.scoring:score_pairs",
+    "student": "flipkd.student.scoring:score_run_pairs",
+}
+
+
+def register_run_kind(kind: str, scorer: Scorer | str) -> None:
+    """Register (or replace) the scorer for runs whose ``run.json`` says ``kind``.
+
+    Args:
+        kind: The ``kind`` field of ``run.json`` (e.g. ``"student"``).
+        scorer: A callable, or ``"package.module:function"`` imported on first use.
+    """
+    _RUN_KINDS[kind] = scorer
+
+
+def run_kinds() -> list[str]:
+    """The registered run kinds."""
+    return sorted(_RUN_KINDS)
+
+
+def _scorer(kind: str) -> Scorer:
+    entry = _RUN_KINDS.get(kind)
+    if entry is None:
+        raise FlipkdError(f"unknown run kind {kind!r}; known kinds: {', '.join(run_kinds())}")
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+        _RUN_KINDS[kind] = entry
+    return entry
+
+
+class PairEvaluator:
+    """Choose a threshold on dev scores; evaluate test scores at that threshold.
+
+    Example:
+        >>> ev = PairEvaluator(dev_scores, dev_labels, metric="f1")
+        >>> results = ev(test_scores, test_labels)
+        >>> results[ev.primary_metric]
+
+    Args:
+        dev_scores: Scores of the dev pairs.
+        dev_labels: Their gold 0/1 labels.
+        metric: What the threshold maximises on dev ("f1" or "accuracy").
+        primary: Name of the headline metric in the returned dict.
+        name: Optional prefix for the metric names (``name_f1``), as in sentence-transformers.
+        ci: Bootstrap resamples for 95% intervals of the primary metric (0 = none).
+    """
+
+    def __init__(
+        self,
+        dev_scores: ArrayLike,
+        dev_labels: ArrayLike,
+        *,
+        metric: ThresholdMetric = "f1",
+        primary: str | None = None,
+        name: str = "",
+        ci: int = 0,
+    ) -> None:
+        self.threshold = best_threshold(dev_scores, dev_labels, metric)
+        self.threshold_metric = metric
+        self.name = name
+        self.ci = ci
+        self.primary_metric = self._prefix(primary or metric)
+
+    def _prefix(self, key: str) -> str:
+        return f"{self.name}_{key}" if self.name else key
+
+    def __call__(self, scores: ArrayLike, labels: ArrayLike) -> dict[str, float]:
+        """Metrics of ``scores`` against ``labels`` at the dev threshold."""
+        out = pair_metrics(scores, labels, self.threshold)
+        if self.ci:
+            key = self.primary_metric.removeprefix(f"{self.name}_" if self.name else "")
+            fn = pair_metric(key, self.threshold)
+            low, high = bootstrap_ci(scores, labels, fn, n=self.ci)
+            out[f"{key}_ci_low"], out[f"{key}_ci_high"] = low, high
+        return {self._prefix(k): v for k, v in out.items()}
+
+
+def benchmark_slug(benchmark: str) -> str:
+    """A folder/file name for a benchmark: its registry name, or a data path's stem."""
+    name = Path(benchmark).stem if ("/" in benchmark or Path(benchmark).suffix) else benchmark
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "data"
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """Read ``RUN/run.json`` (kind and what the run needs to be scored)."""
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        raise FlipkdError(f"{run_dir}: not a flipkd run directory (no run.json)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise FlipkdError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+
+
+def _labels(pairs: Sequence[Any], where: str) -> np.ndarray:
+    missing = [p for p in pairs if p.label is None]
+    if missing:
+        raise FlipkdError(f"{where}: {len(missing)} pairs have no 0/1 label; cannot evaluate")
+    return np.array([p.label for p in pairs], dtype=np.int64)
+
+
+def evaluate_run(
+    run_dir: Path,
+    benchmark: str,
+    split: str = "test",
+    *,
+    dev_split: str = "dev",
+    metric: ThresholdMetric = "f1",
+    max_pairs: int | None = None,
+    ci: int = 0,
+    mode: str | None = None,
+) -> dict[str, Any]:
+    """Score a run on a benchmark split; the threshold comes from the dev split.
+
+    ``mode`` is passed to scorers that have several ways to score (the student's
+    ``gen`` and ``rep``); teacher runs ignore it.
+
+    When ``split`` is the dev split itself the threshold is chosen on the same
+    pairs (optimistic); the result says so under ``threshold_from``.
+
+    Returns:
+        A dict with ``run``, ``kind``, ``benchmark``, ``split``, ``threshold_from``,
+        ``primary_metric`` and ``metrics``.
+    """
+    from flipkd.data import load_split
+
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    scorer = _scorer(info.get("kind", ""))
+    dev = load_split(benchmark, dev_split, max_pairs=max_pairs)
+    test = dev if split == dev_split else load_split(benchmark, split, max_pairs=max_pairs)
+    extra = {"mode": mode} if mode else {}
+    dev_scores = scorer(run_dir, dev, benchmark=benchmark, **extra)
+    test_scores = dev_scores if test is dev else scorer(run_dir, test, benchmark=benchmark, **extra)
+    evaluator = PairEvaluator(dev_scores, _labels(dev, dev_split), metric=metric, ci=ci)
+    metrics = evaluator(test_scores, _labels(test, split))
+    log.info("%s on %s/%s: %s=%.4f", run_dir, benchmark, split, metric, metrics[metric])
+    return {
+        "run": str(run_dir),
+        "kind": info["kind"],
+        "benchmark": benchmark,
+        "split": split,
+        "mode": mode,
+        "threshold_from": f"{dev_split} ({metric})",
+        "primary_metric": evaluator.primary_metric,
+        "metrics": metrics,
+    }

@@ -1,0 +1,196 @@
+"""Pair-matching metrics, all computed by scikit-learn and scipy.
+
+Conventions (the same for teacher and student):
+
+* A pair is predicted a match when ``score >= threshold``.
+* Ratios (accuracy, F1, precision, recall, AP, ROC-AUC) are in 0–1.
+* Correlations (``spearman``, ``pearson``) are multiplied by 100, as the STS,
+  CoSENT and AnglE papers report them (ATEC test Spearman 50.81 for CoSENT).
+  For binary gold labels the Spearman correlation between scores and labels is
+  reported too: that is how the Chinese matching literature scores ATEC, BQ and
+  LCQMC.
+* A metric that is undefined on the data (ROC-AUC with one class, a correlation
+  of a constant) is ``nan``, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+from sklearn import metrics as skm
+
+ArrayLike = Sequence[float] | np.ndarray
+ThresholdMetric = Literal["f1", "accuracy"]
+
+
+def _arrays(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel()
+    if s.shape != y.shape:
+        raise ValueError(f"{s.size} scores but {y.size} labels")
+    if s.size == 0:
+        raise ValueError("no pairs to score")
+    return s, y
+
+
+def _binary(labels: np.ndarray) -> np.ndarray:
+    bad = ~np.isin(labels, (0, 1))
+    if bad.any():
+        raise ValueError(f"labels must be 0/1; found {labels[bad][0]!r}")
+    return labels.astype(np.int64)
+
+
+def _safe(fn: Callable[[], float]) -> float:
+    """Call a metric; undefined (one class, constant input) becomes nan."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            value = float(fn())
+        except ValueError:
+            return math.nan
+    return value
+
+
+def correlations(scores: ArrayLike, gold: ArrayLike) -> dict[str, float]:
+    """Spearman and Pearson correlation between scores and gold, ×100 (scipy)."""
+    s, g = _arrays(scores, gold)
+    g = g.astype(np.float64)
+    return {
+        "spearman": 100 * _safe(lambda: stats.spearmanr(s, g).statistic),
+        "pearson": 100 * _safe(lambda: stats.pearsonr(s, g).statistic),
+    }
+
+
+def graded_metrics(scores: ArrayLike, gold: ArrayLike) -> dict[str, float]:
+    """Metrics for graded gold scores (STS style): Spearman and Pearson ×100."""
+    return correlations(scores, gold)
+
+
+# Binary-pair metrics: name -> f(scores, labels, predictions). One table, used by
+# pair_metrics and by the bootstrap (which needs a single metric, fast).
+_PAIR_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], float]] = {
+    "accuracy": lambda s, y, p: skm.accuracy_score(y, p),
+    "f1": lambda s, y, p: skm.f1_score(y, p, zero_division=0),
+    "precision": lambda s, y, p: skm.precision_score(y, p, zero_division=0),
+    "recall": lambda s, y, p: skm.recall_score(y, p, zero_division=0),
+    "ap": lambda s, y, p: skm.average_precision_score(y, s),
+    "roc_auc": lambda s, y, p: skm.roc_auc_score(y, s),
+    "spearman": lambda s, y, p: 100 * stats.spearmanr(s, y).statistic,
+    "pearson": lambda s, y, p: 100 * stats.pearsonr(s, y).statistic,
+}
+
+
+def pair_metric(name: str, threshold: float) -> Callable[[np.ndarray, np.ndarray], float]:
+    """One metric of :func:`pair_metrics` as ``f(scores, labels) -> float`` (for bootstraps)."""
+    if name not in _PAIR_METRICS:
+        raise ValueError(f"unknown metric {name!r}; choose from {sorted(_PAIR_METRICS)}")
+    fn = _PAIR_METRICS[name]
+    return lambda s, y: _safe(lambda: fn(s, y, (s >= threshold).astype(np.int64)))
+
+
+def pair_metrics(scores: ArrayLike, labels: ArrayLike, threshold: float) -> dict[str, float]:
+    """Classification and ranking metrics of binary pairs at a fixed threshold.
+
+    Args:
+        scores: One similarity per pair, higher means more alike.
+        labels: Gold 0/1 per pair.
+        threshold: Pairs with ``score >= threshold`` are predicted matches.
+
+    Returns:
+        accuracy, f1, precision, recall (at the threshold), ap, roc_auc
+        (threshold-free), spearman and pearson (×100), threshold, n, positives.
+    """
+    s, y = _arrays(scores, labels)
+    y = _binary(y)
+    pred = (s >= threshold).astype(np.int64)
+    out = {name: _safe(lambda fn=fn: fn(s, y, pred)) for name, fn in _PAIR_METRICS.items()}
+    out.update({"threshold": float(threshold), "n": int(y.size), "positives": int(y.sum())})
+    return out
+
+
+def _f1_candidates(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    precision, recall, thresholds = skm.precision_recall_curve(y, s)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
+    return thresholds, f1
+
+
+def _accuracy_candidates(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    fpr, tpr, thresholds = skm.roc_curve(y, s, drop_intermediate=False)
+    pos, neg = y.sum(), y.size - y.sum()
+    accuracy = (tpr * pos + (1 - fpr) * neg) / y.size
+    # roc_curve's first threshold is +inf ("predict no match"): keep it finite for JSON.
+    thresholds = np.where(np.isinf(thresholds), np.nextafter(s.max(), np.inf), thresholds)
+    return thresholds, accuracy
+
+
+_CANDIDATES: dict[str, Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
+    "f1": _f1_candidates,
+    "accuracy": _accuracy_candidates,
+}
+
+
+def best_threshold(scores: ArrayLike, labels: ArrayLike, metric: ThresholdMetric = "f1") -> float:
+    """The threshold that maximises ``metric`` on these pairs.
+
+    Candidates are the thresholds of scikit-learn's ``precision_recall_curve``
+    (for F1) or ``roc_curve`` (for accuracy), i.e. every distinct score. Ties go
+    to the highest threshold (the most conservative one).
+
+    Raises:
+        ValueError: Unknown metric, labels not 0/1, or labels of one class only.
+    """
+    if metric not in _CANDIDATES:
+        raise ValueError(f"unknown threshold metric {metric!r}; choose from {sorted(_CANDIDATES)}")
+    s, y = _arrays(scores, labels)
+    y = _binary(y)
+    if y.min() == y.max():
+        raise ValueError("threshold search needs both positive and negative pairs")
+    thresholds, values = _CANDIDATES[metric](s, y)
+    best = values.max()
+    return float(thresholds[values == best].max())
+
+
+def bootstrap_ci(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    metric_fn: Callable[[np.ndarray, np.ndarray], float],
+    n: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``metric_fn(scores, labels)``.
+
+    Pairs are resampled together (scipy.stats.bootstrap, ``paired=True``).
+
+    Args:
+        scores: One score per pair.
+        labels: Gold per pair.
+        metric_fn: ``f(scores, labels) -> float`` on numpy arrays.
+        n: Number of bootstrap resamples.
+        seed: Seed of the resampling.
+        confidence: Two-sided confidence level.
+
+    Returns:
+        (low, high); nan where the metric is undefined on too many resamples.
+    """
+    s, y = _arrays(scores, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(
+            (s, y),
+            lambda a, b: _safe(lambda: metric_fn(a, b)),
+            paired=True,
+            vectorized=False,
+            n_resamples=n,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)

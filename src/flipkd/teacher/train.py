@@ -1,0 +1,360 @@
+"""Fine-tune the teacher bi-encoder with sentence-transformers' own trainer and losses.
+
+Nothing here re-implements a loss or a loop: the losses come from
+``sentence_transformers.losses`` through :data:`LOSSES`, training from
+``SentenceTransformerTrainer``. This module chooses the data columns, the
+schedule (evaluate and checkpoint a whole number of times, at least once per
+epoch), keeps the best dev checkpoint, and writes the run directory::
+
+    RUN/run.json       {"kind": "teacher", model, model_dir, finetuned, query_prefix, args...}
+    RUN/model/         the fine-tuned sentence-transformers model (absent when zero-shot)
+    RUN/metrics.json   dev metrics of the kept model, dev history, sizes, timings
+
+A zero-shot run (``finetune=False``) only records the base model's directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flipkd.errors import ConfigError, DataError
+from flipkd.paths import atomic_dir, write_json
+from flipkd.teacher import encoder
+from flipkd.teacher.workflow import dev_metrics
+
+log = logging.getLogger(__name__)
+
+
+def _loss_table() -> dict[str, Callable[[Any], Any]]:
+    from sentence_transformers.sentence_transformer import losses
+
+    return {
+        "cosent": losses.CoSENTLoss,
+        "angle": losses.AnglELoss,
+        "mnrl": losses.MultipleNegativesRankingLoss,
+        "contrastive": losses.ContrastiveLoss,
+    }
+
+
+LOSSES = ("cosent", "angle", "mnrl", "contrastive")
+POSITIVES_ONLY = {"mnrl"}  # losses trained on (anchor, positive) pairs with in-batch negatives
+NEEDS_BINARY = {"mnrl", "contrastive"}
+
+
+@dataclass
+class TeacherRun:
+    """What :func:`train_teacher` produced.
+
+    Attributes:
+        run_dir: The run directory.
+        model_dir: The sentence-transformers directory to load (the base model when zero-shot).
+        finetuned: Whether the model was fine-tuned.
+        metrics: Dev metrics of the kept model (threshold chosen on dev itself).
+        history: Dev evaluations during training (step 0 first), as the trainer logged them.
+    """
+
+    run_dir: Path
+    model_dir: Path
+    finetuned: bool
+    metrics: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _target(pair: Any, loss: str) -> float:
+    if pair.label is not None:
+        return float(pair.label)
+    if loss in NEEDS_BINARY or pair.score is None:
+        raise DataError(f"loss {loss!r} needs 0/1 labels", where=f"{pair.source}:{pair.line}")
+    return float(pair.score)
+
+
+def pair_dataset(pairs: Sequence[Any], loss: str) -> Any:
+    """The ``datasets.Dataset`` a loss expects: (sentence1, sentence2, label) or, for
+    positives-only losses, (anchor, positive) from the label-1 pairs."""
+    from datasets import Dataset
+
+    if loss in POSITIVES_ONLY:
+        pos = [p for p in pairs if _target(p, loss) == 1]
+        return Dataset.from_dict(
+            {"anchor": [p.text_a for p in pos], "positive": [p.text_b for p in pos]}
+        )
+    return Dataset.from_dict(
+        {
+            "sentence1": [p.text_a for p in pairs],
+            "sentence2": [p.text_b for p in pairs],
+            "label": [_target(p, loss) for p in pairs],
+        }
+    )
+
+
+def subsample(pairs: Sequence[Any], fraction: float, seed: int) -> list[Any]:
+    """A seeded random ``fraction`` of the pairs (at least one), in original order."""
+    if fraction >= 1:
+        return list(pairs)
+    k = max(1, round(fraction * len(pairs)))
+    keep = sorted(random.Random(seed).sample(range(len(pairs)), k))
+    return [pairs[i] for i in keep]
+
+
+def _dev_evaluator(dev: Sequence[Any], batch_size: int) -> tuple[Any, str]:
+    """The sentence-transformers dev evaluator and the metric that picks the checkpoint:
+    average precision for 0/1 labels, Spearman for graded scores (cosine similarity)."""
+    from sentence_transformers.sentence_transformer import evaluation
+
+    a, b = [p.text_a for p in dev], [p.text_b for p in dev]
+    common = dict(
+        name="dev", batch_size=batch_size, write_csv=False, similarity_fn_names=["cosine"]
+    )
+    if all(p.label is not None for p in dev):
+        labels = [p.label for p in dev]
+        return evaluation.BinaryClassificationEvaluator(a, b, labels, **common), "dev_cosine_ap"
+    scores = [p.score for p in dev]
+    return evaluation.EmbeddingSimilarityEvaluator(a, b, scores, **common), "dev_spearman_cosine"
+
+
+def schedule(n_train: int, batch_size: int, epochs: float) -> tuple[int, int]:
+    """(eval_steps, max_steps): ``ceil(epochs)`` evaluations at equal intervals.
+
+    The length is rounded up to a whole number of intervals so the last step is
+    evaluated too (it may exceed ``epochs`` by fewer than ``ceil(epochs)`` steps).
+    """
+    steps_per_epoch = max(1, math.ceil(n_train / batch_size))
+    n_evals = max(1, math.ceil(epochs))
+    eval_steps = max(1, math.ceil(epochs * steps_per_epoch / n_evals))
+    return eval_steps, eval_steps * n_evals
+
+
+def _dev_scores(model: Any, dev: Sequence[Any], batch_size: int) -> tuple[np.ndarray, float]:
+    """Cosine per dev pair and the encode throughput (texts/s)."""
+    unique = sorted({t for p in dev for t in (p.text_a, p.text_b)})
+    start = time.perf_counter()
+    emb = encoder.encode_texts(model, unique, batch_size=batch_size)
+    rate = len(unique) / max(time.perf_counter() - start, 1e-9)
+    row = {t: i for i, t in enumerate(unique)}
+    a = emb[[row[p.text_a] for p in dev]]
+    b = emb[[row[p.text_b] for p in dev]]
+    return (a * b).sum(-1).numpy().astype(np.float64), rate
+
+
+def _fit(
+    model: Any,
+    train: Sequence[Any],
+    dev: Sequence[Any],
+    ckpt_dir: Path,
+    hp: dict[str, Any],
+) -> tuple[list[dict[str, float]], dict[str, Any]]:
+    """Run SentenceTransformerTrainer; the best dev checkpoint is loaded into ``model``."""
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    evaluator, primary = _dev_evaluator(dev, hp["encode_batch_size"])
+    train_ds, dev_ds = pair_dataset(train, hp["loss"]), pair_dataset(dev, hp["loss"])
+    eval_steps, max_steps = schedule(len(train_ds), hp["batch_size"], hp["epochs"])
+    best_metric = f"eval_{primary}"
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(ckpt_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=hp["batch_size"],
+        per_device_eval_batch_size=hp["batch_size"],
+        learning_rate=hp["lr"],
+        warmup_steps=int(round(hp["warmup_ratio"] * max_steps)),
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model=best_metric,
+        greater_is_better=True,
+        logging_steps=eval_steps,
+        report_to="none",
+        dataloader_pin_memory=False,
+        seed=hp["seed"],
+        data_seed=hp["seed"],
+        disable_tqdm=not hp["progress"],
+        prompts=hp["query_prefix"] or None,
+        batch_sampler=(
+            BatchSamplers.NO_DUPLICATES
+            if hp["loss"] in POSITIVES_ONLY
+            else BatchSamplers.BATCH_SAMPLER
+        ),
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=dev_ds,
+        loss=_loss_table()[hp["loss"]](model),
+        evaluator=evaluator,
+    )
+    history = [{"step": 0, **trainer.evaluate()}]
+    start = time.perf_counter()
+    out = trainer.train()
+    seconds = time.perf_counter() - start
+    history += [
+        {k: v for k, v in entry.items() if k.startswith("eval_") or k in ("step", "epoch")}
+        for entry in trainer.state.log_history
+        if "eval_loss" in entry
+    ]
+    info = {
+        "train_pairs": len(train),
+        "train_seconds": round(seconds, 2),
+        "train_pairs_per_second": round(max_steps * hp["batch_size"] / max(seconds, 1e-9), 1),
+        "steps": max_steps,
+        "eval_steps": eval_steps,
+        "train_loss": out.training_loss,
+        "best_metric": best_metric,
+        "best_value": trainer.state.best_metric,
+        "best_step": _step_of(trainer.state.best_model_checkpoint),
+    }
+    return history, info
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    if not checkpoint:
+        return None
+    return int(checkpoint.rsplit("-", 1)[-1])
+
+
+def train_teacher(
+    pairs_train: Sequence[Any],
+    pairs_dev: Sequence[Any],
+    *,
+    model_path: str | Path,
+    query_prefix: str = "",
+    loss: str = "cosent",
+    epochs: float = 1.0,
+    batch_size: int = 32,
+    lr: float = 2e-5,
+    warmup_ratio: float = 0.1,
+    train_fraction: float = 1.0,
+    finetune: bool = True,
+    max_length: int = 128,
+    seed: int = 0,
+    out_dir: str | Path,
+    progress: bool = True,
+    model_id: str | None = None,
+    encode_batch_size: int = 64,
+) -> TeacherRun:
+    """Fine-tune (or just record, when ``finetune=False``) a teacher and write its run directory.
+
+    Args:
+        pairs_train: Training pairs (``text_a``, ``text_b``, ``label`` or ``score``).
+        pairs_dev: Dev pairs: per-interval evaluation and checkpoint choice (dev AP, or
+            Spearman for graded data).
+        model_path: The base sentence-transformers directory.
+        query_prefix: Prefix of every input ("query: " for e5).
+        loss: One of :data:`LOSSES` (sentence-transformers' loss of that name).
+        epochs: Passes over the (sub-sampled) training pairs; fractions allowed.
+        batch_size: Pairs per step.
+        lr: Peak learning rate (linear warmup and decay).
+        warmup_ratio: Share of the steps spent warming up.
+        train_fraction: Seeded share of ``pairs_train`` used (teacher-strength control).
+        finetune: False records the base model as a zero-shot teacher.
+        max_length: Token limit per text.
+        seed: Seed of sub-sampling, shuffling and initialisation.
+        out_dir: The run directory.
+        progress: Show progress bars.
+        model_id: Readable base model name for the records (default: the directory name).
+        encode_batch_size: Texts per batch when encoding for evaluation.
+    """
+    if loss not in LOSSES:
+        raise ConfigError(f"teacher.loss: unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
+    if not pairs_dev:
+        raise DataError("the dev split is empty; the teacher needs it to choose a checkpoint")
+    from transformers import set_seed
+
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base = encoder.TeacherSource(
+        model_id or Path(model_path).name, Path(model_path), query_prefix, max_length
+    )
+    hp = dict(
+        loss=loss,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        warmup_ratio=warmup_ratio,
+        train_fraction=train_fraction,
+        max_length=max_length,
+        seed=seed,
+        query_prefix=query_prefix,
+        encode_batch_size=encode_batch_size,
+        progress=progress,
+    )
+    set_seed(seed)
+    model = encoder.load_encoder(base)
+    history: list[dict[str, float]] = []
+    info: dict[str, Any] = {"train_pairs": 0}
+    model_dir = base.model_dir.resolve()
+    if finetune:
+        train = subsample(pairs_train, train_fraction, seed)
+        if not train:
+            raise DataError("no training pairs for the teacher (train split empty?)")
+        history, info = _fit(model, train, pairs_dev, run_dir / ".checkpoints", hp)
+        model_dir = _save_model(model, run_dir)
+    metrics = _record(run_dir, model, base, model_dir, pairs_dev, hp, info, history, finetune)
+    return TeacherRun(run_dir, model_dir, finetune, metrics, history)
+
+
+def _save_model(model: Any, run_dir: Path) -> Path:
+    """Write ``RUN/model`` atomically and drop the trainer's checkpoints."""
+    with atomic_dir(run_dir / "model") as tmp:
+        model.save(str(tmp))
+    shutil.rmtree(run_dir / ".checkpoints", ignore_errors=True)
+    return run_dir / "model"
+
+
+def _record(
+    run_dir: Path,
+    model: Any,
+    base: encoder.TeacherSource,
+    model_dir: Path,
+    dev: Sequence[Any],
+    hp: dict[str, Any],
+    info: dict[str, Any],
+    history: list[dict[str, float]],
+    finetuned: bool,
+) -> dict[str, Any]:
+    """Score dev with the kept model; write ``metrics.json`` and ``run.json``."""
+    scores, rate = _dev_scores(model, dev, hp["encode_batch_size"])
+    metrics = {
+        "dev": dev_metrics(scores, dev),
+        "dev_pairs": len(dev),
+        "encode_texts_per_second": round(rate, 1),
+        **info,
+        "history": history,
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    run_info = {
+        "kind": "teacher",
+        "model": base.model_id,
+        "base_model_dir": str(base.model_dir.resolve()),
+        "model_dir": "model" if finetuned else str(model_dir),
+        "finetuned": finetuned,
+        "query_prefix": base.query_prefix,
+        "max_length": base.max_length,
+        "args": hp,
+    }
+    write_json(run_dir / "run.json", run_info)
+    log.info("teacher run %s: dev %s", run_dir, _headline(metrics["dev"]))
+    return metrics
+
+
+def _headline(dev: dict[str, Any]) -> str:
+    keys = [k for k in ("f1", "accuracy", "roc_auc", "spearman") if k in dev]
+    return ", ".join(f"{k}={dev[k]:.4f}" for k in keys)

@@ -1,0 +1,66 @@
+"""Every registered model: converted once into the cache, loads, runs one forward, makes sense.
+
+These load real weights from the packaged models (first run converts them: about a minute
+each for the GGUF students), so they are marked ``real``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from flipkd.models import REGISTRY, resolve
+
+pytestmark = pytest.mark.real
+
+STUDENTS = [n for n, s in REGISTRY.items() if s.role == "student"]
+TEACHERS = [n for n, s in REGISTRY.items() if s.role == "teacher"]
+
+
+def _greedy(path: str, prompt: str, n: int = 6) -> str:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    ids = tok(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(
+            **ids, max_new_tokens=n, do_sample=False, pad_token_id=tok.eos_token_id
+        )
+    return tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+def test_student_continues_a_simple_prompt(name):
+    model = resolve(name, "student")
+    assert "6" in _greedy(model.path, "1, 2, 3, 4, 5,", 4)
+    assert (model_dir := __import__("pathlib").Path(model.path) / "model.safetensors").is_file()
+    assert model_dir.stat().st_size > 100e6
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m", "qwen2.5-0.5b"])
+def test_instruct_students_know_a_fact(name):
+    assert "Paris" in _greedy(resolve(name, "student").path, "The capital of France is")
+
+
+@pytest.mark.parametrize("name", TEACHERS)
+def test_teacher_ranks_a_paraphrase_above_an_unrelated_text(name):
+    from sentence_transformers import SentenceTransformer
+
+    model = resolve(name, "teacher")
+    st = SentenceTransformer(model.path, device="cpu")
+    texts = ["How do I reset my password?", "I forgot my password, how can I change it?",
+             "What are the symptoms of diabetes?"]  # fmt: skip
+    emb = st.encode(
+        texts, prompt=model.query_prefix, convert_to_tensor=True, normalize_embeddings=True
+    )
+    assert float(emb[0] @ emb[1]) > float(emb[0] @ emb[2]) + 0.1
+
+
+def test_student_label_words_are_single_tokens_where_promised():
+    from transformers import AutoTokenizer
+
+    for name, words in (("smollm2-135m", ("yes", "no")), ("qwen2.5-0.5b", ("是", "否"))):
+        tok = AutoTokenizer.from_pretrained(resolve(name, "student").path)
+        for word in words:
+            assert len(tok(word, add_special_tokens=False)["input_ids"]) == 1, (name, word)

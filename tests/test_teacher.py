@@ -1,0 +1,143 @@
+"""Teacher fine-tuning through sentence-transformers' trainer, on a tiny in-code BERT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flipkd.errors import ConfigError, DataError
+from flipkd.evaluation import pair_metrics
+from flipkd.teacher import build_tiny_teacher, train_teacher
+from flipkd.teacher.encoder import TeacherSource, encode_texts, load_encoder
+from flipkd.teacher.tiny import toy_pairs, toy_words
+from flipkd.teacher.train import pair_dataset, schedule, subsample
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_teacher(tmp_path_factory.mktemp("tiny") / "model", toy_words(), seed=0)
+
+
+def _dev_cosines(model_dir: Path, pairs: list, prefix: str = "") -> np.ndarray:
+    model = load_encoder(TeacherSource("m", model_dir, prefix))
+    a = encode_texts(model, [p.text_a for p in pairs])
+    b = encode_texts(model, [p.text_b for p in pairs])
+    return (a * b).sum(-1).numpy()
+
+
+def test_finetune_lowers_dev_loss_and_keeps_the_best(tiny_model: Path, tmp_path: Path) -> None:
+    train, dev = toy_pairs(96, seed=0, noise=0.1), toy_pairs(48, seed=1)
+    run = train_teacher(
+        train,
+        dev,
+        model_path=tiny_model,
+        epochs=2,
+        batch_size=16,
+        lr=5e-3,
+        out_dir=tmp_path / "run",
+        progress=False,
+        seed=0,
+    )
+    losses = [h["eval_loss"] for h in run.history]
+    assert len(losses) == 3 and run.history[0]["step"] == 0
+    assert min(losses[1:]) < losses[0]  # the dev loss falls
+    # The kept model is the best dev AP checkpoint, and RUN/model reproduces it.
+    ap = pair_metrics(_dev_cosines(run.model_dir, dev), [p.label for p in dev], 0.5)["ap"]
+    assert ap == pytest.approx(max(h["eval_dev_cosine_ap"] for h in run.history[1:]), abs=1e-6)
+    assert ap > run.history[0]["eval_dev_cosine_ap"]
+    assert run.metrics["dev"]["ap"] == pytest.approx(ap, abs=1e-6)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["kind"] == "teacher" and info["finetuned"] and info["model_dir"] == "model"
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train_pairs"] == 96
+    assert not (tmp_path / "run" / ".checkpoints").exists()
+
+
+def test_zero_shot_run_records_the_base_model(tiny_model: Path, tmp_path: Path) -> None:
+    dev = toy_pairs(24, seed=1)
+    run = train_teacher(
+        [], dev, model_path=tiny_model, finetune=False, out_dir=tmp_path / "zs", progress=False
+    )
+    assert not run.finetuned and run.history == []
+    assert not (tmp_path / "zs" / "model").exists()
+    info = json.loads((tmp_path / "zs" / "run.json").read_text())
+    assert Path(info["model_dir"]) == tiny_model.resolve()
+    expected = pair_metrics(_dev_cosines(tiny_model, dev), [p.label for p in dev], 0.5)["roc_auc"]
+    assert run.metrics["dev"]["roc_auc"] == pytest.approx(expected)
+
+
+def test_positives_only_loss_with_a_query_prefix(tiny_model: Path, tmp_path: Path) -> None:
+    train, dev = toy_pairs(32, seed=2), toy_pairs(16, seed=3)
+    run = train_teacher(
+        train,
+        dev,
+        model_path=tiny_model,
+        loss="mnrl",
+        query_prefix="query: ",
+        epochs=1,
+        batch_size=8,
+        lr=1e-3,
+        out_dir=tmp_path / "mnrl",
+        progress=False,
+    )
+    saved = json.loads((run.model_dir / "config_sentence_transformers.json").read_text())
+    assert saved["prompts"]["query"] == "query: " and saved["default_prompt_name"] == "query"
+    # The prefix changes the embedding, so the cosines differ with and without it.
+    assert not np.allclose(
+        _dev_cosines(tiny_model, dev, "query: "), _dev_cosines(tiny_model, dev), atol=1e-4
+    )
+
+
+def test_pair_dataset_columns() -> None:
+    pairs = toy_pairs(10, seed=0)
+    full = pair_dataset(pairs, "cosent")
+    assert full.column_names == ["sentence1", "sentence2", "label"] and len(full) == 10
+    positives = pair_dataset(pairs, "mnrl")
+    assert positives.column_names == ["anchor", "positive"]
+    assert len(positives) == sum(p.label for p in pairs)
+
+
+def test_schedule_and_subsample() -> None:
+    assert schedule(100, 16, 2) == (7, 14)
+    assert schedule(100, 16, 0.5) == (4, 4)
+    assert schedule(100, 16, 2.5) == (6, 18)
+    pairs = toy_pairs(50, seed=0)
+    half = subsample(pairs, 0.5, seed=1)
+    assert len(half) == 25 and half == subsample(pairs, 0.5, seed=1)
+    assert half != subsample(pairs, 0.5, seed=2)
+    assert subsample(pairs, 1.0, seed=0) == pairs
+
+
+def test_bad_settings_are_user_errors(tiny_model: Path, tmp_path: Path) -> None:
+    dev = toy_pairs(8, seed=1)
+    with pytest.raises(ConfigError, match="unknown loss"):
+        train_teacher(dev, dev, model_path=tiny_model, loss="mse", out_dir=tmp_path)
+    with pytest.raises(DataError, match="dev split is empty"):
+        train_teacher(dev, [], model_path=tiny_model, out_dir=tmp_path)
+    graded = [type(p)(p.text_a, p.text_b, None, 3.0, "g.csv", 7) for p in dev]
+    with pytest.raises(DataError, match="g.csv:7"):
+        pair_dataset(graded, "contrastive")
+
+
+def test_graded_pairs_train_with_scores(tiny_model: Path, tmp_path: Path) -> None:
+    def graded(pairs: list) -> list:
+        return [type(p)(p.text_a, p.text_b, None, 4.0 * p.label + 0.5, "g", 1) for p in pairs]
+
+    train, dev = graded(toy_pairs(32, seed=4)), graded(toy_pairs(16, seed=5))
+    run = train_teacher(
+        train,
+        dev,
+        model_path=tiny_model,
+        epochs=1,
+        batch_size=16,
+        lr=5e-3,
+        out_dir=tmp_path / "graded",
+        progress=False,
+    )
+    assert "eval_dev_spearman_cosine" in run.history[-1]
+    assert set(run.metrics["dev"]) == {"spearman", "pearson"}
