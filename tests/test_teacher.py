@@ -141,3 +141,26 @@ def test_graded_pairs_train_with_scores(tiny_model: Path, tmp_path: Path) -> Non
     )
     assert "eval_dev_spearman_cosine" in run.history[-1]
     assert set(run.metrics["dev"]) == {"spearman", "pearson"}
+
+
+def test_base_model_is_kept_when_training_only_hurts(tiny_model: Path, tmp_path: Path) -> None:
+    train, dev = toy_pairs(32, seed=6), toy_pairs(32, seed=7)
+    flipped = [type(p)(p.text_a, p.text_b, 1 - p.label, None, "x", 1) for p in train]
+    run = train_teacher(
+        flipped,
+        dev,
+        model_path=tiny_model,
+        epochs=2,
+        batch_size=16,
+        lr=5e-3,
+        warmup_ratio=0.0,
+        out_dir=tmp_path / "hurt",
+        progress=False,
+    )
+    aps = [h["eval_dev_cosine_ap"] for h in run.history]
+    assert max(aps[1:]) < aps[0]  # training on flipped labels only hurts dev
+    assert run.metrics["best_step"] == 0
+    torch.testing.assert_close(
+        torch.from_numpy(_dev_cosines(run.model_dir, dev)),
+        torch.from_numpy(_dev_cosines(tiny_model, dev)),
+    )

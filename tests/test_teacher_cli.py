@@ -42,7 +42,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, app: typer.Typer) -> Path:
     config = {
         "name": "t1",
         "output_dir": str(root / "runs"),
-        "data": {"benchmark": str(data)},
+        "data": {"benchmark": str(data), "max_test_pairs": 24},
         "teacher": {"model": str(model), "epochs": 1, "batch_size": 16, "lr": 5e-3},
     }
     (root / "teacher.yaml").write_text(yaml.safe_dump(config))
@@ -81,11 +81,13 @@ def test_eval_scores_the_test_split_from_the_cache(
     result = CliRunner().invoke(app, ["eval", str(trained), "--split", "test", "--json"])
     assert result.exit_code == 0, repr(result.exception)
     out = json.loads(result.output)
-    assert out["kind"] == "teacher" and out["split"] == "test" and out["metrics"]["n"] == 32
+    assert out["kind"] == "teacher" and out["split"] == "test"
+    assert out["metrics"]["n"] == 24  # the run config's data.max_test_pairs
     assert out["threshold_from"] == "dev (f1)"
     assert json.loads((trained / "eval" / "toy-test.json").read_text()) == out
-    table = CliRunner().invoke(app, ["eval", str(trained), "--split", "test"])
-    assert "| test |" in table.output
+    monkeypatch.undo()
+    table = CliRunner().invoke(app, ["eval", str(trained), "--split", "test", "--max-pairs", "10"])
+    assert "| test |" in table.output and "| 10 |" in table.output
 
 
 def test_eval_names_the_splits_that_exist(trained: Path, app: typer.Typer) -> None:

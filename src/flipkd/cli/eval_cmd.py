@@ -8,15 +8,14 @@ from pathlib import Path
 
 import typer
 
-from flipkd.config import load_config
+from flipkd.cli.teacher_cmd import split_limits
+from flipkd.config import DataConfig, load_config
 from flipkd.errors import ConfigError
 
 
-def _default_benchmark(run: Path) -> str:
+def _run_data(run: Path) -> DataConfig | None:
     path = run / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{run}: no config.yaml to take the benchmark from; pass --benchmark")
-    return load_config(path).data.benchmark
+    return load_config(path).data if path.is_file() else None
 
 
 def eval_cmd(
@@ -27,7 +26,10 @@ def eval_cmd(
     split: str = typer.Option("test", "--split", help="Split to score."),
     metric: str = typer.Option("f1", "--metric", help="What the dev threshold maximises."),
     max_pairs: int | None = typer.Option(
-        None, "--max-pairs", min=1, help="Seeded sample of the dev and scored splits."
+        None,
+        "--max-pairs",
+        min=1,
+        help="Seeded sample of the dev and scored splits (default: as the run's config).",
     ),
     ci: int = typer.Option(0, "--ci", min=0, help="Bootstrap resamples for a 95% interval."),
     mode: str = typer.Option(
@@ -39,14 +41,21 @@ def eval_cmd(
     from flipkd.evaluation import benchmark_slug, evaluate_run, metrics_table
     from flipkd.paths import write_json
 
-    for name in ("sentence_transformers", "transformers"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for lib in ("sentence_transformers", "transformers"):
+        logging.getLogger(lib).setLevel(logging.WARNING)
     if metric not in ("f1", "accuracy"):
         raise ConfigError(f"--metric must be f1 or accuracy, not {metric!r}")
-    name = benchmark or _default_benchmark(run)
+    data = _run_data(run)
+    if benchmark is None and data is None:
+        raise ConfigError(f"{run}: no config.yaml to take the benchmark from; pass --benchmark")
+    name = benchmark or data.benchmark
+    limits = split_limits(data, name, max_pairs)
+    seed = data.seed if data is not None else 0
     if mode not in ("gen", "rep"):
         raise ConfigError(f"--mode must be gen or rep, not {mode!r}")
-    result = evaluate_run(run, name, split, metric=metric, max_pairs=max_pairs, ci=ci, mode=mode)  # type: ignore[arg-type]
+    result = evaluate_run(
+        run, name, split, metric=metric, max_pairs=limits, seed=seed, ci=ci, mode=mode
+    )  # type: ignore[arg-type]
     suffix = f"-{mode}" if result["kind"] == "student" else ""
     out = run / "eval" / f"{benchmark_slug(name)}-{split}{suffix}.json"
     write_json(out, result)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from flipkd.config import FlipkdConfig, load_config, save_resolved
+from flipkd.config import DataConfig, FlipkdConfig, load_config, save_resolved
 from flipkd.errors import ConfigError
 
 teacher_app = typer.Typer(help="The small bi-encoder teacher.", no_args_is_help=True)
@@ -42,6 +42,16 @@ def load_splits(
     }
 
 
+def split_limits(
+    data: DataConfig | None, benchmark: str, max_pairs: int | None
+) -> dict[str, int | None]:
+    """Pairs per split: ``max_pairs`` for every split when given; else the run config's
+    ``data.max_*_pairs`` when ``benchmark`` is the run's own; else all pairs (None)."""
+    if max_pairs is not None or data is None or benchmark != data.benchmark:
+        return dict.fromkeys(SPLIT_LIMITS, max_pairs)
+    return {s: getattr(data, key) for s, key in SPLIT_LIMITS.items()}
+
+
 def _columns(cfg: FlipkdConfig) -> dict[str, str | None]:
     return {"text_a": cfg.data.text_a, "text_b": cfg.data.text_b, "label": cfg.data.label}
 
@@ -60,7 +70,7 @@ def train(
     cfg = load_config(config, overrides or [])
     run_dir = Path(cfg.output_dir) / cfg.name
     t = cfg.teacher
-    limits = {s: getattr(cfg.data, key) for s, key in SPLIT_LIMITS.items()}
+    limits = split_limits(cfg.data, cfg.data.benchmark, None)
     splits = load_splits(cfg.data.benchmark, _columns(cfg), limits, cfg.data.seed)
     for needed in ("train", "dev"):
         if needed not in splits:
@@ -106,7 +116,10 @@ def cache(
         None, "--benchmark", help="Benchmark name or data path (default: the run's config)."
     ),
     max_pairs: int | None = typer.Option(
-        None, "--max-pairs", min=1, help="Seeded sample of each split (default: all pairs)."
+        None,
+        "--max-pairs",
+        min=1,
+        help="Seeded sample of each split (default: as the run's config).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Cache directory (RUN/cache/<name>)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per batch."),
@@ -119,7 +132,7 @@ def cache(
     _quiet_libraries()
     cfg = _run_config(run)
     name = benchmark or cfg.data.benchmark
-    limits = dict.fromkeys(SPLIT_LIMITS, max_pairs)
+    limits = split_limits(cfg.data, name, max_pairs)
     cols = _columns(cfg) if name == cfg.data.benchmark else {}
     splits = load_splits(name, cols, limits, cfg.data.seed)
     built = cache_splits(

@@ -18,7 +18,7 @@ import importlib
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -153,11 +153,15 @@ def evaluate_run(
     *,
     dev_split: str = "dev",
     metric: ThresholdMetric = "f1",
-    max_pairs: int | None = None,
+    max_pairs: int | Mapping[str, int | None] | None = None,
+    seed: int = 0,
     ci: int = 0,
     mode: str | None = None,
 ) -> dict[str, Any]:
     """Score a run on a benchmark split; the threshold comes from the dev split.
+
+    ``max_pairs`` (one number for both splits, or split name → number) scores a
+    seeded sample of ``seed`` instead of the whole split, as ``load_split`` draws it.
 
     ``mode`` is passed to scorers that have several ways to score (the student's
     ``gen`` and ``rep``); teacher runs ignore it.
@@ -174,8 +178,17 @@ def evaluate_run(
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     scorer = _scorer(info.get("kind", ""))
-    dev = load_split(benchmark, dev_split, max_pairs=max_pairs)
-    test = dev if split == dev_split else load_split(benchmark, split, max_pairs=max_pairs)
+    limits = (
+        max_pairs
+        if isinstance(max_pairs, Mapping)
+        else dict.fromkeys((dev_split, split), max_pairs)
+    )
+    dev = load_split(benchmark, dev_split, max_pairs=limits.get(dev_split), seed=seed)
+    test = (
+        dev
+        if split == dev_split
+        else load_split(benchmark, split, max_pairs=limits.get(split), seed=seed)
+    )
     extra = {"mode": mode} if mode else {}
     dev_scores = scorer(run_dir, dev, benchmark=benchmark, **extra)
     test_scores = dev_scores if test is dev else scorer(run_dir, test, benchmark=benchmark, **extra)
@@ -188,6 +201,7 @@ def evaluate_run(
         "benchmark": benchmark,
         "split": split,
         "mode": mode,
+        "pairs": {"dev": len(dev), split: len(test), "sample_seed": seed},
         "threshold_from": f"{dev_split} ({metric})",
         "primary_metric": evaluator.primary_metric,
         "metrics": metrics,

@@ -4,7 +4,8 @@ Nothing here re-implements a loss or a loop: the losses come from
 ``sentence_transformers.losses`` through :data:`LOSSES`, training from
 ``SentenceTransformerTrainer``. This module chooses the data columns, the
 schedule (evaluate and checkpoint a whole number of times, at least once per
-epoch), keeps the best dev checkpoint, and writes the run directory::
+epoch), keeps the best dev checkpoint — the base model counts as the step-0 candidate, so
+fine-tuning that only hurts dev returns the base weights — and writes the run directory::
 
     RUN/run.json       {"kind": "teacher", model, model_dir, finetuned, query_prefix, args...}
     RUN/model/         the fine-tuned sentence-transformers model (absent when zero-shot)
@@ -221,6 +222,12 @@ def _fit(
         "best_value": trainer.state.best_metric,
         "best_step": _step_of(trainer.state.best_model_checkpoint),
     }
+    if (
+        trainer.state.best_metric is not None
+        and history[0][best_metric] > trainer.state.best_metric
+    ):
+        log.warning("no checkpoint beat the base model on dev %s; keeping the base", best_metric)
+        info.update(best_step=0, best_value=history[0][best_metric])
     return history, info
 
 
@@ -306,6 +313,8 @@ def train_teacher(
         if not train:
             raise DataError("no training pairs for the teacher (train split empty?)")
         history, info = _fit(model, train, pairs_dev, run_dir / ".checkpoints", hp)
+        if info["best_step"] == 0:  # the base model is a candidate too
+            model = encoder.load_encoder(base)
         model_dir = _save_model(model, run_dir)
     metrics = _record(run_dir, model, base, model_dir, pairs_dev, hp, info, history, finetune)
     return TeacherRun(run_dir, model_dir, finetune, metrics, history)
