@@ -34,7 +34,7 @@ def bench(tmp_path_factory):
 def test_tiny_ladder_runs_every_row_and_resumes(bench, tiny_llama_dir, tmp_path, monkeypatch):
     root, teacher = bench
     overrides = [f"student.model={tiny_llama_dir}", f"teacher.model={teacher}"]
-    out = tmp_path / "ladder"
+    out = tmp_path / "ladder"  # runs and report in one folder here
     results = run_ladder(
         str(root), "tiny", seeds=1, out_dir=out, overrides=overrides, progress=False
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 DEFAULT_OUT = Path("results")
+DEFAULT_WORK = Path("runs") / "reproduce"
 
 
 def _quiet() -> None:
@@ -23,7 +24,10 @@ def reproduce_cmd(
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per row."),
     rows: list[str] = typer.Option(None, "--row", help="Only these rows (repeatable)."),
     out: Path = typer.Option(
-        None, "--out", help="Output folder (default results/<bench>/<profile>)."
+        None, "--out", help="Table, results.json, plots (default results/<bench>/<profile>)."
+    ),
+    work: Path = typer.Option(
+        None, "--work", help="Runs and checkpoints (default runs/reproduce/<bench>/<profile>)."
     ),
     overrides: list[str] = typer.Argument(None, help="Dotted config overrides for every row."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
@@ -34,15 +38,16 @@ def reproduce_cmd(
 
     _quiet()
     out_dir = out or DEFAULT_OUT / benchmark / profile
+    work_dir = work or DEFAULT_WORK / benchmark / profile
     start = time.perf_counter()
     results = run_ladder(
-        benchmark, profile, seeds=seeds, out_dir=out_dir, overrides=overrides or [],
+        benchmark, profile, seeds=seeds, out_dir=work_dir, overrides=overrides or [],
         rows=rows or None, progress=progress,
     )  # fmt: skip
     command = ["flipkd", *sys.argv[1:]]
     doc = write_report(
         results, benchmark=benchmark, profile=profile, out_dir=out_dir, seeds=seeds,
-        overrides=overrides or [], command=command,
+        overrides=overrides or [], command=command, work_dir=work_dir,
     )  # fmt: skip
     typer.echo((out_dir / "table.md").read_text())
     typer.echo(f"wall time {time.perf_counter() - start:.0f}s; results: {out_dir / 'results.json'}")
@@ -61,6 +66,7 @@ def demo_cmd(
         seeds=1,
         rows=None,
         out=out,
+        work=out / "work",
         overrides=[],
         progress=progress,
     )

@@ -58,8 +58,8 @@ PROFILES: dict[str, Profile] = {
         "demo", "MQP subset, smollm2-135m + minilm-l6: teacher -> sft -> fip in ~10 min on 2 cores",
         {
             **_CPU_STUDENT,
-            "data.benchmark": "mqp", "data.max_train_pairs": 400, "data.max_dev_pairs": 80,
-            "data.max_test_pairs": 160, "teacher.model": "minilm-l6", "teacher.epochs": 1,
+            "data.benchmark": "mqp", "data.max_train_pairs": 400, "data.max_dev_pairs": 64,
+            "data.max_test_pairs": 128, "teacher.model": "minilm-l6", "teacher.epochs": 1,
             "train.steps": 16,
         },
         ("teacher", "zero-shot", "sft", "fip"), bootstrap=1000,

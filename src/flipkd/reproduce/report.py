@@ -15,9 +15,14 @@ from flipkd.reproduce.profiles import PROFILES
 
 def write_report(
     results: list[dict], *, benchmark: str, profile: str, out_dir: Path, seeds: int,
-    overrides: list[str], command: list[str] | None = None,
+    overrides: list[str], command: list[str] | None = None, work_dir: Path | None = None,
 ) -> dict:  # fmt: skip
-    """Aggregate the runs and write every artifact; returns the results.json content."""
+    """Aggregate the runs and write every artifact; returns the results.json content.
+
+    ``work_dir`` is where the ladder kept its runs (default: ``out_dir``); only the
+    aggregate (table, results.json, plots) is written to ``out_dir``.
+    """
+    work_dir = work_dir or out_dir
     prof = PROFILES[profile]
     rows = aggregate_rows(
         results, [r for r in ROWS if r in {x["row"] for x in results}], prof.bootstrap
@@ -38,7 +43,7 @@ def write_report(
     plot_dir = out_dir / "plots"
     plot_dir.mkdir(exist_ok=True)
     run_dirs = {
-        r["row"]: out_dir / "runs" / f"{r['row']}-s{r['seed']}-{r['config_hash']}"
+        r["row"]: work_dir / "runs" / f"{r['row']}-s{r['seed']}-{r['config_hash']}"
         for r in results if r["seed"] == 0 and r["row"] in ("sft", "fip")
     }  # fmt: skip
     made = [
