@@ -8,6 +8,11 @@ Two forward passes exist:
   the answer position goes through the LM head (never full-vocabulary logits
   for every position). Returns the two label-word logits and, given gold
   labels, L_gen = cross-entropy of the gold label word over the vocabulary.
+
+With ``pack_tokens`` > 0 both passes pack their texts into rows of about that many
+tokens instead of padding each text to the longest (see ``packing.py``): the same
+result up to float rounding, with far fewer tokens through the layers. The trainer
+turns it on; the default (0) keeps plain padded batches.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from flipkd.student.lora import no_lora_dropout
+from flipkd.student.packing import Packed, pack
 from flipkd.student.prompt import PromptSpec, label_token_ids, render
 from flipkd.student.tap import ATap, TapStop
 
@@ -54,9 +60,11 @@ class Student:
         max_length: int = 128,
         max_text_length: int = 64,
         use_chat_template: bool = True,
+        pack_tokens: int = 0,
     ) -> None:
         self.model, self.tokenizer, self.tap, self.prompt = model, tokenizer, tap, prompt
         self.max_length, self.max_text_length = max_length, max_text_length
+        self.pack_tokens = pack_tokens
         self.use_chat_template = use_chat_template and bool(
             getattr(tokenizer, "chat_template", None)
         )
@@ -108,14 +116,18 @@ class Student:
         ]
 
     # --- forward passes -----------------------------------------------------------------
-    def _body(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        mask = batch["attention_mask"]
-        out = self.body(
-            input_ids=batch["input_ids"],
-            attention_mask=mask,
-            position_ids=position_ids_from_mask(mask),
-            use_cache=False,
-        )
+    def _pack(self, batch: dict[str, torch.Tensor]) -> Packed | None:
+        if not self.pack_tokens:
+            return None
+        return pack(batch["input_ids"], batch["attention_mask"], self.pack_tokens)
+
+    def _body(self, batch: dict[str, torch.Tensor], packed: Packed | None = None) -> torch.Tensor:
+        if packed is not None:  # no mask: transformers builds the per-text mask from positions
+            ids, mask, positions = packed.input_ids, None, packed.position_ids
+        else:
+            ids, mask = batch["input_ids"], batch["attention_mask"]
+            positions = position_ids_from_mask(mask)
+        out = self.body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
         return out.last_hidden_state
 
     def rep_forward(self, texts: list[str]) -> torch.Tensor:
@@ -125,24 +137,31 @@ class Student:
         ones), so a text's representation is the same in train and eval mode.
         """
         batch = self._batch(texts, self.max_text_length)
+        mask, packed = batch["attention_mask"], self._pack(batch)
         with (
             self._no_dropout,
             self.tap.capture(stop_after_last=True) as store,
             contextlib.suppress(TapStop),
         ):
-            self._body(batch)
-        return self.tap.representation(store, batch["attention_mask"])
+            self._body(batch, packed)
+        if packed is not None:
+            store = {i: packed.unpack(v, mask) for i, v in store.items()}
+        return self.tap.representation(store, mask)
 
     def gen_forward(
         self, pairs: list[tuple[str, str]], labels: torch.Tensor | None = None
     ) -> GenOutput:
         """Label-word logits at the answer position; L_gen when ``labels`` (1 = match) given."""
         batch = self._batch(self.prompts(pairs), self.max_length)
-        hidden = self._body(batch)
-        mask = batch["attention_mask"]
-        positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
-        last = (positions * mask.long()).argmax(1)
-        h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        packed = self._pack(batch)
+        hidden = self._body(batch, packed)
+        if packed is not None:
+            h = packed.take_last(hidden)
+        else:
+            mask = batch["attention_mask"]
+            positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+            last = (positions * mask.long()).argmax(1)
+            h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         logits = self.head(h).float()
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap

@@ -34,6 +34,8 @@ from flipkd.trainer.validate import validate_setup
 
 log = logging.getLogger(__name__)
 
+PACK_TOKENS = 512  # training packs texts into rows of ~512 tokens (measured: results/perf)
+
 
 @dataclass
 class TrainResult:
@@ -152,6 +154,7 @@ def train_student(
     student = student or build_student(
         cfg.student, benchmark=cfg.data.benchmark, gradient_checkpointing=tc.gradient_checkpointing
     )
+    student.pack_tokens = PACK_TOKENS  # exact, and far less padding (student/packing.py)
     module = StudentStep(student)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)

@@ -1,0 +1,170 @@
+"""Ratios, targets and the committed files (``bench.json`` + ``README.md``) of a bench run."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flipkd.paths import atomic_file, write_json
+
+# name -> (ratio key, threshold, comparison)
+TARGETS: dict[str, tuple[str, float, Callable[[float, float], bool]]] = {
+    "rep-only training useful FLOP/s >= 0.7 x matmul peak": ("rep_flops_vs_peak", 0.7, operator.ge),
+    "full training useful FLOP/s >= 0.7 x matmul peak": ("full_flops_vs_peak", 0.7, operator.ge),
+    "rep-only training pairs/s >= 1.5 x peer": ("rep_pairs_vs_peer", 1.5, operator.ge),
+    "encode texts/s >= 1.2 x peer": ("encode_vs_peer", 1.2, operator.ge),
+    "LoRA training peak RSS <= 8 GB": ("train_peak_rss_gb", 8.0, operator.le),
+}
+SHARED_NOTE = (
+    "The machine (2 CPU cores) is shared with other jobs; the load average at the start and "
+    "end is recorded, and ratios are taken within this one run so both sides saw similar load."
+)
+
+
+def peak_gflops(results: dict[str, Any]) -> float | None:
+    """The higher of the two matmul peaks (start and end): the stricter denominator."""
+    peaks = [results[k]["peak_gflops"] for k in ("matmul_peak", "matmul_peak_end") if k in results]
+    return max(peaks) if peaks else None
+
+
+def student_ratios(entry: dict[str, Any], peak: float | None) -> dict[str, float]:
+    """The ratios the targets are stated in, for whatever parts were measured."""
+    train, out = entry.get("train", {}), {}
+    for mode in ("rep", "full"):
+        if mode in train and peak:
+            out[f"{mode}_flops_vs_peak"] = train[mode]["useful_flop_per_s"] / (peak * 1e9)
+    if "rep" in train and "peer" in entry:
+        out["rep_pairs_vs_peer"] = train["rep"]["pairs_per_s"] / entry["peer"]["pairs_per_s"]
+    if "encode" in entry:
+        out["encode_vs_peer"] = entry["encode"]["ratio"]
+    if "peak_rss_gb" in train:
+        out["train_peak_rss_gb"] = train["peak_rss_gb"]
+    return out
+
+
+def finalize(results: dict[str, Any]) -> dict[str, Any]:
+    """Add per-student ratios and the target table (met or not) to ``results``."""
+    peak = peak_gflops(results)
+    rows = []
+    for student, entry in results["students"].items():
+        entry["ratios"] = ratios = student_ratios(entry, peak)
+        for name, (key, threshold, ok) in TARGETS.items():
+            if key in ratios:
+                value = ratios[key]
+                rows.append({"student": student, "target": name, "value": round(value, 4),
+                             "threshold": threshold, "met": bool(ok(value, threshold))})  # fmt: skip
+    results["peak_gflops_used"] = peak
+    results["targets"] = rows
+    results["note"] = SHARED_NOTE
+    return results
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """What the CLI prints: the ratios and whether each target was met."""
+    lines = [f"matmul peak: {results['peak_gflops_used']} GFLOP/s"] if results.get("peak_gflops_used") else []
+    for student, entry in results["students"].items():
+        train = entry.get("train", {})
+        for mode in ("rep", "full"):
+            if mode in train:
+                t = train[mode]
+                lines.append(
+                    f"{student} {mode}: {t['mean_step_s']:.2f} s/step, {t['pairs_per_s']:.2f} pairs/s, "
+                    f"{t['tokens_per_s']:.0f} tok/s, {t['useful_flop_per_s'] / 1e9:.1f} useful GFLOP/s"
+                )
+        lines += [f"{student} {k}: {v:.3f}" for k, v in entry.get("ratios", {}).items()]
+    lines += [
+        f"[{'met' if r['met'] else 'NOT met'}] {r['student']}: {r['target']} (got {r['value']})"
+        for r in results.get("targets", [])
+    ]
+    return lines
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _header(results: dict[str, Any], title: str) -> list[str]:
+    prov = results["provenance"]
+    versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
+    machine = ", ".join(f"{k} {v}" for k, v in prov["machine"].items())
+    load = lambda k: " / ".join(f"{x:.2f}" for x in results[k])  # noqa: E731
+    return [
+        f"# {title}", "", "Written by `flipkd bench`; do not edit by hand.", "",
+        f"- command: `{prov['command']}`", f"- date: {prov['date']}", f"- git commit: {prov['git_commit']}",
+        f"- versions: {versions}", f"- machine: {machine}",
+        f"- load average (1/5/15 min) at start: {load('load_average_start')}; at end: {load('load_average_end')}",
+        f"- {results['note']}", "",
+    ]  # fmt: skip
+
+
+def _train_table(results: dict[str, Any]) -> list[str]:
+    rows = [
+        "| student | benchmark | mode | s/step (mean / median) | pairs/s | tokens/s | useful GFLOP/s "
+        "| padding | peak RSS GB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for student, entry in results["students"].items():
+        train = entry.get("train", {})
+        for mode in ("rep", "full"):
+            if mode in train:
+                t = train[mode]
+                rows.append(
+                    f"| {student} | {entry['benchmark']} | {mode} | {t['mean_step_s']:.2f} / "
+                    f"{t['median_step_s']:.2f} | {t['pairs_per_s']:.2f} | {t['tokens_per_s']:.0f} | "
+                    f"{t['useful_flop_per_s'] / 1e9:.1f} | {t['padding_fraction']:.0%} | "
+                    f"{train['peak_rss_gb']:.2f} |"
+                )
+    return rows
+
+
+def _peer_table(results: dict[str, Any]) -> list[str]:
+    rows = ["| student | peer pairs/s | flipkd rep pairs/s | encode texts/s flipkd / peer | ratios |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for student, entry in results["students"].items():
+        peer, enc, rep = entry.get("peer", {}), entry.get("encode", {}), entry.get("train", {}).get("rep", {})
+        ratios = ", ".join(f"{k} {_fmt(v, 3)}" for k, v in entry.get("ratios", {}).items())
+        encode = f"{_fmt(enc.get('flipkd_texts_per_s', '-'))} / {_fmt(enc.get('peer_texts_per_s', '-'))}"
+        rows.append(f"| {student} | {_fmt(peer.get('pairs_per_s', '-'))} | {_fmt(rep.get('pairs_per_s', '-'))} "
+                    f"| {encode} | {ratios} |")  # fmt: skip
+    return rows
+
+
+def _target_table(results: dict[str, Any]) -> list[str]:
+    rows = ["| student | target | value | met |", "|---|---|---|---|"]
+    rows += [f"| {r['student']} | {r['target']} | {r['value']} | {'yes' if r['met'] else 'no'} |"
+             for r in results["targets"]]  # fmt: skip
+    return rows
+
+
+def _write_md(path: Path, lines: list[str]) -> None:
+    with atomic_file(path) as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def write_perf(results: dict[str, Any], out_dir: Path) -> None:
+    """``bench.json`` (everything) and ``README.md`` (tables, targets) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "bench.json", results)
+    lines = _header(results, "Performance: flipkd against the machine's peak and the ST + peft peer")
+    if results.get("peak_gflops_used"):
+        lines += [f"fp32 matmul peak (best of start/end, {results['matmul_peak']['threads']} threads): "
+                  f"{results['peak_gflops_used']} GFLOP/s", ""]  # fmt: skip
+    lines += ["## Training", ""] + _train_table(results) + ["", "## Peer and encode", ""]
+    lines += _peer_table(results) + ["", "## Targets", ""] + _target_table(results)
+    _write_md(out_dir / "README.md", lines)
+
+
+def write_train(results: dict[str, Any], out_dir: Path) -> None:
+    """The training issue's figures: step time, tokens/s, peak RSS per student."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keep = {k: results[k] for k in ("provenance", "load_average_start", "load_average_end", "note")}
+    keep["students"] = {s: {"benchmark": e["benchmark"], "train": e["train"]}
+                        for s, e in results["students"].items() if "train" in e}  # fmt: skip
+    write_json(out_dir / "train.json", keep)
+    lines = _header(keep, "Training speed at the cpu profile's student settings")
+    lines += ["`full` is the cpu profile's training step (L_gen + MCL + L_dist); `rep` leaves out L_gen.", ""]
+    _write_md(out_dir / "README.md", lines + _train_table(keep))
