@@ -10,8 +10,7 @@ import json
 import pytest
 import torch
 
-from flipkd.bench import PassCost, finalize, summary_lines, write_perf, write_train
-from flipkd.bench import worker
+from flipkd.bench import PassCost, finalize, summary_lines, worker, write_perf, write_train
 from flipkd.bench.flipkd_train import batch_tokens, step_flops, student_costs
 from flipkd.bench.runner import BenchSettings, run_task
 from flipkd.config import StudentConfig
@@ -19,8 +18,8 @@ from flipkd.student import assemble_student
 from tiny_run import make_pairs
 
 # The tiny Llama (conftest): hidden 32, intermediate 64, 4 heads of 8, 2 KV heads, 2 layers.
-Q, KV, O, MLP, NORM = 32 * 32, 32 * 16, 32 * 32, 32 * 64, 32
-LAYER = Q + 2 * KV + O + 3 * MLP + 2 * NORM  # 9280
+Q, KV, OUT, MLP, NORM = 32 * 32, 32 * 16, 32 * 32, 32 * 64, 32
+LAYER = Q + 2 * KV + OUT + 3 * MLP + 2 * NORM  # 9280
 R = 4
 
 
@@ -47,7 +46,7 @@ def test_cut_rep_pass_counts_only_what_ran(tiny_llama, tiny_tokenizer):
     # forward: layer 0 whole, layer 1 up to (not including) the tapped down_proj; no final norm
     assert rep.n_fwd == LAYER + (LAYER - MLP)
     # backward: only layer-1 modules whose input depends on LoRA: o, post-attention norm, gate, up
-    assert rep.n_bwd == O + NORM + 2 * MLP
+    assert rep.n_bwd == OUT + NORM + 2 * MLP
     ran = _lora(32, 32) * 2 + _lora(32, 16) * 2 + _lora(32, 64) * 2  # q o, k v, gate up
     tap_a = R * 64  # the tap's A·x on down_proj's input
     assert rep.lora_fwd == ran + tap_a
@@ -61,7 +60,7 @@ def test_gen_pass_runs_every_layer_and_the_head_once(tiny_llama, tiny_tokenizer)
     st = _top_layer_student(tiny_llama, tiny_tokenizer)
     gen = student_costs(st)["gen"]
     assert gen.n_fwd == 2 * LAYER + NORM
-    assert gen.n_bwd == O + NORM + 3 * MLP + NORM
+    assert gen.n_bwd == OUT + NORM + 3 * MLP + NORM
     assert gen.head_fwd == gen.head_bwd == len(tiny_tokenizer) * 32
     assert gen.lora_fwd == 2 * _lora(32, 32) + 2 * _lora(32, 16) + 2 * _lora(32, 64) + _lora(64, 32)
 
@@ -87,10 +86,15 @@ def tiny_bench_spec(tiny_llama_dir, tmp_path_factory):
     rows = [{"text_a": p.text_a, "text_b": p.text_b, "label": p.label} for p in make_pairs(40)]
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return {
-        "student": str(tiny_llama_dir), "benchmark": str(data), "steps": 2, "warmup": 1,
-        "threads": 1, "texts": 24, "batch_size": 8,
+        "student": str(tiny_llama_dir),
+        "benchmark": str(data),
+        "steps": 2,
+        "warmup": 1,
+        "threads": 1,
+        "texts": 24,
+        "batch_size": 8,
         "overrides": ["student.lora.layers=[-1]", "student.max_text_length=16"],
-    }  # fmt: skip
+    }
 
 
 def test_bench_parts_end_to_end(tiny_bench_spec, tmp_path):
@@ -100,23 +104,38 @@ def test_bench_parts_end_to_end(tiny_bench_spec, tmp_path):
         students["tiny"][task] = worker.TASKS[task]({**tiny_bench_spec, "task": task})
     peak = worker.TASKS["peak"]({"sizes": [64, 128], "repeats": 1})
     results = {
-        "provenance": {"command": "test", "git_commit": "x", "versions": {}, "machine": {}, "date": "d"},
-        "load_average_start": [0.0, 0.0, 0.0], "load_average_end": [0.0, 0.0, 0.0],
-        "matmul_peak": peak, "students": students,
-    }  # fmt: skip
+        "provenance": {
+            "command": "test",
+            "git_commit": "x",
+            "versions": {},
+            "machine": {},
+            "date": "d",
+        },
+        "load_average_start": [0.0, 0.0, 0.0],
+        "load_average_end": [0.0, 0.0, 0.0],
+        "matmul_peak": peak,
+        "students": students,
+    }
     finalize(results)
     train = students["tiny"]["train"]
     for mode in ("rep", "full"):
         t = train[mode]
         assert t["timed_steps"] == 2 and len(t["step_seconds"]) == 2
-        assert t["useful_flop_per_s"] > 0 and t["tokens_per_s"] > 0 and 0 <= t["padding_fraction"] < 1
+        assert (
+            t["useful_flop_per_s"] > 0 and t["tokens_per_s"] > 0 and 0 <= t["padding_fraction"] < 1
+        )
     assert train["full"]["useful_flops_per_step"] > train["rep"]["useful_flops_per_step"]
     assert students["tiny"]["peer"]["trainable_parameters"] == train["trainable_parameters"]
     enc = students["tiny"]["encode"]
     assert enc["texts"] == 24 and enc["flipkd_texts_per_s"] > 0 and enc["peer_texts_per_s"] > 0
     ratios = students["tiny"]["ratios"]
-    assert set(ratios) == {"rep_flops_vs_peak", "full_flops_vs_peak", "rep_pairs_vs_peer",
-                           "encode_vs_peer", "train_peak_rss_gb"}  # fmt: skip
+    assert set(ratios) == {
+        "rep_flops_vs_peak",
+        "full_flops_vs_peak",
+        "rep_pairs_vs_peer",
+        "encode_vs_peer",
+        "train_peak_rss_gb",
+    }
     assert {r["target"] for r in results["targets"]} >= {"encode texts/s >= 1.2 x peer"}
     write_perf(results, tmp_path / "perf")
     write_train(results, tmp_path / "train")
@@ -142,7 +161,11 @@ def test_settings_pick_the_benchmark_per_student():
 
 # --- sequence packing (flipkd.student.packing), the trainer's speed-up -------------------------
 PACK_TEXTS = ["how do i reset my password", "aspirin", "my card was stolen what should i do", "no"]
-PACK_PAIRS = [(PACK_TEXTS[0], PACK_TEXTS[1]), (PACK_TEXTS[2], PACK_TEXTS[3]), (PACK_TEXTS[1], PACK_TEXTS[2])]
+PACK_PAIRS = [
+    (PACK_TEXTS[0], PACK_TEXTS[1]),
+    (PACK_TEXTS[2], PACK_TEXTS[3]),
+    (PACK_TEXTS[1], PACK_TEXTS[2]),
+]
 
 
 def test_pack_rows_positions_and_unpack():
@@ -155,7 +178,11 @@ def test_pack_rows_positions_and_unpack():
     assert packed.position_ids.tolist() == [[0, 1, 2, 0], [0, 1, 2, 3]]
     assert packed.last.tolist() == [2, 3, 7]
     hidden = torch.arange(8.0).reshape(2, 4, 1)
-    assert packed.unpack(hidden, mask)[..., 0].tolist() == [[0, 1, 2, 0], [3, 0, 0, 0], [4, 5, 6, 7]]
+    assert packed.unpack(hidden, mask)[..., 0].tolist() == [
+        [0, 1, 2, 0],
+        [3, 0, 0, 0],
+        [4, 5, 6, 7],
+    ]
     wide = pack(ids, mask, cap=100)  # one row, the tail of none
     assert wide.input_ids.shape == (1, 8)
     assert pack(ids, torch.tensor([[1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]]), cap=4) is None

@@ -39,7 +39,11 @@ def compare_encode(
             times[name].append(round(_seconds(lambda run=run: run(texts)), 4))
     rates = {name: len(texts) / min(t) for name, t in times.items()}
     return {
-        "texts": len(texts), "batch_size": batch_size, "repeats": repeats, "seconds": times,
-        "flipkd_texts_per_s": rates["flipkd"], "peer_texts_per_s": rates["peer"],
+        "texts": len(texts),
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "seconds": times,
+        "flipkd_texts_per_s": rates["flipkd"],
+        "peer_texts_per_s": rates["peer"],
         "ratio": rates["flipkd"] / rates["peer"],
-    }  # fmt: skip
+    }

@@ -47,15 +47,19 @@ def bench_config(
 
     ``overrides`` (``dotted.key=value``) apply last, e.g. ``student.lora.layers=[-1]``.
     """
-    layers = {
-        k: v for k, v in PROFILES["cpu"].overrides.items() if k.startswith(_PROFILE_KEYS)
-    }  # fmt: skip
+    layers = {k: v for k, v in PROFILES["cpu"].overrides.items() if k.startswith(_PROFILE_KEYS)}
     layers.update(MODES[mode])
-    layers.update({
-        "student.model": student, "data.benchmark": benchmark, "train.steps": steps,
-        "train.save_every": 0, "train.eval_every": 0, "train.warmup_ratio": 0.0,
-        "train.mixed_precision": "no",
-    })  # fmt: skip
+    layers.update(
+        {
+            "student.model": student,
+            "data.benchmark": benchmark,
+            "train.steps": steps,
+            "train.save_every": 0,
+            "train.eval_every": 0,
+            "train.warmup_ratio": 0.0,
+            "train.mixed_precision": "no",
+        }
+    )
     if threads is not None:
         layers["train.threads"] = threads
     items = [f"{k}={json.dumps(v)}" for k, v in layers.items()] + list(overrides or [])
@@ -74,8 +78,12 @@ def synthetic_cache(path: Path, pairs: list, dim: int = 32, seed: int = 0):
     index = {t: i for i, t in enumerate(texts)}
     sims = np.array([float(emb[index[p.text_a]] @ emb[index[p.text_b]]) for p in pairs])
     cal = fit_calibration(sims, np.array([p.label for p in pairs]))
-    manifest = {"model_id": "synthetic", "weights_hash": "0", "count": len(texts),
-                "calibration": cal.to_dict()}  # fmt: skip
+    manifest = {
+        "model_id": "synthetic",
+        "weights_hash": "0",
+        "count": len(texts),
+        "calibration": cal.to_dict(),
+    }
     return TeacherCache(path, manifest, texts, emb)
 
 
@@ -99,7 +107,11 @@ def batch_tokens(student: Student, pairs: list[tuple[str, str]]) -> dict[str, di
     for name, batch in batches.items():
         mask, packed = batch["attention_mask"], student._pack(batch)
         shape = mask.shape if packed is None else packed.input_ids.shape  # what the layers see
-        out[name] = {"tokens": int(mask.sum()), "padded": shape[0] * shape[1], "sequences": mask.shape[0]}
+        out[name] = {
+            "tokens": int(mask.sum()),
+            "padded": shape[0] * shape[1],
+            "sequences": mask.shape[0],
+        }
     return out
 
 
@@ -117,7 +129,9 @@ def peak_rss_gb() -> float:
 
 
 def _step_seconds(run_dir: Path) -> list[float]:
-    rows = [json.loads(line) for line in (run_dir / "logs" / "train.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (run_dir / "logs" / "train.jsonl").read_text().splitlines()
+    ]
     return [r["step_seconds"] for r in rows if r.get("kind") == "train"]
 
 
@@ -127,12 +141,17 @@ def time_training(
     """Train ``cfg.train.steps`` steps; report the steps after ``warmup``."""
     tc = cfg.train
     with tempfile.TemporaryDirectory(prefix="flipkd-bench-") as tmp:
-        train_student(cfg, Path(tmp), cache=cache, train_pairs=pairs, student=student, progress=False)
+        train_student(
+            cfg, Path(tmp), cache=cache, train_pairs=pairs, student=student, progress=False
+        )
         seconds = _step_seconds(Path(tmp))
     costs = student_costs(student)
     timed = list(range(warmup, tc.steps))
     batches = [
-        [(pairs[i].text_a, pairs[i].text_b) for i in batch_indices(len(pairs), tc.batch_size, tc.seed, s)]
+        [
+            (pairs[i].text_a, pairs[i].text_b)
+            for i in batch_indices(len(pairs), tc.batch_size, tc.seed, s)
+        ]
         for s in timed
     ]
     tokens = [batch_tokens(student, b) for b in batches]
@@ -141,13 +160,23 @@ def time_training(
     real = sum(t[p]["tokens"] for t in tokens for p in PASSES[mode])
     padded = sum(t[p]["padded"] for t in tokens for p in PASSES[mode])
     return {
-        "mode": mode, "passes": list(PASSES[mode]), "threads": tc.threads,
-        "batch_size": tc.batch_size, "warmup_steps": warmup, "timed_steps": len(timed),
+        "mode": mode,
+        "passes": list(PASSES[mode]),
+        "threads": tc.threads,
+        "batch_size": tc.batch_size,
+        "warmup_steps": warmup,
+        "timed_steps": len(timed),
         "step_seconds": [round(seconds[s], 4) for s in timed],
-        "mean_step_s": total_s / len(timed), "median_step_s": float(np.median([seconds[s] for s in timed])),
-        "pairs_per_s": tc.batch_size * len(timed) / total_s, "tokens_per_s": real / total_s,
-        "padding_fraction": 1 - real / padded, "useful_flops_per_step": flops / len(timed),
-        "useful_flop_per_s": flops / total_s, "pass_costs": {p: costs[p].as_dict() for p in PASSES[mode]},
-        "tokens_per_step": {p: sum(t[p]["tokens"] for t in tokens) / len(tokens) for p in PASSES[mode]},
+        "mean_step_s": total_s / len(timed),
+        "median_step_s": float(np.median([seconds[s] for s in timed])),
+        "pairs_per_s": tc.batch_size * len(timed) / total_s,
+        "tokens_per_s": real / total_s,
+        "padding_fraction": 1 - real / padded,
+        "useful_flops_per_step": flops / len(timed),
+        "useful_flop_per_s": flops / total_s,
+        "pass_costs": {p: costs[p].as_dict() for p in PASSES[mode]},
+        "tokens_per_step": {
+            p: sum(t[p]["tokens"] for t in tokens) / len(tokens) for p in PASSES[mode]
+        },
         "peak_rss_gb": peak_rss_gb(),
-    }  # fmt: skip
+    }

@@ -59,17 +59,23 @@ def build_peer(
     from sentence_transformers.sentence_transformer.modules import Pooling
 
     transformer = Transformer(
-        model_dir, max_seq_length=max_seq_length, model_kwargs={"dtype": torch.float32},
-        modality_config=_TEXT_ONLY, module_output_name="token_embeddings",
-    )  # fmt: skip
+        model_dir,
+        max_seq_length=max_seq_length,
+        model_kwargs={"dtype": torch.float32},
+        modality_config=_TEXT_ONLY,
+        module_output_name="token_embeddings",
+    )
     if transformer.tokenizer.pad_token is None:
         transformer.tokenizer.pad_token = transformer.tokenizer.eos_token
     pooling = Pooling(transformer.get_embedding_dimension(), "mean")
     model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
     config = LoraConfig(
-        r=rank, lora_alpha=alpha, lora_dropout=dropout, bias="none",
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        bias="none",
         target_modules=_target_regex(transformer.model, layers),
-    )  # fmt: skip
+    )
     transformer.model = get_peft_model(transformer.model, config)
     return model
 
@@ -80,9 +86,16 @@ def trainable_parameters(model: torch.nn.Module) -> int:
 
 
 def time_peer_training(
-    model, pairs: list, *, batch_size: int, steps: int, warmup: int, lr: float, seed: int = 0,
+    model,
+    pairs: list,
+    *,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    lr: float,
+    seed: int = 0,
     max_grad_norm: float = 1.0,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """CoSENT + AdamW on the same batches as flipkd's trainer; report the steps after ``warmup``."""
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
@@ -94,7 +107,9 @@ def time_peer_training(
     for step in range(steps):
         batch = [pairs[i] for i in batch_indices(len(pairs), batch_size, seed, step)]
         t0 = time.perf_counter()
-        features = [model.preprocess([getattr(r, col) for r in batch]) for col in ("text_a", "text_b")]
+        features = [
+            model.preprocess([getattr(r, col) for r in batch]) for col in ("text_a", "text_b")
+        ]
         loss = loss_fn(features, torch.tensor([float(r.label) for r in batch]))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
@@ -104,17 +119,25 @@ def time_peer_training(
         tokens.append(sum(int(f["attention_mask"].sum()) for f in features))
     timed = seconds[warmup:]
     return {
-        "batch_size": batch_size, "warmup_steps": warmup, "timed_steps": len(timed),
-        "step_seconds": [round(s, 4) for s in timed], "mean_step_s": sum(timed) / len(timed),
-        "median_step_s": float(np.median(timed)), "pairs_per_s": batch_size * len(timed) / sum(timed),
-        "tokens_per_s": sum(tokens[warmup:]) / sum(timed), "trainable_parameters": trainable_parameters(model),
-    }  # fmt: skip
+        "batch_size": batch_size,
+        "warmup_steps": warmup,
+        "timed_steps": len(timed),
+        "step_seconds": [round(s, 4) for s in timed],
+        "mean_step_s": sum(timed) / len(timed),
+        "median_step_s": float(np.median(timed)),
+        "pairs_per_s": batch_size * len(timed) / sum(timed),
+        "tokens_per_s": sum(tokens[warmup:]) / sum(timed),
+        "trainable_parameters": trainable_parameters(model),
+    }
 
 
 def peer_encode(model, texts: list[str], batch_size: int) -> np.ndarray:
     """``SentenceTransformer.encode`` (L2-normalised, like flipkd's A-tap representation)."""
     model.eval()
     return model.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
+        texts,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        show_progress_bar=False,
         convert_to_numpy=True,
-    )  # fmt: skip
+    )

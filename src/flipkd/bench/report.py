@@ -53,26 +53,36 @@ def finalize(results: dict[str, Any]) -> dict[str, Any]:
         for name, (key, threshold, ok) in TARGETS.items():
             if key in ratios:
                 value = ratios[key]
-                rows.append({"student": student, "target": name, "value": round(value, 4),
-                             "threshold": threshold, "met": bool(ok(value, threshold))})  # fmt: skip
+                rows.append(
+                    {
+                        "student": student,
+                        "target": name,
+                        "value": round(value, 4),
+                        "threshold": threshold,
+                        "met": bool(ok(value, threshold)),
+                    }
+                )
     results["peak_gflops_used"] = peak
     results["targets"] = rows
     results["note"] = SHARED_NOTE
     return results
 
 
+def _train_line(student: str, mode: str, t: dict[str, Any]) -> str:
+    return (
+        f"{student} {mode}: {t['mean_step_s']:.2f} s/step, {t['pairs_per_s']:.2f} pairs/s, "
+        f"{t['tokens_per_s']:.0f} tok/s, {t['useful_flop_per_s'] / 1e9:.1f} useful GFLOP/s"
+    )
+
+
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """What the CLI prints: the ratios and whether each target was met."""
-    lines = [f"matmul peak: {results['peak_gflops_used']} GFLOP/s"] if results.get("peak_gflops_used") else []
+    lines = []
+    if results.get("peak_gflops_used"):
+        lines.append(f"matmul peak: {results['peak_gflops_used']} GFLOP/s")
     for student, entry in results["students"].items():
         train = entry.get("train", {})
-        for mode in ("rep", "full"):
-            if mode in train:
-                t = train[mode]
-                lines.append(
-                    f"{student} {mode}: {t['mean_step_s']:.2f} s/step, {t['pairs_per_s']:.2f} pairs/s, "
-                    f"{t['tokens_per_s']:.0f} tok/s, {t['useful_flop_per_s'] / 1e9:.1f} useful GFLOP/s"
-                )
+        lines += [_train_line(student, m, train[m]) for m in ("rep", "full") if m in train]
         lines += [f"{student} {k}: {v:.3f}" for k, v in entry.get("ratios", {}).items()]
     lines += [
         f"[{'met' if r['met'] else 'NOT met'}] {r['student']}: {r['target']} (got {r['value']})"
@@ -85,57 +95,77 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """A markdown table (floats to 2 decimals)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+
+
+def _loads(results: dict[str, Any], key: str) -> str:
+    return " / ".join(f"{x:.2f}" for x in results[key])
+
+
 def _header(results: dict[str, Any], title: str) -> list[str]:
     prov = results["provenance"]
     versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
     machine = ", ".join(f"{k} {v}" for k, v in prov["machine"].items())
-    load = lambda k: " / ".join(f"{x:.2f}" for x in results[k])  # noqa: E731
     return [
-        f"# {title}", "", "Written by `flipkd bench`; do not edit by hand.", "",
-        f"- command: `{prov['command']}`", f"- date: {prov['date']}", f"- git commit: {prov['git_commit']}",
-        f"- versions: {versions}", f"- machine: {machine}",
-        f"- load average (1/5/15 min) at start: {load('load_average_start')}; at end: {load('load_average_end')}",
-        f"- {results['note']}", "",
-    ]  # fmt: skip
-
-
-def _train_table(results: dict[str, Any]) -> list[str]:
-    rows = [
-        "| student | benchmark | mode | s/step (mean / median) | pairs/s | tokens/s | useful GFLOP/s "
-        "| padding | peak RSS GB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"# {title}",
+        "",
+        "Written by `flipkd bench`; do not edit by hand.",
+        "",
+        f"- command: `{prov['command']}`",
+        f"- date: {prov['date']}; git commit: {prov['git_commit']}",
+        f"- versions: {versions}",
+        f"- machine: {machine}; environment: {results.get('env', {})}",
+        f"- load average (1/5/15 min) at start: {_loads(results, 'load_average_start')}; "
+        f"at end: {_loads(results, 'load_average_end')}",
+        f"- {results['note']}",
+        "",
     ]
+
+
+LOAD_KEYS = ("load_average_start", "load_average_end")
+TRAIN_HEADER = [
+    "student", "benchmark", "mode", "s/step mean", "s/step median", "pairs/s", "tokens/s",
+    "useful GFLOP/s", "padding", "peak RSS GB", "load avg (1 min) start / end",
+]  # fmt: skip
+
+
+def _train_rows(results: dict[str, Any]) -> list[list[Any]]:
+    rows = []
     for student, entry in results["students"].items():
         train = entry.get("train", {})
+        load = " / ".join(f"{train[k][0]:.2f}" for k in LOAD_KEYS if k in train) or "-"
         for mode in ("rep", "full"):
             if mode in train:
                 t = train[mode]
-                rows.append(
-                    f"| {student} | {entry['benchmark']} | {mode} | {t['mean_step_s']:.2f} / "
-                    f"{t['median_step_s']:.2f} | {t['pairs_per_s']:.2f} | {t['tokens_per_s']:.0f} | "
-                    f"{t['useful_flop_per_s'] / 1e9:.1f} | {t['padding_fraction']:.0%} | "
-                    f"{train['peak_rss_gb']:.2f} |"
-                )
+                rows.append([
+                    student, entry["benchmark"], mode, t["mean_step_s"], t["median_step_s"],
+                    t["pairs_per_s"], round(t["tokens_per_s"]), t["useful_flop_per_s"] / 1e9,
+                    f"{t['padding_fraction']:.0%}", train["peak_rss_gb"], load,
+                ])  # fmt: skip
     return rows
 
 
-def _peer_table(results: dict[str, Any]) -> list[str]:
-    rows = ["| student | peer pairs/s | flipkd rep pairs/s | encode texts/s flipkd / peer | ratios |",
-            "|---|---|---|---|---|"]  # fmt: skip
+def _peer_rows(results: dict[str, Any]) -> list[list[Any]]:
+    rows = []
     for student, entry in results["students"].items():
-        peer, enc, rep = entry.get("peer", {}), entry.get("encode", {}), entry.get("train", {}).get("rep", {})
-        ratios = ", ".join(f"{k} {_fmt(v, 3)}" for k, v in entry.get("ratios", {}).items())
-        encode = f"{_fmt(enc.get('flipkd_texts_per_s', '-'))} / {_fmt(enc.get('peer_texts_per_s', '-'))}"
-        rows.append(f"| {student} | {_fmt(peer.get('pairs_per_s', '-'))} | {_fmt(rep.get('pairs_per_s', '-'))} "
-                    f"| {encode} | {ratios} |")  # fmt: skip
+        peer, enc = entry.get("peer", {}), entry.get("encode", {})
+        rep = entry.get("train", {}).get("rep", {})
+        rows.append([
+            student, peer.get("pairs_per_s", "-"), rep.get("pairs_per_s", "-"),
+            enc.get("flipkd_texts_per_s", "-"), enc.get("peer_texts_per_s", "-"),
+            ", ".join(f"{k} {v:.3f}" for k, v in entry.get("ratios", {}).items()),
+        ])  # fmt: skip
     return rows
 
 
-def _target_table(results: dict[str, Any]) -> list[str]:
-    rows = ["| student | target | value | met |", "|---|---|---|---|"]
-    rows += [f"| {r['student']} | {r['target']} | {r['value']} | {'yes' if r['met'] else 'no'} |"
-             for r in results["targets"]]  # fmt: skip
-    return rows
+def _target_rows(results: dict[str, Any]) -> list[list[Any]]:
+    return [
+        [r["student"], r["target"], r["value"], "yes" if r["met"] else "no"]
+        for r in results["targets"]
+    ]
 
 
 def _write_md(path: Path, lines: list[str]) -> None:
@@ -148,12 +178,17 @@ def write_perf(results: dict[str, Any], out_dir: Path) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "bench.json", results)
-    lines = _header(results, "Performance: flipkd against the machine's peak and the ST + peft peer")
+    lines = _header(results, "Performance: flipkd against the matmul peak and the ST + peft peer")
     if results.get("peak_gflops_used"):
-        lines += [f"fp32 matmul peak (best of start/end, {results['matmul_peak']['threads']} threads): "
-                  f"{results['peak_gflops_used']} GFLOP/s", ""]  # fmt: skip
-    lines += ["## Training", ""] + _train_table(results) + ["", "## Peer and encode", ""]
-    lines += _peer_table(results) + ["", "## Targets", ""] + _target_table(results)
+        threads = results["matmul_peak"]["threads"]
+        peak = results["peak_gflops_used"]
+        lines += [f"fp32 matmul peak (best of start/end, {threads} threads): {peak} GFLOP/s", ""]
+    peer_header = ["student", "peer pairs/s", "flipkd rep pairs/s", "encode flipkd texts/s",
+                   "encode peer texts/s", "ratios"]  # fmt: skip
+    lines += ["## Training", ""] + _table(TRAIN_HEADER, _train_rows(results))
+    lines += ["", "## Peer and encode", ""] + _table(peer_header, _peer_rows(results))
+    lines += ["", "## Targets", ""]
+    lines += _table(["student", "target", "value", "met"], _target_rows(results))
     _write_md(out_dir / "README.md", lines)
 
 
@@ -161,10 +196,17 @@ def write_train(results: dict[str, Any], out_dir: Path) -> None:
     """The training issue's figures: step time, tokens/s, peak RSS per student."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    keep = {k: results[k] for k in ("provenance", "load_average_start", "load_average_end", "note")}
-    keep["students"] = {s: {"benchmark": e["benchmark"], "train": e["train"]}
-                        for s, e in results["students"].items() if "train" in e}  # fmt: skip
+    keys = ("provenance", "load_average_start", "load_average_end", "note", "env", "settings")
+    keep = {k: results[k] for k in keys if k in results}
+    keep["students"] = {
+        s: {"benchmark": e["benchmark"], "train": e["train"]}
+        for s, e in results["students"].items()
+        if "train" in e
+    }
     write_json(out_dir / "train.json", keep)
     lines = _header(keep, "Training speed at the cpu profile's student settings")
-    lines += ["`full` is the cpu profile's training step (L_gen + MCL + L_dist); `rep` leaves out L_gen.", ""]
-    _write_md(out_dir / "README.md", lines + _train_table(keep))
+    lines += [
+        "`full` is the cpu profile's training step (L_gen + MCL + L_dist); `rep` leaves out L_gen.",
+        "",
+    ]
+    _write_md(out_dir / "README.md", lines + _table(TRAIN_HEADER, _train_rows(keep)))

@@ -34,6 +34,7 @@ class BenchSettings:
     threads: int = 2
     parts: tuple[str, ...] = PARTS
     overrides: list[str] = field(default_factory=list)
+    pack_tokens: int | None = None  # None: the trainer's PACK_TOKENS; 0 turns packing off
 
     def benchmark_of(self, student: str) -> str:
         """The benchmark whose batches ``student`` trains on."""
@@ -43,9 +44,12 @@ class BenchSettings:
 def run_task(spec: dict[str, Any], threads: int) -> dict[str, Any]:
     """Run one worker task in a fresh Python process and return its JSON result."""
     env = {
-        **os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-    }  # fmt: skip
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     with tempfile.TemporaryDirectory(prefix="flipkd-bench-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "flipkd.bench.worker", json.dumps(spec), str(out)]
@@ -68,7 +72,9 @@ def run_bench(
         "provenance": provenance(command),
         "load_average_start": list(os.getloadavg()),
         "settings": asdict(settings),
-        "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")},
+        "env": {
+            k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")
+        },
         "students": {},
     }
     peak_spec = {"task": "peak", "threads": settings.threads}
@@ -77,10 +83,14 @@ def run_bench(
         results["matmul_peak"] = run_task(peak_spec, settings.threads)
     for student in settings.students:
         base = {
-            "student": student, "benchmark": settings.benchmark_of(student),
-            "steps": settings.steps, "warmup": settings.warmup, "threads": settings.threads,
+            "student": student,
+            "benchmark": settings.benchmark_of(student),
+            "steps": settings.steps,
+            "warmup": settings.warmup,
+            "threads": settings.threads,
             "overrides": settings.overrides,
-        }  # fmt: skip
+            "pack_tokens": settings.pack_tokens,
+        }
         entry: dict[str, Any] = {"benchmark": base["benchmark"]}
         for part in ("train", "peer", "encode"):
             if part in settings.parts:

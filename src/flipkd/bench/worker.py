@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -36,9 +37,13 @@ def _pairs(spec: dict[str, Any]) -> list:
 
 def _config(spec: dict[str, Any], mode: str):
     return bench_config(
-        spec["student"], spec["benchmark"], mode, spec["warmup"] + spec["steps"],
-        spec.get("threads"), spec.get("overrides"),
-    )  # fmt: skip
+        spec["student"],
+        spec["benchmark"],
+        mode,
+        spec["warmup"] + spec["steps"],
+        spec.get("threads"),
+        spec.get("overrides"),
+    )
 
 
 def _student(spec: dict[str, Any]):
@@ -56,9 +61,13 @@ def _peer(spec: dict[str, Any], cfg):
 
     sc = cfg.student
     return build_peer(
-        resolve_student(sc.model).path, rank=sc.lora.rank, alpha=sc.lora.alpha,
-        dropout=sc.lora.dropout, layers=sc.lora.layers, max_seq_length=sc.max_text_length,
-    )  # fmt: skip
+        resolve_student(sc.model).path,
+        rank=sc.lora.rank,
+        alpha=sc.lora.alpha,
+        dropout=sc.lora.dropout,
+        layers=sc.lora.layers,
+        max_seq_length=sc.max_text_length,
+    )
 
 
 def task_peak(spec: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +90,9 @@ def task_train(spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         cache = synthetic_cache(Path(tmp) / "cache", pairs)
         for mode in spec.get("modes", ("rep", "full")):
-            out[mode] = time_training(student, _config(spec, mode), pairs, cache, spec["warmup"], mode)
+            out[mode] = time_training(
+                student, _config(spec, mode), pairs, cache, spec["warmup"], mode
+            )
     out["peak_rss_gb"] = peak_rss_gb()
     return out
 
@@ -95,10 +106,15 @@ def task_peer(spec: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(cfg.train.seed)
     model = _peer(spec, cfg)
     out = time_peer_training(
-        model, pairs, batch_size=cfg.train.batch_size, steps=cfg.train.steps,
-        warmup=spec["warmup"], lr=cfg.train.lr, seed=cfg.train.seed,
+        model,
+        pairs,
+        batch_size=cfg.train.batch_size,
+        steps=cfg.train.steps,
+        warmup=spec["warmup"],
+        lr=cfg.train.lr,
+        seed=cfg.train.seed,
         max_grad_norm=cfg.train.max_grad_norm,
-    )  # fmt: skip
+    )
     out["peak_rss_gb"] = peak_rss_gb()
     return out
 
@@ -129,13 +145,28 @@ def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
+    if spec.get("pack_tokens") is not None:  # to measure the trainer's packing (0 = off)
+        from flipkd.trainer import loop
+
+        loop.PACK_TOKENS = spec["pack_tokens"]
+    load_start = list(os.getloadavg())
     t0 = time.perf_counter()
     try:
         result = TASKS[spec["task"]](spec)
     except FlipkdError as err:
         sys.stderr.write(f"error: {err}\n")
         return err.exit_code
-    result.update(task=spec["task"], wall_seconds=time.perf_counter() - t0, threads=torch.get_num_threads())
+    result.update(
+        task=spec["task"],
+        wall_seconds=time.perf_counter() - t0,
+        threads=torch.get_num_threads(),
+        load_average_start=load_start,
+        load_average_end=list(os.getloadavg()),
+    )
+    if spec["task"] == "train":
+        from flipkd.trainer import loop
+
+        result["pack_tokens"] = loop.PACK_TOKENS
     write_json(Path(argv[1]), result)
     return 0
 

@@ -1,4 +1,4 @@
-"""``flipkd bench``: training and encode throughput against the matmul peak and the ST + peft peer."""
+"""``flipkd bench``: training and encode speed against the matmul peak and the ST + peft peer."""
 
 from __future__ import annotations
 
@@ -36,15 +36,30 @@ def bench_cmd(
     train_out: Path = typer.Option(
         None, "--train-out", help="Also write the training figures here (e.g. results/train)."
     ),
-    overrides: list[str] = typer.Argument(None, help="Dotted config overrides, e.g. train.batch_size=16."),
+    pack_tokens: int = typer.Option(
+        None,
+        "--pack-tokens",
+        min=0,
+        help="Trainer's packing row size (0 = off; default: the trainer's).",
+    ),
+    overrides: list[str] = typer.Argument(
+        None, help="Dotted config overrides, e.g. train.batch_size=16."
+    ),
 ) -> None:
     """Measure flipkd's training and encode speed on this machine, in one run."""
-    from flipkd.bench import BenchSettings, finalize, run_bench, summary_lines, write_perf, write_train
+    from flipkd.bench import (
+        BenchSettings,
+        finalize,
+        run_bench,
+        summary_lines,
+        write_perf,
+        write_train,
+    )
 
     names = [s.strip() for s in students.split(",") if s.strip()]
     settings = BenchSettings(
-        names, benchmark, steps, warmup, threads, _parts(only), list(overrides or [])
-    )  # fmt: skip
+        names, benchmark, steps, warmup, threads, _parts(only), list(overrides or []), pack_tokens
+    )
     typer.echo(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     results = finalize(run_bench(settings, ["flipkd", *sys.argv[1:]], say=typer.echo))
     write_perf(results, out)

@@ -59,7 +59,7 @@ def pack(input_ids: torch.Tensor, mask: torch.Tensor, cap: int) -> Packed | None
     offsets = [r * width + s for r, s in zip(row_of, start_of, strict=True)]
     index = torch.cat([torch.arange(o, o + n) for o, n in zip(offsets, lengths, strict=True)])
     positions = torch.zeros(len(fill) * width, dtype=torch.long)
-    positions[index] = torch.arange(int(sum(lengths)))
+    positions[index] = torch.cat([torch.arange(n) for n in lengths])
     for r, used in enumerate(fill):  # the tail of a row: its own dummy segment
         positions[r * width + used : (r + 1) * width] = torch.arange(width - used)
     device = input_ids.device
