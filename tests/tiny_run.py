@@ -20,8 +20,7 @@ from conftest import CORPUS, _tiny_llama, _tiny_tokenizer  # noqa: E402
 from flipkd.config import FlipkdConfig  # noqa: E402
 from flipkd.data import PairRecord  # noqa: E402
 from flipkd.student import assemble_student  # noqa: E402
-from flipkd.teacher.cache import TeacherCache  # noqa: E402
-from flipkd.teacher.calibration import fit_calibration  # noqa: E402
+from flipkd.teacher.cache import TeacherCache, cache_from_embeddings  # noqa: E402
 
 PARAPHRASE = {
     0: 1, 2: 3, 4: 5, 6: 7,
@@ -55,16 +54,7 @@ def make_cache(path: Path, pairs: list[PairRecord]) -> TeacherCache:
         [base[CORPUS.index(t.rsplit(" ", 1)[0] if t not in CORPUS else t)] for t in texts]
     )
     emb = torch.nn.functional.normalize(emb + 0.05 * torch.randn(emb.shape, generator=gen), dim=-1)
-    index = {t: i for i, t in enumerate(texts)}
-    sims = np.array([float(emb[index[p.text_a]] @ emb[index[p.text_b]]) for p in pairs])
-    cal = fit_calibration(sims, np.array([p.label for p in pairs]))
-    manifest = {
-        "model_id": "synthetic",
-        "weights_hash": "0",
-        "count": len(texts),
-        "calibration": cal.to_dict(),
-    }
-    return TeacherCache(path, manifest, texts, emb)
+    return cache_from_embeddings(path, texts, emb, pairs)
 
 
 def tiny_config(steps: int = 12, dropout: float = 0.1, **train) -> FlipkdConfig:

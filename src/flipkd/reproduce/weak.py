@@ -8,10 +8,10 @@ so the table shows whether it really was weaker than the ``sft`` student.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from flipkd.teacher import TeacherCache, fit_calibration
+from flipkd.teacher import TeacherCache
+from flipkd.teacher.cache import cache_from_embeddings
 
 
 def degrade_cache(cache: TeacherCache, noise: float, train_pairs: list, seed: int) -> TeacherCache:
@@ -19,13 +19,8 @@ def degrade_cache(cache: TeacherCache, noise: float, train_pairs: list, seed: in
     gen = torch.Generator().manual_seed(seed)
     emb = cache.embeddings + noise * torch.randn(cache.embeddings.shape, generator=gen)
     emb = torch.nn.functional.normalize(emb, dim=-1)
-    weak = TeacherCache(cache.path, dict(cache.manifest), cache.texts, emb)
-    labelled = [p for p in train_pairs if p.label is not None]
-    sims = weak.pair_sim([p.text_a for p in labelled], [p.text_b for p in labelled]).numpy()
-    cal = fit_calibration(sims, np.array([p.label for p in labelled]))
-    weak.manifest.update(
-        calibration=cal.to_dict(), model_id=f"{cache.manifest.get('model_id')}+noise{noise}",
+    return cache_from_embeddings(
+        cache.path, cache.texts, emb, train_pairs,
+        model_id=f"{cache.manifest.get('model_id')}+noise{noise}",
         weights_hash=f"{cache.manifest.get('weights_hash')}+noise{noise}",
     )  # fmt: skip
-    weak.calibration = cal
-    return weak

@@ -128,6 +128,35 @@ class TeacherCache:
         return self.calibration.apply(sim)
 
 
+def cache_from_embeddings(
+    path: Path,
+    texts: Sequence[str],
+    embeddings: torch.Tensor,
+    calibration_pairs: Iterable[LabelledPair],
+    *,
+    model_id: str = "synthetic",
+    weights_hash: str = "0",
+) -> TeacherCache:
+    """An in-memory cache from given unit vectors, calibrated on labelled pairs.
+
+    For synthetic teachers (tests, benchmarks) and derived ones (the weak-teacher row);
+    nothing is written to ``path``.
+    """
+    texts = list(texts)
+    index = {t: i for i, t in enumerate(texts)}
+    labelled = [p for p in calibration_pairs if p.label is not None]
+    a = embeddings[[index[p.text_a] for p in labelled]]
+    b = embeddings[[index[p.text_b] for p in labelled]]
+    cal = fit_calibration((a * b).sum(-1).numpy(), np.array([p.label for p in labelled]))
+    manifest = {
+        "model_id": model_id,
+        "weights_hash": weights_hash,
+        "count": len(texts),
+        "calibration": cal.to_dict(),
+    }
+    return TeacherCache(Path(path), manifest, texts, embeddings)
+
+
 def default_cache_dir(run_dir: Path, benchmark: str) -> Path:
     """``RUN/cache/<benchmark>`` (a path benchmark becomes a safe folder name)."""
     return Path(run_dir) / "cache" / benchmark_slug(str(benchmark))
