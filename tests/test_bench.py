@@ -173,17 +173,17 @@ def test_pack_rows_positions_and_unpack():
 
     mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]])
     ids = torch.tensor([[5, 6, 7, 0], [8, 0, 0, 0], [1, 2, 3, 4]])
-    packed = pack(ids, mask, cap=4)  # rows: [5 6 7 8], [1 2 3 4]
-    assert packed.input_ids.tolist() == [[5, 6, 7, 8], [1, 2, 3, 4]]
-    assert packed.position_ids.tolist() == [[0, 1, 2, 0], [0, 1, 2, 3]]
-    assert packed.last.tolist() == [2, 3, 7]
+    packed = pack(ids, mask, cap=4)  # 8 tokens -> 2 rows, longest text first
+    assert packed.input_ids.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    assert packed.position_ids.tolist() == [[0, 1, 2, 3], [0, 1, 2, 0]]
+    assert packed.last.tolist() == [6, 7, 3]
     hidden = torch.arange(8.0).reshape(2, 4, 1)
-    assert packed.unpack(hidden, mask)[..., 0].tolist() == [
-        [0, 1, 2, 0],
-        [3, 0, 0, 0],
-        [4, 5, 6, 7],
-    ]
-    wide = pack(ids, mask, cap=100)  # one row, the tail of none
+    unpacked = packed.unpack(hidden, mask)[..., 0].tolist()
+    assert unpacked == [[4, 5, 6, 0], [7, 0, 0, 0], [0, 1, 2, 3]]
+    lengths = torch.tensor([[1] * 5 + [0] * 5, [1] * 10, [1] * 6 + [0] * 4])  # 21 tokens, cap 12
+    balanced = pack(torch.ones(3, 10, dtype=torch.long), lengths, cap=12)
+    assert balanced.input_ids.shape == (2, 11)  # greedy in order: 3 rows of 10
+    wide = pack(ids, mask, cap=100)  # one row, no tail
     assert wide.input_ids.shape == (1, 8)
     assert pack(ids, torch.tensor([[1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]]), cap=4) is None
 

@@ -69,22 +69,12 @@ def bench_config(
 
 def synthetic_cache(path: Path, pairs: list, dim: int = 32, seed: int = 0):
     """A teacher cache of seeded random unit vectors (the teacher's cost is not benched)."""
-    from flipkd.teacher.cache import TeacherCache
-    from flipkd.teacher.calibration import fit_calibration
+    from flipkd.teacher.cache import cache_from_embeddings
 
     texts = sorted({t for p in pairs for t in (p.text_a, p.text_b)})
     gen = torch.Generator().manual_seed(seed)
     emb = torch.nn.functional.normalize(torch.randn(len(texts), dim, generator=gen), dim=-1)
-    index = {t: i for i, t in enumerate(texts)}
-    sims = np.array([float(emb[index[p.text_a]] @ emb[index[p.text_b]]) for p in pairs])
-    cal = fit_calibration(sims, np.array([p.label for p in pairs]))
-    manifest = {
-        "model_id": "synthetic",
-        "weights_hash": "0",
-        "count": len(texts),
-        "calibration": cal.to_dict(),
-    }
-    return TeacherCache(path, manifest, texts, emb)
+    return cache_from_embeddings(path, texts, emb, pairs)
 
 
 def student_costs(student: Student) -> dict[str, PassCost]:

@@ -3,14 +3,15 @@
 Each text keeps its own positions (``position_ids`` restart at 0) and, given no
 attention mask, transformers builds a block-diagonal causal mask from those
 positions, so a text attends only to itself: the result per text equals the padded
-forward up to float rounding. Rows are filled greedily in order and capped at
-``cap`` tokens (or the longest text), which bounds the masked-out attention work
-between texts sharing a row; the few tokens left at a row's end form their own
-dummy segment and are never read.
+forward up to float rounding. A batch of ``total`` tokens gets ``ceil(total / cap)``
+rows, filled evenly, which bounds the masked-out attention work between texts
+sharing a row; the few slots left at a row's end form their own dummy segment and
+are never read.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -37,15 +38,18 @@ class Packed:
 
 
 def _rows(lengths: list[int], cap: int) -> tuple[list[int], list[int], list[int]]:
-    """Greedy in-order row filling: (row of each text, start in its row, fill of each row)."""
-    cap = max(cap, max(lengths))
-    row_of, start_of, fill = [], [], []
-    for n in lengths:
-        if not fill or fill[-1] + n > cap:
-            fill.append(0)
-        row_of.append(len(fill) - 1)
-        start_of.append(fill[-1])
-        fill[-1] += n
+    """Balanced rows: (row of each text, start in its row, fill of each row).
+
+    ``ceil(total / cap)`` rows; longest text first into the emptiest row, so rows end up
+    about equally full and the packed width stays near ``total / rows``.
+    """
+    rows = max(1, math.ceil(sum(lengths) / max(cap, max(lengths))))
+    fill = [0] * rows
+    row_of, start_of = [0] * len(lengths), [0] * len(lengths)
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        r = min(range(rows), key=fill.__getitem__)
+        row_of[i], start_of[i] = r, fill[r]
+        fill[r] += lengths[i]
     return row_of, start_of, fill
 
 
