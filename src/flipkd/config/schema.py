@@ -139,6 +139,9 @@ class TrainConfig(_Strict):
     select_metric: Literal["gen_roc_auc", "gen_ap", "rep_roc_auc", "rep_ap"] = "gen_roc_auc"
     keep_checkpoints: int = Field(default=2, ge=1)
     eval_max_pairs: int | None = Field(default=None, ge=1)
+    # frozen-prefix activation cache (student/prefix.py): exact, skips the frozen bottom
+    # layers for token sequences seen before; memory cap in GB, 0 turns it off
+    prefix_cache_gb: float = Field(default=2.0, ge=0)
 
 
 class FlipkdConfig(_Strict):

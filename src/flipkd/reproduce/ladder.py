@@ -74,6 +74,7 @@ def _run_zero_shot(cfg, splits, cache, run_dir, progress) -> dict:
     from flipkd.student import build_student
 
     student = build_student(cfg.student, benchmark=cfg.data.benchmark)
+    student.enable_prefix_cache(cfg.student.model, cfg.train.prefix_cache_gb)  # shared with rows
     return {"scores": student_scores(student, splits, progress), "train_seconds": 0.0}
 
 

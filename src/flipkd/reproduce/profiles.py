@@ -70,7 +70,8 @@ PROFILES: dict[str, Profile] = {
         {
             **_CPU_STUDENT,
             "data.max_train_pairs": 1000, "data.max_dev_pairs": 100, "data.max_test_pairs": 200,
-            "teacher.epochs": 1, "teacher.noise": 0.0, "train.steps": 24,
+            "teacher.epochs": 1, "teacher.noise": 0.0, "train.steps": 100,
+            "train.batch_size": 16, "train.lr": 1e-3, "train.save_every": 25,
         },
         ALL_ROWS, bootstrap=1000,
         benchmark_overrides={

@@ -13,6 +13,10 @@ With ``pack_tokens`` > 0 both passes pack their texts into rows of about that ma
 tokens instead of padding each text to the longest (see ``packing.py``): the same
 result up to float rounding, with far fewer tokens through the layers. The trainer
 turns it on; the default (0) keeps plain padded batches.
+
+With a frozen-prefix cache (``enable_prefix_cache``, see ``prefix.py``) the layers
+below the lowest adapted one run once per distinct token sequence; later passes
+inject the cached hidden states and run only the top layers.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch.nn.functional as F
 
 from flipkd.student.lora import no_lora_dropout
 from flipkd.student.packing import Packed, pack
+from flipkd.student.prefix import PrefixCache, frozen_depth, prefix_states, shared_cache, with_injected
 from flipkd.student.prompt import PromptSpec, label_token_ids, render
 from flipkd.student.tap import ATap, TapStop
 
@@ -76,6 +81,17 @@ class Student:
         self.head = base.get_output_embeddings()
         self.softcap = getattr(base.config, "final_logit_softcapping", None)
         self._no_dropout = no_lora_dropout(model)
+        self.prefix: PrefixCache | None = None
+
+    def enable_prefix_cache(self, model_key: str, max_gb: float) -> int:
+        """Share the process-wide frozen-prefix cache of ``model_key``; returns its depth.
+
+        Depth 0 (LoRA or the tap in the bottom layer, dropout in the base, or
+        ``max_gb`` 0) leaves the cache off.
+        """
+        depth = frozen_depth(self.model, self.tap.names) if max_gb > 0 else 0
+        self.prefix = shared_cache(model_key, depth, max_gb) if depth else None
+        return depth
 
     @property
     def device(self) -> torch.device:
@@ -122,6 +138,44 @@ class Student:
         return pack(batch["input_ids"], batch["attention_mask"], self.pack_tokens)
 
     def _body(self, batch: dict[str, torch.Tensor], packed: Packed | None = None) -> torch.Tensor:
+        if self.prefix is None:
+            return self._run_body(batch, packed)
+        mask = batch["attention_mask"].bool()
+        seqs = [tuple(row[m].tolist()) for row, m in zip(batch["input_ids"], mask, strict=True)]
+        flat = torch.cat(self.prefix.lookup(seqs, self._prefix_states))
+        if packed is not None:
+            hidden = flat.new_zeros(packed.input_ids.numel(), flat.shape[-1])
+            hidden[packed.index] = flat
+            hidden = hidden.view(*packed.input_ids.shape, flat.shape[-1])
+        else:
+            hidden = flat.new_zeros(*mask.shape, flat.shape[-1])
+            hidden = hidden.masked_scatter(mask.unsqueeze(-1), flat)
+        depth = self.prefix.depth
+        return with_injected(self.body, depth, hidden, lambda: self._run_body(batch, packed))
+
+    def _prefix_states(self, seqs: list[tuple[int, ...]]) -> list[torch.Tensor]:
+        """Hidden states entering the lowest adapted layer, one [len, d] tensor per sequence."""
+        d = self.model.get_base_model().config.hidden_size
+        out = [torch.zeros(0, d, device=self.device) for _ in seqs]
+        todo = [i for i, s in enumerate(seqs) if s]
+        if not todo:
+            return out
+        lengths = [len(seqs[i]) for i in todo]
+        ids = torch.full((len(todo), max(lengths)), self.tokenizer.pad_token_id or 0)
+        mask = torch.zeros_like(ids)
+        for row, (i, n) in enumerate(zip(todo, lengths, strict=True)):
+            ids[row, :n], mask[row, :n] = torch.tensor(seqs[i]), 1
+        batch = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        packed = pack(batch["input_ids"], batch["attention_mask"], self.pack_tokens or 512)
+        hidden = prefix_states(
+            self.body, self.prefix.depth, lambda: self._run_body(batch, packed)
+        )
+        padded = packed.unpack(hidden, batch["attention_mask"])
+        for row, (i, n) in enumerate(zip(todo, lengths, strict=True)):
+            out[i] = padded[row, :n].clone()
+        return out
+
+    def _run_body(self, batch: dict[str, torch.Tensor], packed: Packed | None = None) -> torch.Tensor:
         if packed is not None:  # no mask: transformers builds the per-text mask from positions
             ids, mask, positions = packed.input_ids, None, packed.position_ids
         else:

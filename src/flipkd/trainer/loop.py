@@ -34,6 +34,7 @@ from flipkd.trainer.validate import validate_setup
 
 log = logging.getLogger(__name__)
 
+SHARDED = ("FSDP", "DEEPSPEED", "MEGATRON_LM")  # layers are wrapped: no prefix cache
 PACK_TOKENS = 512  # training packs texts into rows of ~512 tokens (measured: results/perf)
 
 
@@ -155,6 +156,9 @@ def train_student(
         cfg.student, benchmark=cfg.data.benchmark, gradient_checkpointing=tc.gradient_checkpointing
     )
     student.pack_tokens = PACK_TOKENS  # exact, and far less padding (student/packing.py)
+    if student.prefix is None and acc.distributed_type.name not in SHARDED:
+        depth = student.enable_prefix_cache(cfg.student.model, tc.prefix_cache_gb)
+        log.info("frozen-prefix cache: %s", f"layers 0-{depth - 1}" if depth else "off")
     module = StudentStep(student)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
@@ -236,9 +240,9 @@ def train_student(
     _save_adapter(acc, model, adapter_dir)
     if main:
         write_json(run_dir / "run.json", _run_info(cfg, run_dir, cache, best_dir))
-        write_json(
-            run_dir / "train_summary.json", {"steps": tc.steps, "seconds": seconds, "last": values}
-        )
+        prefix = student.prefix.stats() if student.prefix else None
+        summary = {"steps": tc.steps, "seconds": seconds, "last": values, "prefix_cache": prefix}
+        write_json(run_dir / "train_summary.json", summary)
     steplog.close()
     acc.wait_for_everyone()
     return TrainResult(run_dir, adapter_dir, best_dir, tc.steps, seconds, values)
