@@ -55,6 +55,15 @@ def test_tiny_ladder_runs_every_row_and_resumes(bench, tiny_llama_dir, tmp_path,
     monkeypatch.setattr(ladder_mod, "ROW_RUNNERS", {k: _explode for k in ladder_mod.ROW_RUNNERS})
     again = run_ladder(str(root), "tiny", seeds=1, out_dir=out, overrides=overrides, progress=False)
     assert [r["metrics"] for r in again] == [r["metrics"] for r in results]
+    assert all(r["read_back"] for r in again) and not any(r.get("read_back") for r in results)
+    redone = write_report(again, benchmark=str(root), profile="tiny", out_dir=out, seeds=1,
+                          overrides=overrides, wall_seconds=1.5)  # fmt: skip
+    assert redone["timing"]["runs_read_back"] == len(ROWS)
+    assert redone["timing"]["runs_computed"] == 0
+    assert "runs read back" in (out / "table.md").read_text()
+    sft = next(r for r in redone["rows"] if r["name"] == "sft")
+    assert len(sft["train_seconds_seeds"]) == 1 and sft["train_seconds_seeds"][0] > 0
+    assert set(sft["dev_metrics"]) >= {"roc_auc", "rep_roc_auc"}
 
 
 def _explode(*args, **kwargs):

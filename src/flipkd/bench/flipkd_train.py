@@ -58,6 +58,9 @@ def bench_config(
             "train.eval_every": 0,
             "train.warmup_ratio": 0.0,
             "train.mixed_precision": "no",
+            # the useful-FLOP count assumes every layer runs: no frozen-prefix cache here
+            # (its effect shows in the ladder's per-row train seconds instead)
+            "train.prefix_cache_gb": 0,
         }
     )
     if threads is not None:

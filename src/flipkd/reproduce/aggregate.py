@@ -57,7 +57,10 @@ def aggregate_rows(results: list[dict], order: list[str], bootstrap: int) -> lis
                 entry["ci_low"], entry["ci_high"] = _bootstrap(runs, mode, base, bootstrap, 0)
             metrics[key] = entry
         row = {"name": name, "metrics": metrics, "seeds": len(runs),
-               "train_seconds": float(np.mean([r["train_seconds"] for r in runs]))}  # fmt: skip
+               "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
+               "train_seconds_seeds": [r["train_seconds"] for r in runs],
+               "dev_metrics": {k: float(np.mean([r["dev_metrics"][k] for r in runs]))
+                               for k in runs[0].get("dev_metrics", {})}}  # fmt: skip
         if "teacher_metrics" in runs[0]:
             row["teacher_metrics"] = {
                 k: float(np.mean([r["teacher_metrics"][k] for r in runs]))

@@ -123,7 +123,7 @@ def run_row(
         import json
 
         log.info("row %s: finished earlier (%s)", row, run_dir)
-        return json.loads(done.read_text())
+        return {**json.loads(done.read_text()), "read_back": True}
     log.info("row %s, seed %d: running in %s", row, cfg.train.seed, run_dir)
     start = time.perf_counter()
     result = ROW_RUNNERS[ROWS[row][0]](cfg, splits, cache, run_dir, progress)

@@ -60,7 +60,7 @@ PROFILES: dict[str, Profile] = {
             **_CPU_STUDENT,
             "data.benchmark": "mqp", "data.max_train_pairs": 400, "data.max_dev_pairs": 64,
             "data.max_test_pairs": 128, "teacher.model": "minilm-l6", "teacher.epochs": 1,
-            "train.steps": 16,
+            "train.steps": 40, "train.batch_size": 16, "train.lr": 1e-3, "train.save_every": 20,
         },
         ("teacher", "zero-shot", "sft", "fip"), bootstrap=1000,
     ),
@@ -77,7 +77,7 @@ PROFILES: dict[str, Profile] = {
         benchmark_overrides={
             "mqp": {"teacher.model": "minilm-l6"},
             "atec": {"teacher.model": "e5-small-multilingual", "student.model": "gemma3-270m",
-                     "teacher.max_length": 64},
+                     "teacher.max_length": 64, "train.steps": 60},  # gemma's top layers cost more
         },
     ),
     "full": Profile(

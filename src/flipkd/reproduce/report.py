@@ -16,6 +16,7 @@ from flipkd.reproduce.profiles import PROFILES
 def write_report(
     results: list[dict], *, benchmark: str, profile: str, out_dir: Path, seeds: int,
     overrides: list[str], command: list[str] | None = None, work_dir: Path | None = None,
+    wall_seconds: float | None = None,
 ) -> dict:  # fmt: skip
     """Aggregate the runs and write every artifact; returns the results.json content.
 
@@ -37,6 +38,12 @@ def write_report(
                   "batch_size": cfg.train.batch_size},
         "student": cfg.student.model, "teacher": cfg.teacher.model, "overrides": overrides,
         "fip_config": cfg.model_dump(mode="json"), "fip_config_hash": config_hash(cfg),
+        "timing": {
+            "invocation_wall_seconds": wall_seconds,  # this command only, teachers included
+            "runs_wall_seconds": sum(r.get("wall_seconds", 0.0) for r in results),
+            "runs_computed": sum(not r.get("read_back") for r in results),
+            "runs_read_back": sum(bool(r.get("read_back")) for r in results),
+        },
         **provenance(command),
     }  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -57,7 +64,7 @@ def write_report(
         f"# {benchmark} / {profile}: {seeds} seed(s)\n\n"
         f"Student `{cfg.student.model}`, teacher `{cfg.teacher.model}`; dev {sizes.get('dev')} / "
         f"test {sizes.get('test')} pairs; {cfg.train.steps} steps of batch "
-        f"{cfg.train.batch_size}.\n"
+        f"{cfg.train.batch_size}.{_timing_line(doc['timing'])}\n"
         "Mean over seeds; [95% bootstrap CI over test pairs]. Gen = generated-label probability, "
         "rep = A-tap cosine. Thresholds chosen on dev (F1), applied to test. Spearman ×100.\n\n"
         f"Command: `{doc['command']}` at `{doc['git_commit']}`.\n\n"
@@ -65,3 +72,14 @@ def write_report(
     with atomic_file(out_dir / "table.md") as fh:
         fh.write(header + markdown_table(rows) + "\n")
     return doc
+
+
+def _timing_line(timing: dict) -> str:
+    wall = timing["invocation_wall_seconds"]
+    if wall is None:
+        return ""
+    resumed = (
+        f" ({timing['runs_read_back']} runs read back from an earlier invocation)"
+        if timing["runs_read_back"] else ""
+    )  # fmt: skip
+    return f" Wall time of this command: {wall / 60:.1f} min{resumed}."
