@@ -32,9 +32,7 @@ def _outputs(student, labels):
     rep = student.rep_forward(TEXTS[:4])
     gen = student.gen_forward(PAIRS, labels)
     (gen.loss + rep.sum()).backward()
-    grads = {
-        n: p.grad.clone() for n, p in student.model.named_parameters() if p.grad is not None
-    }
+    grads = {n: p.grad.clone() for n, p in student.model.named_parameters() if p.grad is not None}
     return rep.detach(), gen.label_logits.detach(), gen.loss.detach(), grads
 
 
@@ -44,7 +42,9 @@ def test_cached_forward_equals_uncached(tiny_llama, tiny_tokenizer, pack_tokens)
     student.pack_tokens = pack_tokens
     labels = torch.tensor([1, 0, 1, 0])
     ref = _outputs(student, labels)
-    student.prefix = PrefixCache(depth=frozen_depth(student.model, student.tap.names), max_bytes=10**8)
+    student.prefix = PrefixCache(
+        depth=frozen_depth(student.model, student.tap.names), max_bytes=10**8
+    )
     assert student.prefix.depth == 1
     first = _outputs(student, labels)  # all misses: computed through the stop hook
     assert student.prefix.misses > 0 and student.prefix.hits == 0

@@ -29,7 +29,13 @@ import torch.nn.functional as F
 
 from flipkd.student.lora import no_lora_dropout
 from flipkd.student.packing import Packed, pack
-from flipkd.student.prefix import PrefixCache, frozen_depth, prefix_states, shared_cache, with_injected
+from flipkd.student.prefix import (
+    PrefixCache,
+    frozen_depth,
+    prefix_states,
+    shared_cache,
+    with_injected,
+)
 from flipkd.student.prompt import PromptSpec, label_token_ids, render
 from flipkd.student.tap import ATap, TapStop
 
@@ -167,15 +173,15 @@ class Student:
             ids[row, :n], mask[row, :n] = torch.tensor(seqs[i]), 1
         batch = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
         packed = pack(batch["input_ids"], batch["attention_mask"], self.pack_tokens or 512)
-        hidden = prefix_states(
-            self.body, self.prefix.depth, lambda: self._run_body(batch, packed)
-        )
+        hidden = prefix_states(self.body, self.prefix.depth, lambda: self._run_body(batch, packed))
         padded = packed.unpack(hidden, batch["attention_mask"])
         for row, (i, n) in enumerate(zip(todo, lengths, strict=True)):
             out[i] = padded[row, :n].clone()
         return out
 
-    def _run_body(self, batch: dict[str, torch.Tensor], packed: Packed | None = None) -> torch.Tensor:
+    def _run_body(
+        self, batch: dict[str, torch.Tensor], packed: Packed | None = None
+    ) -> torch.Tensor:
         if packed is not None:  # no mask: transformers builds the per-text mask from positions
             ids, mask, positions = packed.input_ids, None, packed.position_ids
         else:
