@@ -64,6 +64,9 @@ def test_tiny_ladder_runs_every_row_and_resumes(bench, tiny_llama_dir, tmp_path,
     sft = next(r for r in redone["rows"] if r["name"] == "sft")
     assert len(sft["train_seconds_seeds"]) == 1 and sft["train_seconds_seeds"][0] > 0
     assert set(sft["dev_metrics"]) >= {"roc_auc", "rep_roc_auc"}
+    verdicts = {(c["claim"], c["mode"]): c["verdict"] for c in redone["claims"]}
+    assert len(verdicts) == 12 and set(verdicts.values()) <= {"held", "not held", "mixed"}
+    assert "## The paper's claims at this scale" in (out / "table.md").read_text()
 
 
 def _explode(*args, **kwargs):
@@ -75,3 +78,44 @@ def test_unknown_profile_and_row_are_named(tmp_path):
         run_ladder("mqp", "huge", seeds=1, out_dir=tmp_path)
     with pytest.raises(ConfigError, match="rows are"):
         run_ladder("mqp", "tiny", seeds=1, out_dir=tmp_path, rows=["nope"])
+
+
+def _row(name, gen_seeds, rep_seeds, ci=None, teacher=None):
+    def entry(seeds):
+        out = {"mean": sum(seeds) / len(seeds), "seeds": seeds}
+        if ci is not None:
+            out["ci_low"], out["ci_high"] = ci
+        return out
+
+    row = {"name": name, "metrics": {"roc_auc": entry(gen_seeds), "rep_spearman": entry(rep_seeds)}}
+    if teacher is not None:
+        row["teacher_metrics"] = {"roc_auc": teacher, "rep_spearman": teacher}
+    return row
+
+
+def test_claims_verdicts_are_seed_paired_and_order_is_checked():
+    from flipkd.reproduce.claims import check_claims, claims_markdown
+
+    rows = [
+        _row("teacher", [0.9, 0.9], [70, 70], ci=(0.85, 0.95)),
+        _row("sft", [0.6, 0.7], [30, 20], ci=(0.5, 0.8)),
+        _row("fip", [0.7, 0.6], [40, 45], ci=(0.55, 0.75)),
+        _row("fip-no-mcl", [0.5, 0.5], [20, 25]),  # drop 20
+        _row("fip-no-dist", [0.5, 0.5], [30, 35]),  # drop 10
+        _row("fip-no-filter", [0.5, 0.5], [38, 43]),  # drop 2
+        _row("fip-weak-teacher", [0.65, 0.75], [10, 10], teacher=0.55),
+    ]
+    claims = {(c["claim"], c["mode"]): c for c in check_claims(rows)}
+    assert claims[("fip > sft", "gen")]["verdict"] == "mixed"  # +0.1, -0.1
+    assert claims[("fip > sft", "rep")]["verdict"] == "held"
+    assert claims[("fip > sft", "rep")]["mean_difference"] == pytest.approx(17.5)
+    assert claims[("fip ≥ teacher", "gen")]["verdict"] == "not held"
+    assert claims[("fip ≥ teacher", "gen")]["clear"] is True  # 0.75 < 0.85
+    assert claims[("fip > sft", "gen")]["clear"] is False
+    order = claims[("removing MCL hurts most, L_dist next, the filter least", "rep")]
+    assert order["verdict"] == "held" and order["drops"]["fip-no-mcl"] == pytest.approx(20)
+    weak = claims[("a weak teacher still helps (fip-weak-teacher > sft)", "gen")]
+    assert weak["verdict"] == "held" and weak["weak_teacher_below_sft"] is True
+    assert ("MCL ≥ ArcCSE", "gen") not in claims  # its row is missing: no claim, no guess
+    text = claims_markdown(check_claims(rows))
+    assert "| fip > sft | rep (rep_spearman) | fip 42.5 vs sft 25.0 | held | 2/2 |" in text

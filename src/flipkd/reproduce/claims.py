@@ -1,0 +1,134 @@
+"""The paper's claims, checked against a finished ladder (per mode, seed-paired).
+
+Each claim compares rows on one metric per mode: the generated-label ROC-AUC (gen) and
+the A-tap cosine Spearman (rep, the paper's ATEC metric). A pairwise claim "a > b" is
+checked seed by seed (each seed shares its teacher, data order and test pairs):
+
+* ``held`` when a beats b in every seed;
+* ``not held`` when a beats b in no seed;
+* ``mixed`` otherwise.
+
+``clear`` says whether the two rows' bootstrap 95% intervals over test pairs are
+disjoint: when they overlap, the difference is within test-sampling noise even if every
+seed agrees. The ablation-order claim compares the mean drops from removing each part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+CLAIM_METRICS = {"gen": "roc_auc", "rep": "rep_spearman"}
+
+
+@dataclass(frozen=True)
+class Pairwise:
+    """``better`` should beat ``worse`` (``or_equal``: "≥" in the paper's wording)."""
+
+    name: str
+    better: str
+    worse: str
+    or_equal: bool = False
+
+
+PAIRWISE = (
+    Pairwise("fip > sft", "fip", "sft"),
+    Pairwise("fip ≥ teacher", "fip", "teacher", or_equal=True),
+    Pairwise("MCL ≥ ArcCSE", "fip", "fip-arccse", or_equal=True),
+    Pairwise("MCL ≥ KDMCSE", "fip", "fip-kdmcse", or_equal=True),
+    Pairwise("a weak teacher still helps (fip-weak-teacher > sft)", "fip-weak-teacher", "sft"),
+)
+ABLATION_ORDER = ("fip-no-mcl", "fip-no-dist", "fip-no-filter")  # should hurt in this order
+
+
+def _verdict(diffs: np.ndarray, or_equal: bool) -> str:
+    wins = (diffs >= 0) if or_equal else (diffs > 0)
+    if wins.all():
+        return "held"
+    return "not held" if not wins.any() else "mixed"
+
+
+def _pairwise(claim: Pairwise, rows: dict[str, dict], mode: str) -> dict[str, Any] | None:
+    if claim.better not in rows or claim.worse not in rows:
+        return None
+    key = CLAIM_METRICS[mode]
+    a, b = rows[claim.better]["metrics"][key], rows[claim.worse]["metrics"][key]
+    n = min(len(a["seeds"]), len(b["seeds"]))
+    diffs = np.array(a["seeds"][:n]) - np.array(b["seeds"][:n])
+    clear = (
+        "ci_low" in a
+        and "ci_low" in b
+        and (a["ci_low"] > b["ci_high"] or b["ci_low"] > a["ci_high"])
+    )
+    out = {
+        "claim": claim.name, "mode": mode, "metric": key,
+        "values": {claim.better: a["mean"], claim.worse: b["mean"]},
+        "mean_difference": float(diffs.mean()), "seeds_won": int((diffs > 0).sum()),
+        "seeds": int(n), "verdict": _verdict(diffs, claim.or_equal), "clear": bool(clear),
+    }  # fmt: skip
+    if claim.better == "fip-weak-teacher" and "teacher_metrics" in rows[claim.better]:
+        weak = rows[claim.better]["teacher_metrics"][key]
+        out["weak_teacher"] = weak
+        out["weak_teacher_below_sft"] = bool(weak < b["mean"])
+    return out
+
+
+def _ablation_order(rows: dict[str, dict], mode: str) -> dict[str, Any] | None:
+    if "fip" not in rows or any(r not in rows for r in ABLATION_ORDER):
+        return None
+    key = CLAIM_METRICS[mode]
+    full = rows["fip"]["metrics"][key]["mean"]
+    drops = {r: full - rows[r]["metrics"][key]["mean"] for r in ABLATION_ORDER}
+    values = [drops[r] for r in ABLATION_ORDER]
+    held = values[0] > 0 and values[0] > values[1] > values[2]
+    return {
+        "claim": "removing MCL hurts most, L_dist next, the filter least", "mode": mode,
+        "metric": key, "drops": drops, "verdict": "held" if held else "not held",
+    }  # fmt: skip
+
+
+def check_claims(rows: list[dict]) -> list[dict[str, Any]]:
+    """Every claim whose rows are present, in both modes."""
+    by_name = {r["name"]: r for r in rows}
+    out = []
+    for mode in CLAIM_METRICS:
+        for claim in PAIRWISE:
+            if (res := _pairwise(claim, by_name, mode)) is not None:
+                out.append(res)
+        if (res := _ablation_order(by_name, mode)) is not None:
+            out.append(res)
+    return out
+
+
+def _fmt(value: float, metric: str) -> str:
+    return f"{value:.1f}" if metric.endswith("spearman") else f"{value:.3f}"
+
+
+def _signed(value: float, metric: str) -> str:
+    return f"{value:+.1f}" if metric.endswith("spearman") else f"{value:+.3f}"
+
+
+def claims_markdown(claims: list[dict[str, Any]]) -> str:
+    """A table of the claims: mode, values, verdict (seeds won), interval overlap."""
+    lines = [
+        "| claim | mode (metric) | values | verdict | seeds won | intervals |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in claims:
+        metric = c["metric"]
+        if "drops" in c:
+            values = ", ".join(f"{r} {_signed(-d, metric)}" for r, d in c["drops"].items())
+            won, clear = "–", "–"
+        else:
+            values = " vs ".join(f"{r} {_fmt(v, metric)}" for r, v in c["values"].items())
+            if "weak_teacher" in c:
+                values += f" (weak teacher itself {_fmt(c['weak_teacher'], metric)})"
+            won = f"{c['seeds_won']}/{c['seeds']}"
+            clear = "disjoint" if c["clear"] else "overlap"
+        lines.append(
+            f"| {c['claim']} | {c['mode']} ({metric}) | {values} | {c['verdict']} | {won} | "
+            f"{clear} |"
+        )
+    return "\n".join(lines)
