@@ -119,3 +119,20 @@ def test_claims_verdicts_are_seed_paired_and_order_is_checked():
     assert ("MCL ≥ ArcCSE", "gen") not in claims  # its row is missing: no claim, no guess
     text = claims_markdown(check_claims(rows))
     assert "| fip > sft | rep (rep_spearman) | fip 42.5 vs sft 25.0 | held | 2/2 |" in text
+
+
+def test_finished_only_reports_what_is_done_and_runs_nothing(bench, tiny_llama_dir, tmp_path):
+    root, teacher = bench
+    overrides = [f"student.model={tiny_llama_dir}", f"teacher.model={teacher}"]
+    out = tmp_path / "partial"
+    run_ladder(str(root), "tiny", seeds=1, out_dir=out, overrides=overrides, progress=False,
+               rows=["teacher", "sft"])  # fmt: skip
+    with pytest.raises(ConfigError, match="no finished runs"):
+        run_ladder(str(root), "tiny", seeds=1, out_dir=tmp_path / "none", finished_only=True)
+    done = run_ladder(str(root), "tiny", seeds=2, out_dir=out, overrides=overrides,
+                      finished_only=True)  # fmt: skip
+    assert sorted(r["row"] for r in done) == ["sft", "teacher"]
+    doc = write_report(done, benchmark=str(root), profile="tiny", out_dir=out, seeds=2,
+                       overrides=overrides)  # fmt: skip
+    assert doc["timing"]["runs_computed"] == 0
+    assert "**Partial**" in (out / "table.md").read_text()

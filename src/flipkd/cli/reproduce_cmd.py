@@ -31,6 +31,9 @@ def reproduce_cmd(
     ),
     overrides: list[str] = typer.Argument(None, help="Dotted config overrides for every row."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    finished_only: bool = typer.Option(
+        False, "--finished-only", help="Run nothing: report the runs finished so far."
+    ),
 ) -> None:
     """Run the ladder (resumable: finished runs are kept by config hash), write table + plots."""
     from flipkd.reproduce import run_ladder
@@ -42,7 +45,7 @@ def reproduce_cmd(
     start = time.perf_counter()
     results = run_ladder(
         benchmark, profile, seeds=seeds, out_dir=work_dir, overrides=overrides or [],
-        rows=rows or None, progress=progress,
+        rows=rows or None, progress=progress, finished_only=finished_only,
     )  # fmt: skip
     command = ["flipkd", *sys.argv[1:]]
     doc = write_report(
@@ -70,6 +73,7 @@ def demo_cmd(
         work=out / "work",
         overrides=[],
         progress=progress,
+        finished_only=False,
     )
 
 

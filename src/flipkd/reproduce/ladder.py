@@ -112,13 +112,16 @@ ROW_RUNNERS: dict[str, Callable[..., dict]] = {
 }
 
 
+def _result_path(cfg: FlipkdConfig, row: str, out_dir: Path) -> Path:
+    return out_dir / "runs" / f"{row}-s{cfg.train.seed}-{config_hash(cfg)}" / "result.json"
+
+
 def run_row(
     cfg: FlipkdConfig, row: str, splits: dict, cache, out_dir: Path, progress: bool
 ) -> dict:
     """Run one row for one seed, or read back its finished result."""
-    key = f"{row}-s{cfg.train.seed}-{config_hash(cfg)}"
-    run_dir = out_dir / "runs" / key
-    done = run_dir / "result.json"
+    done = _result_path(cfg, row, out_dir)
+    run_dir = done.parent
     if done.is_file():
         import json
 
@@ -148,8 +151,13 @@ def run_ladder(
     overrides: list[str] | None = None,
     rows: list[str] | None = None,
     progress: bool = True,
+    finished_only: bool = False,
 ) -> list[dict]:
-    """Run every row × seed (skipping finished ones); returns the per-run results."""
+    """Run every row × seed (skipping finished ones); returns the per-run results.
+
+    ``finished_only`` runs nothing: it reads back the runs finished so far (a ladder
+    still running elsewhere, or one stopped part-way) so a report can be written.
+    """
     from flipkd.recipes.pipeline import ensure_teacher, load_splits
 
     if profile_name not in PROFILES:
@@ -160,6 +168,8 @@ def run_ladder(
     if unknown:
         raise ConfigError(f"unknown rows {unknown}; rows are {', '.join(ROWS)}")
     results = []
+    if finished_only:
+        return _finished(profile, benchmark, chosen, seeds, out_dir, overrides or [])
     for seed in range(seeds):
         base = build_config(profile, benchmark, "fip", seed, overrides or [])
         splits = load_splits(base)
@@ -168,4 +178,22 @@ def run_ladder(
         for row in chosen:
             cfg = build_config(profile, benchmark, row, seed, overrides or [])
             results.append(run_row(cfg, row, splits, cache, out_dir, progress))
+    return results
+
+
+def _finished(
+    profile: Profile, benchmark: str, rows: list[str], seeds: int, out_dir: Path, overrides
+) -> list[dict]:
+    import json
+
+    results = []
+    for seed in range(seeds):
+        for row in rows:
+            done = _result_path(
+                build_config(profile, benchmark, row, seed, overrides), row, out_dir
+            )
+            if done.is_file():
+                results.append({**json.loads(done.read_text()), "read_back": True})
+    if not results:
+        raise ConfigError(f"no finished runs of this ladder under {out_dir}")
     return results

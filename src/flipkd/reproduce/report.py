@@ -63,7 +63,7 @@ def write_report(
     doc["plots"] = [str(p.relative_to(out_dir)) for p in made if p]
     write_json(out_dir / "results.json", doc)
     header = (
-        f"# {benchmark} / {profile}: {seeds} seed(s)\n\n"
+        f"# {benchmark} / {profile}: {seeds} seed(s)\n\n{_partial_line(rows, seeds)}"
         f"Student `{cfg.student.model}`, teacher `{cfg.teacher.model}`; dev {sizes.get('dev')} / "
         f"test {sizes.get('test')} pairs; {cfg.train.steps} steps of batch "
         f"{cfg.train.batch_size}.{_timing_line(doc['timing'])}\n"
@@ -86,6 +86,16 @@ CLAIMS_NOTE = (
     "ROC-AUC of the generated-label probability; rep: Spearman ×100 of the A-tap cosine. "
     "Written by `flipkd reproduce` (`src/flipkd/reproduce/claims.py`), not by hand."
 )
+
+
+def _partial_line(rows: list[dict], seeds: int) -> str:
+    short = [f"{r['name']} ({r['seeds']})" for r in rows if r["seeds"] < seeds]
+    if not short:
+        return ""
+    return (
+        f"**Partial**: these rows have fewer than {seeds} finished seeds so far: "
+        f"{', '.join(short)}. Means and claims use the seeds that finished.\n\n"
+    )
 
 
 def _timing_line(timing: dict) -> str:
