@@ -1,6 +1,6 @@
 """Run profiles: sizes and models for each budget, as config overrides.
 
-``tiny`` is for tests (the tests swap in in-code models); ``demo`` fits about ten
+``tiny`` is for tests (the tests swap in in-code models); ``demo`` aims at about ten
 minutes on a 2-core CPU from a warm cache; ``cpu`` is the whole ladder × 3 seeds
 within about 2.5 hours on that machine per benchmark; ``full`` is paper-faithful
 (Qwen2.5-0.5B, LoRA rank 256 on every linear layer, full train split) for a GPU.
@@ -55,7 +55,7 @@ PROFILES: dict[str, Profile] = {
         ALL_ROWS, bootstrap=50,
     ),
     "demo": Profile(
-        "demo", "MQP subset, smollm2-135m + minilm-l6: teacher -> sft -> fip in ~10 min on 2 cores",
+        "demo", "MQP subset, smollm2-135m + minilm-l6: teacher, sft, fip; aims at ~10 min idle",
         {
             **_CPU_STUDENT,
             "data.benchmark": "mqp", "data.max_train_pairs": 400, "data.max_dev_pairs": 64,
