@@ -82,7 +82,7 @@ def _ablation_order(rows: dict[str, dict], mode: str) -> dict[str, Any] | None:
     full = rows["fip"]["metrics"][key]["mean"]
     drops = {r: full - rows[r]["metrics"][key]["mean"] for r in ABLATION_ORDER}
     values = [drops[r] for r in ABLATION_ORDER]
-    held = values[0] > 0 and values[0] > values[1] > values[2]
+    held = values[0] > values[1] > values[2] > 0  # each part helps, in this order
     return {
         "claim": "removing MCL hurts most, L_dist next, the filter least", "mode": mode,
         "metric": key, "drops": drops, "verdict": "held" if held else "not held",
