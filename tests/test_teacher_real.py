@@ -17,6 +17,10 @@ pytestmark = pytest.mark.real
 
 def test_minilm_embeds_mqp_pairs(tmp_path: Path) -> None:
     from flipkd.data import load_split
+    from flipkd.paths import shared_data_root
+
+    if not (shared_data_root() / "mqp").is_dir():
+        pytest.skip(f"shared data folder {shared_data_root() / 'mqp'} is missing")
 
     torch.set_num_threads(2)
     pairs = load_split("mqp", "dev", max_pairs=50, seed=0)
