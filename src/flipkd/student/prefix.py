@@ -41,7 +41,7 @@ class PrefixCache:
         """The cached states of ``seqs``; ``compute`` fills the misses (kept while room)."""
         found = {s: self.store[s] for s in dict.fromkeys(seqs) if s in self.store}
         missing = [s for s in dict.fromkeys(seqs) if s not in found]
-        self.hits += len(seqs) - sum(s in missing for s in seqs)
+        self.hits += sum(s in found for s in seqs)  # before the misses join ``found``
         self.misses += len(missing)
         if missing:
             for s, h in zip(missing, compute(missing), strict=True):
