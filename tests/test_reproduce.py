@@ -136,3 +136,18 @@ def test_finished_only_reports_what_is_done_and_runs_nothing(bench, tiny_llama_d
                        overrides=overrides)  # fmt: skip
     assert doc["timing"]["runs_computed"] == 0
     assert "**Partial**" in (out / "table.md").read_text()
+
+
+def test_table_formats_each_metric_by_its_scale():
+    from flipkd.reproduce.aggregate import markdown_table
+
+    metrics = {
+        "f1": {"mean": 0.5, "ci_low": 0.41234, "ci_high": 0.6},
+        "spearman": {"mean": -0.098, "ci_low": -12.008, "ci_high": 12.309},  # ×100, near zero
+        "rep_spearman": {"mean": 37.24, "ci_low": 26.0, "ci_high": 47.9},
+    }
+    table = markdown_table([{"name": "fip", "metrics": metrics, "train_seconds": 12.4}])
+    row = table.splitlines()[2]
+    assert "| 0.500 [0.412, 0.600] |" in row
+    assert "| -0.1 [-12.0, 12.3] |" in row  # not "-0.098 [-12.008, 12.309]"
+    assert "| 37.2 [26.0, 47.9] |" in row and row.endswith("| 12 |")

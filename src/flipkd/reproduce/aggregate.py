@@ -70,16 +70,18 @@ def aggregate_rows(results: list[dict], order: list[str], bootstrap: int) -> lis
     return rows
 
 
-def _cell(entry: dict | None) -> str:
+def _cell(entry: dict | None, digits: int = 3) -> str:
     if entry is None:
         return "–"
-    mean = entry["mean"]
-    scale = 1.0
-    text = f"{mean * scale:.3f}" if abs(mean) <= 1.5 else f"{mean:.1f}"
+    text = f"{entry['mean']:.{digits}f}"
     if "ci_low" in entry and np.isfinite(entry["ci_low"]):
-        lo, hi = entry["ci_low"], entry["ci_high"]
-        text += f" [{lo:.3f}, {hi:.3f}]" if abs(mean) <= 1.5 else f" [{lo:.1f}, {hi:.1f}]"
+        text += f" [{entry['ci_low']:.{digits}f}, {entry['ci_high']:.{digits}f}]"
     return text
+
+
+def _digits(metric: str) -> int:
+    """Spearman is reported ×100 (one decimal); the rest are fractions (three)."""
+    return 1 if metric.endswith("spearman") else 3
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -88,6 +90,6 @@ def markdown_table(rows: list[dict]) -> str:
     sep = "|" + "---|" * (len(TABLE_COLUMNS) + 2)
     lines = [head, sep]
     for row in rows:
-        cells = [_cell(row["metrics"].get(key)) for key, _ in TABLE_COLUMNS]
+        cells = [_cell(row["metrics"].get(key), _digits(key)) for key, _ in TABLE_COLUMNS]
         lines.append(f"| {row['name']} | " + " | ".join(cells) + f" | {row['train_seconds']:.0f} |")
     return "\n".join(lines)
