@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -220,3 +221,42 @@ def test_packing_leaves_fewer_tokens_for_the_layers(tiny_llama, tiny_tokenizer):
     for name in ("gen", "rep"):
         assert packed[name]["tokens"] == padded[name]["tokens"]
         assert packed[name]["padded"] == packed[name]["tokens"] < padded[name]["padded"]
+
+
+def test_inference_packs_only_no_grad_batches_that_are_mostly_padding(
+    tiny_llama, tiny_tokenizer, monkeypatch
+):
+    import flipkd.student.model as model_mod
+    from flipkd.student import encode, score_pairs
+
+    st = _top_layer_student(tiny_llama, tiny_tokenizer)
+    for layer in st.tap.layers:
+        torch.nn.init.normal_(layer.lora_B["default"].weight, std=0.1)
+    st.model.eval()
+    caps = []
+    real_pack = model_mod.pack
+    monkeypatch.setattr(model_mod, "pack", lambda *a: caps.append(a[2]) or real_pack(*a))
+    uneven = [PACK_TEXTS[1], PACK_TEXTS[2]]  # 1-2 tokens vs ~9: mostly padding
+    with torch.no_grad():
+        packed_rep = st.rep_forward(uneven)
+        assert caps == [model_mod.INFERENCE_PACK_TOKENS]
+        st.pack_inference_above = 0.0  # prompts share a template: little padding, any packs
+        packed_gen = st.gen_forward(PACK_PAIRS).label_logits
+    assert caps == [model_mod.INFERENCE_PACK_TOKENS] * 2
+    st.pack_inference_above = None  # the padded reference
+    with torch.no_grad():
+        torch.testing.assert_close(st.rep_forward(uneven), packed_rep, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(st.gen_forward(PACK_PAIRS).label_logits, packed_gen)
+    st.pack_inference_above = 0.2
+    caps.clear()
+    st.rep_forward(uneven)  # grad on (training): never auto-packed
+    with torch.no_grad():
+        st.rep_forward([PACK_TEXTS[0], PACK_TEXTS[0]])  # no padding at all
+        st.rep_forward([PACK_TEXTS[2]])  # one text
+    assert caps == []
+    # encode / score_pairs sort by token count and give results back in the caller's order
+    texts = PACK_TEXTS * 2
+    one_by_one = np.concatenate([encode(st, [t]) for t in texts])
+    np.testing.assert_allclose(encode(st, texts, batch_size=3), one_by_one, atol=1e-5)
+    singles = [score_pairs(st, [p])[0] for p in PACK_PAIRS]
+    np.testing.assert_allclose(score_pairs(st, PACK_PAIRS, batch_size=2), singles, atol=1e-5)

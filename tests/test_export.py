@@ -295,3 +295,28 @@ def test_load_refuses_unknown_dirs_and_a_changed_base(exported, tmp_path):
     (copy / "flipkd.json").write_text(json.dumps(spec))
     with pytest.raises(ModelError, match="weights_hash"):
         flipkd.load(copy)
+
+
+def test_export_of_a_ladder_row_takes_its_dev_thresholds(run, tmp_path):
+    """A ``flipkd reproduce`` row has no eval/ folder; its result.json carries both thresholds."""
+    from flipkd.export.card import choose_thresholds, collect_evals
+
+    row = tmp_path / "fip-s0"
+    shutil.copytree(run, row, ignore=shutil.ignore_patterns("eval"))
+    metrics = {"f1": 0.6, "threshold": 0.3, "rep_f1": 0.7, "rep_threshold": 0.2}
+    ladder = {"row": "fip", "seed": 0, "scores": {"test": {"gen": [0.1]}}, "metrics": metrics}
+    (row / "result.json").write_text(json.dumps(ladder))
+    values, sources = choose_thresholds(collect_evals(row))
+    assert values == {"gen": 0.3, "rep": pytest.approx(0.6)}  # rep cosine 0.2 -> (0.2 + 1) / 2
+    assert sources["gen"].startswith("result.json (chosen on dev")
+    export_run(row, tmp_path / "out")
+    spec = json.loads((tmp_path / "out" / "flipkd.json").read_text())
+    assert spec["thresholds"] == {"gen": 0.3, "rep": pytest.approx(0.6)}
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert (
+        "ladder row fip (seed 0)/test [gen]" in card
+        and "ladder row fip (seed 0)/test [rep]" in card
+    )
+    # a teacher row gives no student threshold
+    (row / "result.json").write_text(json.dumps({**ladder, "row": "teacher"}))
+    assert choose_thresholds(collect_evals(row))[1]["gen"].startswith("default")

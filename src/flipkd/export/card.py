@@ -44,16 +44,41 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def ladder_eval(result: dict[str, Any]) -> dict[str, Any] | None:
+    """A ladder row's ``RUN/result.json`` as an eval result (``None`` for a teacher row).
+
+    ``flipkd reproduce`` names gen metrics bare (``threshold``, ``f1``) and rep metrics
+    ``rep_*``, both chosen on dev and read on test; here they become ``gen_*`` / ``rep_*``.
+    """
+    if result.get("row") in (None, "teacher"):
+        return None
+    metrics = _flat(result.get("metrics") or {})
+    named = {k if k.startswith("rep_") else f"gen_{k}": v for k, v in metrics.items()}
+    return {
+        "kind": "student",
+        "benchmark": f"ladder row {result['row']} (seed {result.get('seed', '?')})",
+        "split": "test",
+        "threshold_from": "dev",
+        "metrics": named,
+    }
+
+
 def collect_evals(
     run_dir: Path, extra: list[Path] | tuple[Path, ...] = ()
 ) -> list[tuple[Path, dict]]:
-    """Explicit eval JSONs first (in the order given), then ``RUN/eval/*.json`` by name."""
+    """Explicit eval JSONs first (in the order given), then ``RUN/eval/*.json`` by name,
+    then a ladder row's ``RUN/result.json`` (written by ``flipkd reproduce``)."""
     paths = [Path(p) for p in extra] + sorted((Path(run_dir) / "eval").glob("*.json"))
     seen, out = set(), []
     for path in paths:
         if path.resolve() not in seen:
             seen.add(path.resolve())
             out.append((path, _read_json(path)))
+    ladder = Path(run_dir) / "result.json"
+    if ladder.is_file() and ladder.resolve() not in seen:
+        converted = ladder_eval(_read_json(ladder))
+        if converted is not None:
+            out.append((ladder, converted))
     return out
 
 

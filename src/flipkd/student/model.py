@@ -12,7 +12,9 @@ Two forward passes exist:
 With ``pack_tokens`` > 0 both passes pack their texts into rows of about that many
 tokens instead of padding each text to the longest (see ``packing.py``): the same
 result up to float rounding, with far fewer tokens through the layers. The trainer
-turns it on; the default (0) keeps plain padded batches.
+turns it on; the default (0) keeps padded batches, except that a no-grad batch
+whose padding share is above ``pack_inference_above`` (20%) is packed: a server's
+micro-batch of unrelated queries is often half padding.
 
 With a frozen-prefix cache (``enable_prefix_cache``, see ``prefix.py``) the layers
 below the lowest adapted one run once per distinct token sequence; later passes
@@ -38,6 +40,9 @@ from flipkd.student.prefix import (
 )
 from flipkd.student.prompt import PromptSpec, label_token_ids, render
 from flipkd.student.tap import ATap, TapStop
+
+PACK_INFERENCE_ABOVE = 0.2  # padding share above which a no-grad batch is packed
+INFERENCE_PACK_TOKENS = 512  # row size for those batches (as the trainer's)
 
 
 @dataclass
@@ -72,10 +77,12 @@ class Student:
         max_text_length: int = 64,
         use_chat_template: bool = True,
         pack_tokens: int = 0,
+        pack_inference_above: float | None = PACK_INFERENCE_ABOVE,
     ) -> None:
         self.model, self.tokenizer, self.tap, self.prompt = model, tokenizer, tap, prompt
         self.max_length, self.max_text_length = max_length, max_text_length
         self.pack_tokens = pack_tokens
+        self.pack_inference_above = pack_inference_above
         self.use_chat_template = use_chat_template and bool(
             getattr(tokenizer, "chat_template", None)
         )
@@ -139,9 +146,22 @@ class Student:
 
     # --- forward passes -----------------------------------------------------------------
     def _pack(self, batch: dict[str, torch.Tensor]) -> Packed | None:
-        if not self.pack_tokens:
+        cap = self.pack_tokens or self._inference_pack_cap(batch["attention_mask"])
+        if not cap:
             return None
-        return pack(batch["input_ids"], batch["attention_mask"], self.pack_tokens)
+        return pack(batch["input_ids"], batch["attention_mask"], cap)
+
+    def _inference_pack_cap(self, mask: torch.Tensor) -> int:
+        """Row size for packing a no-grad batch that is mostly padding, else 0.
+
+        Inference batches sorted by length pad little and run fastest padded; a batch
+        of texts that arrived together (a server's micro-batch) is often half padding,
+        and packing it is exact and faster (see ``pack_inference_above``).
+        """
+        if self.pack_inference_above is None or torch.is_grad_enabled() or mask.shape[0] < 2:
+            return 0
+        padding = 1.0 - float(mask.sum()) / mask.numel()
+        return INFERENCE_PACK_TOKENS if padding > self.pack_inference_above else 0
 
     def _body(self, batch: dict[str, torch.Tensor], packed: Packed | None = None) -> torch.Tensor:
         if self.prefix is None:
