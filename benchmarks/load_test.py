@@ -33,12 +33,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
+from flipkd.provenance import git_commit, versions
 from flipkd.serve.faq import load_faq
 
 Request = tuple[str, str, bytes, bool]  # (label, path, body, valid)
@@ -219,7 +221,11 @@ def markdown(result: dict) -> str:
         f"Model `{result['model_dir']}` (loader `{result['loader']}`), FAQ `{result['faq']}` "
         f"({result['faq_entries']} entries); {result['malformed']:.0%} malformed requests; "
         f"max batch {result['max_batch']}, max wait {result['max_wait_ms']} ms; "
-        f"{result['machine']}.",
+        f"{result['machine']}; git commit `{result['git_commit']}`; {result['date']}; "
+        f"load average (1/5/15 min) {result['load_average_start']} at start, "
+        f"{result['load_average_end']} at end.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
         "",
         "| clients | requests | QPS | p50 ms | p99 ms | valid p50 | valid p99 | 5xx "
         "| statuses | mean batch |",
@@ -235,6 +241,11 @@ def markdown(result: dict) -> str:
         )
     lines += ["", f"Result: **{'PASS' if result['ok'] else 'FAIL'}** (no 5xx, valid → 200, "
               "malformed → 4xx)."]  # fmt: skip
+    if result.get("targets"):
+        t = result["targets"]
+        lines += ["", f"At {t['clients']} clients: throughput {t['throughput_vs_serial']}× "
+                  f"serial (target ≥ 3), valid p99 {t['p99_vs_single_latency']}× the serial "
+                  "valid p50 (target ≤ 2)."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -263,6 +274,19 @@ def run_levels(args: argparse.Namespace, questions: list[str]) -> list[dict]:
     return levels
 
 
+def targets(levels: list[dict], clients: int = 16) -> dict[str, float] | None:
+    """Issue 7's ratios: QPS at ``clients`` over serial, p99 there over the serial p50."""
+    by = {lv["clients"]: lv for lv in levels}
+    if 1 not in by or clients not in by:
+        return None
+    one, many = by[1], by[clients]
+    return {
+        "clients": clients,
+        "throughput_vs_serial": round(many["qps"] / one["qps"], 2),
+        "p99_vs_single_latency": round(many["valid_p99_ms"] / one["valid_p50_ms"], 2),
+    }
+
+
 def _passed(level: dict) -> bool:
     checks = ("http_5xx", "transport_errors", "valid_not_200", "malformed_not_4xx")
     return all(level[c] == 0 for c in checks)
@@ -272,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the load test; exit 0 when every level passed."""
     args = parse_args(argv)
     questions = [e.question for e in load_faq(args.faq)]
+    load_start = [round(x, 2) for x in os.getloadavg()]
     levels = run_levels(args, questions)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     result = {
@@ -284,7 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         "max_batch": args.max_batch,
         "max_wait_ms": args.max_wait_ms,
         "machine": machine,
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_start": load_start,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "levels": levels,
+        "targets": targets(levels),
         "ok": all(_passed(lv) for lv in levels),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

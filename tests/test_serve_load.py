@@ -46,6 +46,19 @@ def test_load_test_reports_levels_without_5xx(tmp_path, monkeypatch):
     assert levels[8]["mean_batch"]["encode"] > levels[1]["mean_batch"]["encode"]
     report = Path(f"{out}.md").read_text()
     assert "| 8 | 60 |" in report and "PASS" in report
+    assert result["git_commit"] and "torch" in result["versions"]
+    assert len(result["load_average_start"]) == 3 and result["targets"] is None  # no 16 level
+
+
+def test_targets_are_ratios_against_the_serial_level():
+    load_test = _load_benchmark()
+    levels = [
+        {"clients": 1, "qps": 10.0, "valid_p50_ms": 100.0, "valid_p99_ms": 150.0},
+        {"clients": 16, "qps": 28.0, "valid_p50_ms": 600.0, "valid_p99_ms": 790.0},
+    ]
+    assert load_test.targets(levels) == {
+        "clients": 16, "throughput_vs_serial": 2.8, "p99_vs_single_latency": 7.9,
+    }  # fmt: skip
 
 
 def test_malformed_requests_are_what_they_claim():
