@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from test_serve_fake import write_faq_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,3 +75,20 @@ def test_malformed_requests_are_what_they_claim():
     args.malformed = 0.0
     label, path, body, valid = load_test.make_request(rng, ["How do I reset it?"], args)
     assert valid and path == "/search" and json.loads(body)["k"] == 5
+
+
+def test_packing_ab_measures_padding_share(tiny_tokenizer):
+    import importlib.util
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location(
+        "packing_ab", ROOT / "benchmarks" / "packing_ab.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    student = SimpleNamespace(tokenizer=tiny_tokenizer, max_text_length=64)
+    texts = ["a b c d", "a"]
+    lengths = [len(tiny_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    expected = 1 - sum(lengths) / (2 * max(lengths))
+    assert module.padding_share(student, texts) == pytest.approx(expected) and expected > 0
+    assert module.padding_share(student, ["a b", "a b"]) == 0.0
