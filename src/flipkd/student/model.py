@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from flipkd.student.attention import layout_of, texts_layout, use_packed_attention
 from flipkd.student.lora import no_lora_dropout
 from flipkd.student.packing import Packed, pack
 from flipkd.student.prefix import (
@@ -95,6 +96,8 @@ class Student:
         self.softcap = getattr(base.config, "final_logit_softcapping", None)
         self._no_dropout = no_lora_dropout(model)
         self.prefix: PrefixCache | None = None
+        # packed passes attend per text instead of through a block mask (attention.py)
+        self.packed_attention = use_packed_attention(base)
 
     def enable_prefix_cache(self, model_key: str, max_gb: float) -> int:
         """Share the process-wide frozen-prefix cache of ``model_key``; returns its depth.
@@ -202,12 +205,18 @@ class Student:
     def _run_body(
         self, batch: dict[str, torch.Tensor], packed: Packed | None = None
     ) -> torch.Tensor:
+        layout = None
         if packed is not None:  # no mask: transformers builds the per-text mask from positions
             ids, mask, positions = packed.input_ids, None, packed.position_ids
+            if self.packed_attention:
+                layout = layout_of(packed.index, *ids.shape, batch["attention_mask"])
         else:
             ids, mask = batch["input_ids"], batch["attention_mask"]
             positions = position_ids_from_mask(mask)
-        out = self.body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+        with texts_layout(layout):
+            out = self.body(
+                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+            )
         return out.last_hidden_state
 
     def rep_forward(self, texts: list[str]) -> torch.Tensor:
