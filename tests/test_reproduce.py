@@ -56,8 +56,12 @@ def test_tiny_ladder_runs_every_row_and_resumes(bench, tiny_llama_dir, tmp_path,
     again = run_ladder(str(root), "tiny", seeds=1, out_dir=out, overrides=overrides, progress=False)
     assert [r["metrics"] for r in again] == [r["metrics"] for r in results]
     assert all(r["read_back"] for r in again) and not any(r.get("read_back") for r in results)
+    import time
+
     redone = write_report(again, benchmark=str(root), profile="tiny", out_dir=out, seeds=1,
-                          overrides=overrides, wall_seconds=1.5)  # fmt: skip
+                          overrides=overrides, started=time.perf_counter() - 90)  # fmt: skip
+    assert redone["timing"]["invocation_wall_seconds"] >= 90  # taken after the bootstrap
+    assert "Wall time of this command: 1." in (out / "table.md").read_text()  # 1.5+ min
     assert redone["timing"]["runs_read_back"] == len(ROWS)
     assert redone["timing"]["runs_computed"] == 0
     assert "runs read back" in (out / "table.md").read_text()

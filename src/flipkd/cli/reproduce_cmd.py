@@ -50,8 +50,7 @@ def reproduce_cmd(
     command = ["flipkd", *sys.argv[1:]]
     doc = write_report(
         results, benchmark=benchmark, profile=profile, out_dir=out_dir, seeds=seeds,
-        overrides=overrides or [], command=command, work_dir=work_dir,
-        wall_seconds=time.perf_counter() - start,
+        overrides=overrides or [], command=command, work_dir=work_dir, started=start,
     )  # fmt: skip
     typer.echo((out_dir / "table.md").read_text())
     typer.echo(f"wall time {time.perf_counter() - start:.0f}s; results: {out_dir / 'results.json'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from flipkd.config import config_hash
@@ -17,18 +18,22 @@ from flipkd.reproduce.profiles import PROFILES
 def write_report(
     results: list[dict], *, benchmark: str, profile: str, out_dir: Path, seeds: int,
     overrides: list[str], command: list[str] | None = None, work_dir: Path | None = None,
-    wall_seconds: float | None = None,
+    wall_seconds: float | None = None, started: float | None = None,
 ) -> dict:  # fmt: skip
     """Aggregate the runs and write every artifact; returns the results.json content.
 
     ``work_dir`` is where the ladder kept its runs (default: ``out_dir``); only the
-    aggregate (table, results.json, plots) is written to ``out_dir``.
+    aggregate (table, results.json, plots) is written to ``out_dir``. Given ``started``
+    (a ``time.perf_counter()`` value), the invocation's wall time is taken after the
+    aggregation (the bootstrap can take minutes for a whole ladder), else ``wall_seconds``.
     """
     work_dir = work_dir or out_dir
     prof = PROFILES[profile]
     rows = aggregate_rows(
         results, [r for r in ROWS if r in {x["row"] for x in results}], prof.bootstrap
     )
+    if started is not None:
+        wall_seconds = time.perf_counter() - started
     cfg = build_config(prof, benchmark, "fip", 0, overrides)
     sizes = {
         split: len(results[0]["scores"][split]["labels"]) for split in ("dev", "test")
@@ -40,7 +45,8 @@ def write_report(
         "student": cfg.student.model, "teacher": cfg.teacher.model, "overrides": overrides,
         "fip_config": cfg.model_dump(mode="json"), "fip_config_hash": config_hash(cfg),
         "timing": {
-            "invocation_wall_seconds": wall_seconds,  # this command only, teachers included
+            # this command only: teachers, runs and the bootstrap (not the plots)
+            "invocation_wall_seconds": wall_seconds,
             "runs_wall_seconds": sum(r.get("wall_seconds", 0.0) for r in results),
             "runs_computed": sum(not r.get("read_back") for r in results),
             "runs_read_back": sum(bool(r.get("read_back")) for r in results),
