@@ -139,13 +139,17 @@ def test_paper_profile_qwen05b_is_about_22_percent():
     assert 0.215 < trainable / total < 0.225
 
 
-def test_gradient_checkpointing_captures_once_and_matches(tiny_llama, tiny_tokenizer, _tiny_pair):
+@pytest.mark.parametrize("pack_tokens", [0, 64])  # 64: packed rows, per-text attention
+def test_gradient_checkpointing_captures_once_and_matches(
+    tiny_llama, tiny_tokenizer, _tiny_pair, pack_tokens
+):
     import copy
 
     grads = []
     for ckpt in (False, True):
         model = copy.deepcopy(_tiny_pair[1])
         st = _student(model, tiny_tokenizer, gradient_checkpointing=ckpt)
+        st.pack_tokens = pack_tokens
         st.model.train()
         st.tap.captures = 0
         rep = st.rep_forward(TEXTS)

@@ -3,11 +3,13 @@
 A packed row holds several texts (``packing.py``); transformers gives it a block-diagonal
 causal mask, and SDPA then computes every query against every key of the row and throws
 most of it away: with rows of 512 tokens and texts of 25-120, 75-95% of the attention work.
-This owner of transformers' attention interface registers ``flipkd_packed``: while a packed
-pass runs (:func:`texts_layout`), each layer's queries, keys and values are moved from the
-rows into one right-padded sequence per text, attended with plain causal SDPA (no mask:
-padding comes after a text's own tokens, so causality already hides it), and moved back.
-The result equals the masked path up to float rounding (tested, values and gradients).
+This owner of transformers' attention interface registers ``flipkd_packed``: when a packed
+pass hands the layers its layout (the ``flipkd_layout`` keyword, which transformers passes
+down to every attention call, and which gradient checkpointing replays with the layer),
+each layer's queries, keys and values are moved from the rows into one right-padded
+sequence per text, attended with plain causal SDPA (no mask: padding comes after a text's
+own tokens, so causality already hides it), and moved back. The result equals the masked
+path up to float rounding (tested, values and gradients, with and without checkpointing).
 
 Outside a packed pass, or for a layer it cannot serve exactly (a sliding window shorter
 than a text, soft-capping, a position bias, non-causal attention), it is transformers' own
@@ -16,9 +18,6 @@ SDPA with the mask, unchanged.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -67,12 +66,12 @@ class TextsLayout:
         )
 
 
-_LAYOUT: ContextVar[TextsLayout | None] = ContextVar("flipkd_packed_layout", default=None)
+LAYOUT_KEY = "flipkd_layout"  # the keyword a packed pass passes to the model's forward
 
 
 def packed_attention(module, query, key, value, attention_mask, **kwargs):
     """transformers attention function: per-text SDPA inside a packed pass, else plain SDPA."""
-    layout = _LAYOUT.get()
+    layout = kwargs.pop(LAYOUT_KEY, None)
     if layout is None or not layout.serves(module, query, kwargs):
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     q, k, v = (layout.to_texts(t) for t in (query, key, value))
@@ -92,16 +91,6 @@ def layout_of(src: torch.Tensor, rows: int, width: int, mask: torch.Tensor) -> T
     text = torch.arange(mask.shape[0], device=mask.device).unsqueeze(1)
     dst = (text * longest + within)[real]  # row-major, like ``Packed.index``
     return TextsLayout(rows, width, mask.shape[0], longest, src, dst)
-
-
-@contextlib.contextmanager
-def texts_layout(layout: TextsLayout | None) -> Iterator[None]:
-    """Let ``flipkd_packed`` layers attend per text for the passes run inside."""
-    token = _LAYOUT.set(layout)
-    try:
-        yield
-    finally:
-        _LAYOUT.reset(token)
 
 
 def use_packed_attention(model: torch.nn.Module) -> bool:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from flipkd.student.attention import layout_of, texts_layout, use_packed_attention
+from flipkd.student.attention import LAYOUT_KEY, layout_of, use_packed_attention
 from flipkd.student.lora import no_lora_dropout
 from flipkd.student.packing import Packed, pack
 from flipkd.student.prefix import (
@@ -205,18 +205,17 @@ class Student:
     def _run_body(
         self, batch: dict[str, torch.Tensor], packed: Packed | None = None
     ) -> torch.Tensor:
-        layout = None
+        extra = {}
         if packed is not None:  # no mask: transformers builds the per-text mask from positions
             ids, mask, positions = packed.input_ids, None, packed.position_ids
-            if self.packed_attention:
-                layout = layout_of(packed.index, *ids.shape, batch["attention_mask"])
+            if self.packed_attention:  # and the layers attend per text (attention.py)
+                extra[LAYOUT_KEY] = layout_of(packed.index, *ids.shape, batch["attention_mask"])
         else:
             ids, mask = batch["input_ids"], batch["attention_mask"]
             positions = position_ids_from_mask(mask)
-        with texts_layout(layout):
-            out = self.body(
-                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
-            )
+        out = self.body(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, **extra
+        )
         return out.last_hidden_state
 
     def rep_forward(self, texts: list[str]) -> torch.Tensor:
