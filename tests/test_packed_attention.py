@@ -96,3 +96,20 @@ def test_layers_it_cannot_serve_fall_back_to_the_mask():
     assert not layout.serves(windowed, query, {})
     assert not layout.serves(plain, query, {"softcap": 50.0})
     assert not layout.serves(plain, torch.zeros(2, 1, 7, 4), {})  # not this pass's rows
+
+
+def test_inference_packs_at_lower_padding_when_attention_is_per_text(tiny_llama, tiny_tokenizer):
+    import flipkd.student.model as model_mod
+
+    st = _student(tiny_llama, tiny_tokenizer)
+    assert st.packed_attention
+    assert st.pack_inference_above == model_mod.PACK_INFERENCE_ABOVE["per_text"] == 0.05
+    mask = torch.ones(4, 10, dtype=torch.long)
+    mask[0, 9:] = 0  # 2.5% padding: under the line
+    with torch.no_grad():
+        assert st._inference_pack_cap(mask) == 0
+        mask[1, 7:] = 0  # 10%
+        assert st._inference_pack_cap(mask) == model_mod.INFERENCE_PACK_TOKENS
+        st.packed_attention = False  # a block-mask model would not pack this batch
+        st.pack_inference_above = model_mod.PACK_INFERENCE_ABOVE["block_mask"]
+        assert st._inference_pack_cap(mask) == 0

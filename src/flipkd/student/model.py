@@ -13,8 +13,9 @@ With ``pack_tokens`` > 0 both passes pack their texts into rows of about that ma
 tokens instead of padding each text to the longest (see ``packing.py``): the same
 result up to float rounding, with far fewer tokens through the layers. The trainer
 turns it on; the default (0) keeps padded batches, except that a no-grad batch
-whose padding share is above ``pack_inference_above`` (20%) is packed: a server's
-micro-batch of unrelated queries is often half padding.
+whose padding share is above ``pack_inference_above`` is packed (5% when packed passes
+attend per text, 20% through a block mask): a server's micro-batch of unrelated queries
+is often half padding, and even length-sorted batches of short texts pad 8-16%.
 
 With a frozen-prefix cache (``enable_prefix_cache``, see ``prefix.py``) the layers
 below the lowest adapted one run once per distinct token sequence; later passes
@@ -42,7 +43,9 @@ from flipkd.student.prefix import (
 from flipkd.student.prompt import PromptSpec, label_token_ids, render
 from flipkd.student.tap import ATap, TapStop
 
-PACK_INFERENCE_ABOVE = 0.2  # padding share above which a no-grad batch is packed
+# padding share above which a no-grad batch is packed: with per-text attention packing
+# costs almost nothing, so even a little padding pays; through a block mask it needs more
+PACK_INFERENCE_ABOVE = {"per_text": 0.05, "block_mask": 0.2}
 INFERENCE_PACK_TOKENS = 512  # row size for those batches (as the trainer's)
 
 
@@ -78,12 +81,11 @@ class Student:
         max_text_length: int = 64,
         use_chat_template: bool = True,
         pack_tokens: int = 0,
-        pack_inference_above: float | None = PACK_INFERENCE_ABOVE,
+        pack_inference_above: float | None = None,
     ) -> None:
         self.model, self.tokenizer, self.tap, self.prompt = model, tokenizer, tap, prompt
         self.max_length, self.max_text_length = max_length, max_text_length
         self.pack_tokens = pack_tokens
-        self.pack_inference_above = pack_inference_above
         self.use_chat_template = use_chat_template and bool(
             getattr(tokenizer, "chat_template", None)
         )
@@ -98,6 +100,11 @@ class Student:
         self.prefix: PrefixCache | None = None
         # packed passes attend per text instead of through a block mask (attention.py)
         self.packed_attention = use_packed_attention(base)
+        attention = "per_text" if self.packed_attention else "block_mask"
+        self.pack_inference_above = (
+            PACK_INFERENCE_ABOVE[attention] if pack_inference_above is None
+            else pack_inference_above
+        )  # fmt: skip
 
     def enable_prefix_cache(self, model_key: str, max_gb: float) -> int:
         """Share the process-wide frozen-prefix cache of ``model_key``; returns its depth.
