@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from flipkd.errors import run_script
 from flipkd.provenance import git_commit, versions
 from flipkd.serve.faq import load_faq
 
@@ -325,4 +326,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

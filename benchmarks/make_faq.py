@@ -15,6 +15,7 @@ import csv
 from pathlib import Path
 
 from flipkd.data import load_split
+from flipkd.errors import run_script
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,4 +36,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 import flipkd
+from flipkd.errors import run_script
 from flipkd.provenance import provenance
 from flipkd.serve.faq import load_faq
 
@@ -101,4 +102,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -16,7 +16,7 @@ from flipkd.bench.flipkd_train import batch_tokens, step_flops, student_costs
 from flipkd.bench.runner import BenchSettings, run_task
 from flipkd.config import StudentConfig
 from flipkd.student import assemble_student
-from tiny_run import make_pairs
+from tiny_run import assert_same_passes, make_pairs, passes_with_grads
 
 # The tiny Llama (conftest): hidden 32, intermediate 64, 4 heads of 8, 2 KV heads, 2 layers.
 Q, KV, OUT, MLP, NORM = 32 * 32, 32 * 16, 32 * 32, 32 * 64, 32
@@ -199,18 +199,8 @@ def test_packed_passes_equal_padded_in_value_and_gradient(tiny_llama, tiny_token
     results = []
     for tokens in (0, cap):
         st.pack_tokens = tokens
-        st.model.zero_grad(set_to_none=True)
-        rep = st.rep_forward(PACK_TEXTS)
-        gen = st.gen_forward(PACK_PAIRS, labels)
-        (gen.loss + (rep @ rep.T).sum()).backward()
-        grads = {n: p.grad.clone() for n, p in st.model.named_parameters() if p.grad is not None}
-        results.append((rep.detach(), gen.label_logits.detach(), grads))
-    (rep0, gen0, g0), (rep1, gen1, g1) = results
-    torch.testing.assert_close(rep1, rep0, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(gen1, gen0, atol=1e-4, rtol=1e-4)
-    assert g0.keys() == g1.keys() and len(g0) > 0
-    for name in g0:
-        torch.testing.assert_close(g1[name], g0[name], atol=1e-4, rtol=1e-3)
+        results.append(passes_with_grads(st, PACK_TEXTS, PACK_PAIRS, labels))
+    assert_same_passes(results[1], results[0])
 
 
 def test_packing_leaves_fewer_tokens_for_the_layers(tiny_llama, tiny_tokenizer):

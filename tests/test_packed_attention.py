@@ -9,6 +9,7 @@ import flipkd.student.attention as attention
 from flipkd.config import StudentConfig
 from flipkd.student import assemble_student
 from flipkd.student.packing import pack
+from tiny_run import assert_same_passes, passes_with_grads
 
 TEXTS = ["how do i reset my password", "aspirin", "my card was stolen what should i do", "no"]
 PAIRS = [(TEXTS[0], TEXTS[1]), (TEXTS[2], TEXTS[3]), (TEXTS[1], TEXTS[2])]
@@ -67,23 +68,13 @@ def test_packed_attention_equals_the_block_mask_in_value_and_gradient(
     for per_text in (False, True):
         st.packed_attention = per_text
         calls.clear()
-        st.model.zero_grad(set_to_none=True)
-        rep = st.rep_forward(TEXTS)
-        gen = st.gen_forward(PAIRS, labels)
-        (gen.loss + (rep @ rep.T).sum()).backward()
-        grads = {n: p.grad.clone() for n, p in st.model.named_parameters() if p.grad is not None}
-        results.append((rep.detach(), gen.label_logits.detach(), grads))
+        results.append(passes_with_grads(st, TEXTS, PAIRS, labels))
         if per_text:  # one call per layer, over the texts (4, then 3 prompts), with no mask
             assert calls and all(no_mask for _, no_mask in calls)
             assert {n for n, _ in calls} == {len(TEXTS), len(PAIRS)}
         else:  # the rows, with the block-diagonal mask
             assert calls and not any(no_mask for _, no_mask in calls)
-    (rep0, gen0, g0), (rep1, gen1, g1) = results
-    torch.testing.assert_close(rep1, rep0, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(gen1, gen0, atol=1e-4, rtol=1e-4)
-    assert g0.keys() == g1.keys() and len(g0) > 0
-    for name in g0:
-        torch.testing.assert_close(g1[name], g0[name], atol=1e-4, rtol=1e-3)
+    assert_same_passes(results[1], results[0])
 
 
 def test_layers_it_cannot_serve_fall_back_to_the_mask():

@@ -92,3 +92,21 @@ def test_packing_ab_measures_padding_share(tiny_tokenizer):
     expected = 1 - sum(lengths) / (2 * max(lengths))
     assert module.padding_share(student, texts) == pytest.approx(expected) and expected > 0
     assert module.padding_share(student, ["a b", "a b"]) == 0.0
+
+
+@pytest.mark.parametrize("script", ["packing_ab.py", "load_test.py"])
+def test_benchmark_scripts_name_a_bad_input_in_one_line(script, tmp_path):
+    import subprocess
+    import sys
+
+    faq = tmp_path / "faq.csv"
+    faq.write_text("id,question\n1,how?\n", encoding="utf-8")  # no answer column
+    args = [str(tmp_path), "--faq", str(faq), "--out", str(tmp_path / "out")]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert str(tmp_path) in lines[0]  # the file (or the model folder) it could not use

@@ -76,6 +76,26 @@ def tiny_student(cfg: FlipkdConfig):
     return assemble_student(model, tok, cfg.student)
 
 
+def passes_with_grads(student, texts, pairs, labels) -> tuple:
+    """Both passes and a backward: (rep, label logits, LoRA grads by name), detached."""
+    student.model.zero_grad(set_to_none=True)
+    rep = student.rep_forward(texts)
+    gen = student.gen_forward(pairs, labels)
+    (gen.loss + (rep @ rep.T).sum()).backward()
+    grads = {n: p.grad.clone() for n, p in student.model.named_parameters() if p.grad is not None}
+    return rep.detach(), gen.label_logits.detach(), grads
+
+
+def assert_same_passes(got: tuple, want: tuple) -> None:
+    """Two :func:`passes_with_grads` results agree up to float rounding."""
+    (rep1, gen1, g1), (rep0, gen0, g0) = got, want
+    torch.testing.assert_close(rep1, rep0, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(gen1, gen0, atol=1e-4, rtol=1e-4)
+    assert g0.keys() == g1.keys() and len(g0) > 0
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], atol=1e-4, rtol=1e-3)
+
+
 def main(argv: list[str] | None = None) -> None:
     from flipkd.trainer import train_student
 

@@ -7,6 +7,10 @@ never a traceback. Library users catch it like any exception.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
 
 class FlipkdError(Exception):
     """An error caused by input or setup, with a one-line message for the user."""
@@ -32,3 +36,13 @@ class ModelError(FlipkdError):
 
 class CacheError(FlipkdError):
     """A cache exists but does not belong to the current inputs."""
+
+
+def run_script(main: Callable[[], int | None]) -> NoReturn:
+    """Run a script's ``main`` and exit like the CLI: a FlipkdError is one line, exit 2."""
+    try:
+        code = main()
+    except FlipkdError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    sys.exit(code or 0)
