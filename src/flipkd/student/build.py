@@ -8,7 +8,12 @@ from pathlib import Path
 import torch
 
 from flipkd.config.schema import StudentConfig
-from flipkd.student.lora import apply_lora, count_parameters, load_adapter
+from flipkd.student.lora import (
+    apply_lora,
+    count_parameters,
+    dropout_replay_context,
+    load_adapter,
+)
 from flipkd.student.model import Student
 from flipkd.student.prompt import resolve_prompt
 from flipkd.student.tap import ATap
@@ -46,7 +51,10 @@ def assemble_student(
         peft_model = apply_lora(model, lc.rank, lc.alpha, lc.dropout, lc.target_modules, lc.layers)
     if gradient_checkpointing:
         peft_model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
+            gradient_checkpointing_kwargs={
+                "use_reentrant": False,
+                "context_fn": dropout_replay_context(peft_model),
+            }
         )
         peft_model.enable_input_require_grads()
     tap = ATap(peft_model, cfg.tap.layers, cfg.tap.modules, cfg.tap.pool, cfg.tap.combine)
