@@ -95,6 +95,7 @@ def tiny_bench_spec(tiny_llama_dir, tmp_path_factory):
         "texts": 24,
         "batch_size": 8,
         "overrides": ["student.lora.layers=[-1]", "student.max_text_length=16"],
+        "peak": {"sizes": [64, 128], "repeats": 1},
     }
 
 
@@ -130,9 +131,26 @@ def test_bench_parts_end_to_end(tiny_bench_spec, tmp_path):
     enc = students["tiny"]["encode"]
     assert enc["texts"] == 24 and enc["flipkd_texts_per_s"] > 0 and enc["peer_texts_per_s"] > 0
     ratios = students["tiny"]["ratios"]
+    for mode in ("rep", "full"):  # against the peak measured next to the mode's steps
+        near = train[mode]["matmul_peak_adjacent"]
+        assert near["peak_gflops"] == max(
+            near["before"]["peak_gflops"], near["after"]["peak_gflops"]
+        )
+        assert ratios[f"{mode}_flops_vs_peak"] == pytest.approx(
+            train[mode]["useful_flop_per_s"] / (near["peak_gflops"] * 1e9)
+        )
+        assert ratios[f"{mode}_flops_vs_run_peak"] == pytest.approx(
+            train[mode]["useful_flop_per_s"] / (peak["peak_gflops"] * 1e9)
+        )
+    assert (
+        train["rep"]["matmul_peak_adjacent"]["after"]
+        is train["full"]["matmul_peak_adjacent"]["before"]
+    )
     assert set(ratios) == {
         "rep_flops_vs_peak",
         "full_flops_vs_peak",
+        "rep_flops_vs_run_peak",
+        "full_flops_vs_run_peak",
         "rep_pairs_vs_peer",
         "encode_vs_peer",
         "train_peak_rss_gb",

@@ -2,7 +2,7 @@
 
 Public API::
 
-    BenchSettings(students, benchmark=None, steps=5, warmup=3, threads=2, parts=PARTS,
+    BenchSettings(students, benchmark=None, steps=8, warmup=3, threads=2, parts=PARTS,
                   overrides=[])
     run_bench(settings, command=None, say=log.info) -> dict       # each task in its own process
     finalize(results) -> dict                                     # ratios + targets

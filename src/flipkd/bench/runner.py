@@ -29,7 +29,7 @@ class BenchSettings:
 
     students: list[str]
     benchmark: str | None = None  # None: DEFAULT_BENCHMARK per student
-    steps: int = 5
+    steps: int = 8
     warmup: int = 3
     threads: int = 2
     parts: tuple[str, ...] = PARTS

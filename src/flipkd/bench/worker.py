@@ -70,15 +70,24 @@ def _peer(spec: dict[str, Any], cfg):
     )
 
 
-def task_peak(spec: dict[str, Any]) -> dict[str, Any]:
-    """The fp32 matmul peak at the bench's thread count."""
+def _peak(spec: dict[str, Any]) -> dict[str, Any]:
     from flipkd.bench.peak import matmul_peak
 
     return matmul_peak(tuple(spec.get("sizes", (2048, 4096))), repeats=spec.get("repeats", 3))
 
 
+def task_peak(spec: dict[str, Any]) -> dict[str, Any]:
+    """The fp32 matmul peak at the bench's thread count."""
+    return _peak(spec)
+
+
 def task_train(spec: dict[str, Any]) -> dict[str, Any]:
-    """flipkd's trainer: representation-only, then full flipped distillation."""
+    """flipkd's trainer: representation-only, then full flipped distillation.
+
+    The matmul peak is measured again right before and after each mode's steps
+    (``matmul_peak_adjacent``), so each mode's FLOP ratio can be taken against what the
+    machine delivered at that time, not minutes earlier or later.
+    """
     import tempfile
 
     from flipkd.student.lora import count_parameters
@@ -87,13 +96,24 @@ def task_train(spec: dict[str, Any]) -> dict[str, Any]:
     student, cfg, load_s = _student(spec)
     out: dict[str, Any] = {"load_seconds": load_s, "settings": cfg.student.model_dump(mode="json")}
     out["trainable_parameters"] = count_parameters(student.model)[0]
+    peak_spec = spec.get("peak", {})
+    before = _peak(peak_spec)
+    modes = spec.get("modes", ("rep", "full"))
     with tempfile.TemporaryDirectory() as tmp:
         cache = synthetic_cache(Path(tmp) / "cache", pairs)
-        for mode in spec.get("modes", ("rep", "full")):
+        for i, mode in enumerate(modes):
             out[mode] = time_training(
                 student, _config(spec, mode), pairs, cache, spec["warmup"], mode
             )
-    out["peak_rss_gb"] = peak_rss_gb()
+            if i == len(modes) - 1:  # before the last peak's matrices are allocated
+                out["peak_rss_gb"] = peak_rss_gb()
+            after = _peak(peak_spec)
+            out[mode]["matmul_peak_adjacent"] = {
+                "before": before,
+                "after": after,
+                "peak_gflops": max(before["peak_gflops"], after["peak_gflops"]),
+            }
+            before = after
     return out
 
 

@@ -28,7 +28,7 @@ def bench_cmd(
     benchmark: str = typer.Option(
         None, "--benchmark", help="mqp | atec | a path (default: mqp for smollm2, atec for qwen)."
     ),
-    steps: int = typer.Option(5, "--steps", min=1, help="Timed training steps per configuration."),
+    steps: int = typer.Option(8, "--steps", min=1, help="Timed training steps per configuration."),
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed warm-up steps first."),
     threads: int = typer.Option(2, "--threads", min=1, help="torch threads for every part."),
     only: str = typer.Option("peak,train,peer,encode", "--only", help="Parts to run."),
