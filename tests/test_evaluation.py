@@ -156,3 +156,21 @@ def test_evaluate_run_dispatches_by_kind(tmp_path: Path, monkeypatch: pytest.Mon
     (tmp_path / "run.json").write_text(json.dumps({"kind": "nope"}))
     with pytest.raises(FlipkdError, match="known kinds"):
         evaluate_run(tmp_path, "bench", "test")
+
+
+@pytest.mark.parametrize("name", ["accuracy", "f1", "roc_auc", "ap", "spearman", "precision"])
+@pytest.mark.parametrize("n", [6, 120])
+def test_resampled_metrics_equal_one_call_per_resample(name, n) -> None:
+    """The all-at-once bootstrap metrics equal sklearn/scipy per resample, ties and one-class
+    resamples (n=6) included; ``precision`` takes the per-resample fallback."""
+    from flipkd.evaluation import pair_metric, resampled_pair_metric
+
+    scores, labels = _random_case(3, n=n, ties=True)
+    index = np.random.default_rng(4).integers(0, n, (300, n))
+    got = resampled_pair_metric(name, 0.3, scores, labels, index)
+    fn = pair_metric(name, 0.3)
+    expected = np.array([fn(scores[i], labels[i]) for i in index])
+    assert got.shape == (300,)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9, equal_nan=True)
+    if n == 6 and name in {"roc_auc", "spearman"}:
+        assert np.isnan(got).any()  # some resamples hold one class: undefined, as in sklearn

@@ -155,3 +155,41 @@ def test_table_formats_each_metric_by_its_scale():
     assert "| 0.500 [0.412, 0.600] |" in row
     assert "| -0.1 [-12.0, 12.3] |" in row  # not "-0.098 [-12.008, 12.309]"
     assert "| 37.2 [26.0, 47.9] |" in row and row.endswith("| 12 |")
+
+
+@pytest.mark.parametrize("chunk", [2_000_000, 500])
+def test_bootstrap_equals_the_one_resample_at_a_time_loop(monkeypatch, chunk):
+    """All resamples at once (in chunks) give the loop's interval: same draws, same values."""
+    import numpy as np
+
+    from flipkd.evaluation import pair_metric
+    from flipkd.reproduce import aggregate
+
+    monkeypatch.setattr(aggregate, "BOOTSTRAP_CHUNK", chunk)  # 500: 12 resamples per chunk
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 40).tolist()
+    runs = [
+        {
+            "scores": {
+                "test": {"gen": np.round(rng.normal(size=40), 1).tolist(), "labels": labels}
+            },
+            "metrics": {"threshold": 0.1 * k},
+        }
+        for k in range(3)
+    ]
+    for metric in ("f1", "accuracy", "ap", "roc_auc", "spearman"):
+        loop_rng, values = np.random.default_rng(7), []
+        fns = [pair_metric(metric, r["metrics"]["threshold"]) for r in runs]
+        for _ in range(100):
+            idx = loop_rng.integers(0, 40, 40)
+            values.append(
+                np.nanmean(
+                    [
+                        fn(np.array(r["scores"]["test"]["gen"])[idx], np.array(labels)[idx])
+                        for fn, r in zip(fns, runs, strict=True)
+                    ]
+                )
+            )
+        expected = np.nanpercentile(values, [2.5, 97.5])
+        got = aggregate._bootstrap(runs, "gen", metric, 100, 7)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, err_msg=metric)

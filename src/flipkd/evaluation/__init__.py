@@ -15,6 +15,7 @@ from flipkd.evaluation.metrics import (
     graded_metrics,
     pair_metric,
     pair_metrics,
+    resampled_pair_metric,
 )
 from flipkd.evaluation.report import format_value, metrics_table, write_metrics
 
@@ -32,6 +33,7 @@ __all__ = [
     "pair_metrics",
     "read_run_info",
     "register_run_kind",
+    "resampled_pair_metric",
     "run_kinds",
     "write_metrics",
 ]

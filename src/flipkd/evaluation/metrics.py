@@ -93,6 +93,95 @@ def pair_metric(name: str, threshold: float) -> Callable[[np.ndarray, np.ndarray
     return lambda s, y: _safe(lambda: fn(s, y, (s >= threshold).astype(np.int64)))
 
 
+def _rank_rows(x: np.ndarray) -> np.ndarray:
+    return stats.rankdata(x, axis=1, method="average")
+
+
+def _rows_accuracy(s: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return (p == y).mean(axis=1)
+
+
+def _rows_f1(s: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    tp = (p & y).sum(axis=1)
+    denom = p.sum(axis=1) + y.sum(axis=1)  # 2tp + fp + fn
+    return np.divide(2 * tp, denom, out=np.zeros(len(s)), where=denom > 0)
+
+
+def _rows_roc_auc(s: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Mann-Whitney form of the ROC area (ties count half), as sklearn's trapezoids give."""
+    pos = y.sum(axis=1)
+    neg = y.shape[1] - pos
+    rank_sum = (_rank_rows(s) * y).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def _rows_ap(s: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """sklearn's average precision: sum over thresholds of (R_k - R_k-1) * P_k.
+
+    With scores sorted high to low, each positive adds ``1 / positives`` of recall at the
+    end of its group of tied scores, where precision is read.
+    """
+    order = np.argsort(-s, axis=1, kind="stable")
+    ss, yy = np.take_along_axis(s, order, 1), np.take_along_axis(y, order, 1)
+    width = ss.shape[1]
+    precision = yy.cumsum(axis=1) / np.arange(1, width + 1)
+    is_end = np.ones_like(ss, dtype=bool)
+    is_end[:, :-1] = ss[:, :-1] != ss[:, 1:]
+    ends = np.where(is_end, np.arange(width), width)
+    group_end = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]
+    pos = yy.sum(axis=1)
+    total = (yy * np.take_along_axis(precision, group_end, 1)).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return total / pos
+
+
+def _rows_spearman(s: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    a, b = _rank_rows(s), _rank_rows(y)
+    a -= a.mean(axis=1, keepdims=True)
+    b -= b.mean(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (a * b).sum(axis=1) / np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    return 100 * r
+
+
+# Metrics of many resamples at once: name -> f(scores, labels, predictions), each [resamples, n].
+_ROWS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "accuracy": _rows_accuracy,
+    "f1": _rows_f1,
+    "roc_auc": _rows_roc_auc,
+    "ap": _rows_ap,
+    "spearman": _rows_spearman,
+}
+# where the closed forms above differ from sklearn/scipy (one class), those take over
+_ONE_CLASS_BY_SKLEARN = {"ap"}
+
+
+def resampled_pair_metric(
+    name: str, threshold: float, scores: ArrayLike, labels: ArrayLike, index: np.ndarray
+) -> np.ndarray:
+    """``pair_metric(name, threshold)`` of every resample ``scores[index[i]]``, at once.
+
+    ``index`` is ``[resamples, n]``. The metrics the reports bootstrap (accuracy, F1,
+    ROC-AUC, AP, Spearman) are computed for all rows together (the same values as the
+    scikit-learn/scipy calls, to float rounding; tested); any other metric falls back
+    to one call per resample. Undefined values are nan, as in :func:`pair_metric`.
+    """
+    s, y = _arrays(scores, labels)
+    y = _binary(y)
+    ss, yy = s[index], y[index]
+    if name not in _ROWS:
+        fn = pair_metric(name, threshold)
+        return np.array([fn(a, b) for a, b in zip(ss, yy, strict=True)])
+    values = _ROWS[name](ss, yy, (ss >= threshold).astype(np.int64)).astype(np.float64)
+    pos = yy.sum(axis=1)
+    one_class = (pos == 0) | (pos == yy.shape[1])
+    if name in _ONE_CLASS_BY_SKLEARN and one_class.any():
+        fn = pair_metric(name, threshold)
+        values[one_class] = [fn(a, b) for a, b in zip(ss[one_class], yy[one_class], strict=True)]
+    return values
+
+
 def pair_metrics(scores: ArrayLike, labels: ArrayLike, threshold: float) -> dict[str, float]:
     """Classification and ranking metrics of binary pairs at a fixed threshold.
 

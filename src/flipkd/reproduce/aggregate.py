@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
-from flipkd.evaluation import pair_metric
+from flipkd.evaluation import resampled_pair_metric
 from flipkd.reproduce.scoring import MODES
 
 CI_METRICS = ("f1", "accuracy", "ap", "roc_auc", "spearman")
@@ -18,23 +19,34 @@ TABLE_COLUMNS = (
 )  # fmt: skip
 
 
+BOOTSTRAP_CHUNK = 2_000_000  # resampled pairs held at once (a few arrays of this size)
+
+
 def _bootstrap(runs: list[dict], mode: str, metric: str, n: int, seed: int) -> tuple[float, float]:
-    """95% interval of the seed-averaged test metric, resampling test pairs."""
+    """95% interval of the seed-averaged test metric, resampling test pairs.
+
+    Every seed's run is scored on the same resamples of the test pairs (they share them),
+    and each resample's value is the mean over seeds.
+    """
     if n <= 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     prefix = "" if mode == "gen" else "rep_"
-    series = []
-    for run in runs:
-        test = run["scores"]["test"]
-        s, y = np.array(test[mode]), np.array(test["labels"])
-        series.append((s, y, pair_metric(metric, run["metrics"][f"{prefix}threshold"])))
+    series = [
+        (run["scores"]["test"][mode], run["scores"]["test"]["labels"],
+         run["metrics"][f"{prefix}threshold"])
+        for run in runs
+    ]  # fmt: skip
     size = len(series[0][1])
+    block = max(1, BOOTSTRAP_CHUNK // size)
     values = []
-    for _ in range(n):
-        idx = rng.integers(0, size, size)
-        values.append(np.nanmean([fn(s[idx], y[idx]) for s, y, fn in series]))
-    low, high = np.nanpercentile(values, [2.5, 97.5])
+    for start in range(0, n, block):
+        idx = rng.integers(0, size, (min(block, n - start), size))
+        per_run = [resampled_pair_metric(metric, thr, s, y, idx) for s, y, thr in series]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a resample undefined in every seed
+            values.append(np.nanmean(np.vstack(per_run), axis=0))
+    low, high = np.nanpercentile(np.concatenate(values), [2.5, 97.5])
     return float(low), float(high)
 
 
