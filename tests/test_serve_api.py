@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -100,44 +99,78 @@ def test_metrics_in_prometheus_format(api):
     assert "flipkd_queue_depth 0.0" in text
 
 
-BAD_REQUESTS = [
-    ("/search", b"", 400, "empty request body"),
-    ("/search", b"   ", 400, "empty request body"),
-    ("/search", b'{"query": "x",', 400, "malformed JSON"),
-    ("/search", b"[" * 2000, 400, "malformed JSON"),
-    ("/search", b'{"query": "caf\xe9"}', 400, "not UTF-8"),
-    ("/search", b'{"query": "' + b"x" * 5000 + b'"}', 413, "over 4096 bytes"),
-    ("/search", json.dumps({"query": "x" * 201}).encode(), 422, "the limit is 200"),
-    ("/search", json.dumps({"query": "  "}).encode(), 422, "query is empty"),
-    ("/search", json.dumps({"query": "x", "k": 7}).encode(), 422, "k must be between 1 and 6"),
-    ("/search", json.dumps({"query": "x", "k": 0}).encode(), 422, "k must be between"),
-    ("/search", json.dumps({"query": "x", "k": "5"}).encode(), 422, "k: Input should be"),
-    ("/search", json.dumps({"query": "x", "k": True}).encode(), 422, "k: Input should be"),
-    ("/search", json.dumps({"query": "x", "k": 2.5}).encode(), 422, "k: Input should be"),
-    ("/search", json.dumps({"query": 5}).encode(), 422, "query: Input should be"),
-    ("/search", json.dumps({"query": "x", "rerank": "yes"}).encode(), 422, "rerank"),
-    ("/search", json.dumps({"q": "x"}).encode(), 422, "query: Field required"),
-    ("/search", json.dumps(["x"]).encode(), 422, "must be a JSON object"),
-    ("/match", json.dumps({"pairs": [["a", "b"]] * 5}).encode(), 422, "between 1 and 4 pairs"),
-    ("/match", json.dumps({"pairs": []}).encode(), 422, "between 1 and 4 pairs"),
-    ("/match", json.dumps({"pairs": [["a", "b", "c"]]}).encode(), 422, "pairs.0"),
-    ("/match", json.dumps({"pairs": [["a", 1]]}).encode(), 422, "pairs.0.1"),
-    ("/match", json.dumps({"pairs": "a,b"}).encode(), 422, "pairs"),
-    ("/match", json.dumps({"pairs": [["a", "b"]], "mode": "x"}).encode(), 422, "mode"),
-    ("/match", json.dumps({"pairs": [["a", "y" * 201]]}).encode(), 422, "pairs[0][1] has 201"),
-    ("/match", json.dumps({"pairs": [["a", ""]]}).encode(), 422, "pairs[0][1] is empty"),
-    ("/match", b"null", 422, "must be a JSON object"),
-    ("/match", b"\xff\xfe\x00", 400, "not UTF-8"),
-]
+# The bad request bodies themselves are files in tests/bad_inputs/serve/http/,
+# run by test_serve_bad_inputs.py.
 
 
-@pytest.mark.parametrize(("path", "body", "status", "message"), BAD_REQUESTS)
-def test_bad_requests_get_4xx_with_message(api, path, body, status, message):
-    client, fake = api
-    response = client.post(path, content=body, headers=JSON)
-    assert response.status_code == status, response.text
-    assert message in response.json()["detail"]
-    assert not fake.calls  # nothing bad reaches the model
+def _send_together(client, fake, bodies: list[tuple[str, bytes]], queued: int) -> list:
+    """Hold the model busy, send ``bodies`` concurrently, then let one batch take them all.
+
+    ``queued`` is how many items reach the queue (bad requests are refused before).
+    """
+    batcher = client.app.state.serve.batcher
+    calls_before = len(fake.calls)
+    fake.gate.clear()
+    with ThreadPoolExecutor(len(bodies) + 1) as pool:
+        busy = pool.submit(client.post, "/search", json={"query": "hold the model"})
+        _wait_for(lambda: len(fake.calls) > calls_before)
+        futures = [pool.submit(client.post, p, content=b, headers=JSON) for p, b in bodies]
+        _wait_for(lambda: batcher.depth == queued)
+        fake.gate.set()
+        responses = [f.result() for f in futures]
+        assert busy.result().status_code == 200
+    return responses
+
+
+def test_a_lone_surrogate_never_fails_other_requests():
+    """Issue 15: 6 valid /search requests sent with one lone-surrogate request, three times."""
+    client, fake = make_client(FakeMatcher(gate=threading.Event()), max_batch=32, max_wait_ms=50)
+    valid = [("/search", f'{{"query": "refund {i}"}}'.encode()) for i in range(6)]
+    bad = ("/search", b'{"query": "a\\ud800b"}')
+    with client:
+        for _ in range(3):
+            calls_before = len(fake.calls)
+            responses = _send_together(client, fake, [*valid[:3], bad, *valid[3:]], queued=6)
+            assert fake.calls[calls_before + 1] == ("encode", 6)  # the valid ones shared a call
+            assert [r.status_code for r in responses] == [200] * 3 + [422] + [200] * 3
+            assert "query has a lone surrogate" in responses[3].json()["detail"]
+            assert all(r.json()["results"][0]["id"] == "refund" for r in responses if r.is_success)
+
+
+def test_a_text_the_model_fails_on_errs_alone():
+    """A batch that still raises is retried item by item: only the guilty request gets 500."""
+    fake = FakeMatcher(gate=threading.Event(), poison="boom")
+    client, _ = make_client(fake, max_batch=32, max_wait_ms=50, raise_server_exceptions=False)
+    bodies = [("/search", f'{{"query": "hours {i}"}}'.encode()) for i in range(4)]
+    bodies += [
+        ("/search", b'{"query": "boom"}'),
+        ("/match", b'{"pairs": [["a b", "a c"], ["x", "boom y"]]}'),
+        ("/match", b'{"pairs": [["cancel order", "cancel my order"]]}'),
+    ]
+    with client:
+        responses = _send_together(client, fake, bodies, queued=8)
+        assert client.post("/search", json={"query": "still serving"}).status_code == 200
+    batched = [("encode", 5)] + [("encode", 1)] * 5 + [("gen", 3)] + [("gen", 1)] * 3
+    assert fake.calls[1:-1] == batched  # one failed call per kind, then each item alone
+    assert [r.status_code for r in responses] == [200] * 4 + [500, 500, 200]
+    assert responses[4].json() == {"detail": "internal server error"}
+    assert all(r.json()["results"][0]["id"] == "hours" for r in responses[:4])
+    assert responses[6].json()["results"][0]["label"] is True
+
+
+def test_valid_non_bmp_text_is_served(api):
+    client, _ = api
+    body = b'{"query": "reset password \\ud83d\\ude00 \xf0\x9f\x98\x80"}'
+    response = client.post("/search", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json()["query"] == "reset password \U0001f600 \U0001f600"
+
+
+def test_faq_without_answers_gives_null_answers():
+    index = FaqIndex.build([FaqEntry(i, q) for i, q, _ in FAQ_ROWS], FakeMatcher().encode)
+    with TestClient(create_app(FakeMatcher(), index, limits=LIMITS)) as client:
+        hit = client.post("/search", json={"query": "opening hours", "k": 1}).json()["results"][0]
+    assert hit["id"] == "hours" and hit["answer"] is None
 
 
 def test_deeply_nested_json_is_a_400():
@@ -171,6 +204,18 @@ def test_only_json_content_type_is_accepted(api, content_type):
         headers={"content-type": "application/json; charset=utf-8"},
     )
     assert ok.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=UTF-8", 'Application/JSON; charset="utf-8"', "application/json;"],
+)
+def test_utf8_charsets_and_a_leading_bom_are_accepted(api, content_type):
+    client, _ = api
+    body = b'\xef\xbb\xbf{"query": "opening hours"}'
+    response = client.post("/search", content=body, headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["id"] == "hours"
 
 
 def test_allowed_hosts_refuse_other_host_headers():
@@ -225,6 +270,22 @@ def test_concurrent_requests_are_batched():
         assert all(f.result().status_code == 200 for f in futures)
     assert sum(fake.calls_of("encode")) == 16
     assert len(fake.calls_of("encode")) < 16 / 2
+
+
+def test_non_finite_embedding_fails_only_its_request():
+    class NanOnWord(FakeMatcher):
+        def encode(self, texts):
+            vectors = super().encode(texts)
+            vectors[["nan" in t.split() for t in texts]] = np.nan
+            return vectors
+
+    fake = NanOnWord(gate=threading.Event())
+    client, _ = make_client(fake, max_wait_ms=50, raise_server_exceptions=False)
+    bodies = [("/search", b'{"query": "give me nan"}'), ("/search", b'{"query": "refund"}')]
+    with client:
+        bad, good = _send_together(client, fake, bodies, queued=2)
+    assert bad.status_code == 500 and good.status_code == 200
+    assert good.json()["results"][0]["id"] == "refund"
 
 
 def test_model_failure_is_a_500_without_details():

@@ -148,7 +148,87 @@ def test_handler_error_fails_only_its_group():
         )
         assert ok == [2]
         assert isinstance(bad, RuntimeError) and "exploded" in str(bad)
-        assert isinstance(short, RuntimeError) and "1 results for 2 items" in str(short)
+        assert isinstance(short, RuntimeError) and "0 results for 1 items" in str(short)
         await batcher.close()
+
+    asyncio.run(main())
+
+
+def _picky(calls: list[list[int]]):
+    """Doubles its items, but fails the whole call when any item is negative."""
+
+    def handler(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        if any(x < 0 for x in items):
+            raise ValueError(f"cannot take {min(items)}")
+        return [2 * x for x in items]
+
+    return handler
+
+
+def test_a_failing_batch_is_retried_item_by_item():
+    calls: list[list[int]] = []
+    batches: list[tuple[str, int]] = []
+
+    async def main() -> list:
+        batcher = MicroBatcher(
+            {"double": _picky(calls)},
+            max_wait_ms=50,
+            on_batch=lambda kind, n, s: batches.append((kind, n)),
+        )
+        await batcher.start()
+        out = await asyncio.gather(
+            batcher.submit("double", [1]),
+            batcher.submit("double", [2, -3]),
+            batcher.submit("double", [4]),
+            batcher.submit("double", [5, 6]),
+            return_exceptions=True,
+        )
+        await batcher.close()
+        return out
+
+    one, guilty, four, five_six = asyncio.run(main())
+    assert (one, four, five_six) == ([2], [8], [10, 12])
+    assert isinstance(guilty, ValueError) and "cannot take -3" in str(guilty)
+    assert calls[0] == [1, 2, -3, 4, 5, 6]  # one batch, which failed
+    assert calls[1:] == [[1], [2], [-3], [4], [5], [6]]  # then each item alone
+    assert batches == [("double", 1)] * 5  # only the calls that succeeded are observed
+
+
+def test_a_failing_hook_or_batch_never_stops_the_worker():
+    def hook(kind: str, n: int, seconds: float) -> None:
+        raise RuntimeError("metrics broke")
+
+    async def main() -> None:
+        handlers = {"double": _doubler([]), "set": lambda items: {0}}
+        batcher = MicroBatcher(handlers, max_wait_ms=1, on_batch=hook)
+        await batcher.start()
+        assert await asyncio.wait_for(batcher.submit("double", [1, 2]), 5) == [2, 4]
+        with pytest.raises(TypeError):  # a set has a length but no order: fails in the worker
+            await asyncio.wait_for(batcher.submit("set", [3]), 5)
+        assert await asyncio.wait_for(batcher.submit("double", [5]), 5) == [10]
+        assert batcher.running
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_close_after_timeout_fails_the_batch_in_flight_instead_of_hanging():
+    gate = threading.Event()
+    fake = FakeMatcher(gate=gate)
+
+    async def main() -> None:
+        batcher = MicroBatcher(model_handlers(fake), max_batch=1, max_wait_ms=0)
+        await batcher.start()
+        in_flight = asyncio.ensure_future(batcher.submit("encode", ["busy"]))
+        while not fake.calls:
+            await asyncio.sleep(0.001)
+        queued = asyncio.ensure_future(batcher.submit("encode", ["waiting"]))
+        await asyncio.sleep(0.01)
+        await batcher.close(timeout=0.05)
+        for job in (in_flight, queued):
+            with pytest.raises(BatcherClosedError):
+                await asyncio.wait_for(job, 5)
+        gate.set()  # let the model thread finish
 
     asyncio.run(main())

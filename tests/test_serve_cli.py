@@ -39,17 +39,26 @@ def test_bad_faq_exits_2_with_one_line(monkeypatch, tmp_path, capsys, captured):
         run_cli(monkeypatch, "serve", str(tmp_path), "--faq", str(faq), "--loader", LOADER)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: {faq}:3: empty question"
+    assert err == f"error: {faq}:3: question is empty"
     assert not captured
 
 
-def test_missing_column_exits_2(monkeypatch, tmp_path, capsys, captured):
+def test_missing_value_exits_2(monkeypatch, tmp_path, capsys, captured):
     faq = tmp_path / "faq.jsonl"
-    faq.write_text('{"id": 1, "question": "q"}\n', encoding="utf-8")
+    faq.write_text('{"id": 1, "question": "q"}\n{"id": 2}\n', encoding="utf-8")
     with pytest.raises(SystemExit) as exit_info:
         run_cli(monkeypatch, "serve", str(tmp_path), "--faq", str(faq), "--loader", LOADER)
     assert exit_info.value.code == 2
-    assert f"{faq}:1: missing value for answer" in capsys.readouterr().err
+    assert f"{faq}:2: missing value for question" in capsys.readouterr().err
+
+
+def test_faq_of_questions_and_ids_only_serves(monkeypatch, tmp_path, captured):
+    faq = tmp_path / "faq.tsv"
+    faq.write_text("id\tquestion\nQ-1\tWhat are your opening hours?\n", encoding="utf-8")
+    run_cli(monkeypatch, "serve", str(tmp_path), "--faq", str(faq), "--loader", LOADER)
+    with TestClient(captured["app"], base_url="http://127.0.0.1:8000") as client:
+        hit = client.post("/search", json={"query": "opening hours"}).json()["results"][0]
+    assert hit["id"] == "Q-1" and hit["answer"] is None
 
 
 def test_unknown_loader_exits_2(monkeypatch, tmp_path, capsys, captured):

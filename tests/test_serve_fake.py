@@ -3,6 +3,9 @@
 Embeddings are hashed bags of words (so "reset password" lands near "How do I
 reset my password?"); every model call can sleep, to make batching measurable,
 and can wait on a gate, to hold the model busy while a test fills the queue.
+Like a real tokenizer it fails on a text that is not valid Unicode (a lone
+surrogate), and it can be told to fail on a ``poison`` word, so tests can
+check that one bad item does not fail the other items of its batch.
 Other serve tests import it: ``from test_serve_fake import FakeMatcher, FAQ_ROWS``.
 """
 
@@ -39,16 +42,22 @@ class FakeMatcher:
         dim: Embedding width.
         delay_s: Sleep per model call (not per item), like a batched GPU call.
         gate: If given, each call waits until the event is set.
+        poison: If given, a call fails when any of its texts contains this word.
     """
 
     name = "fake-hashing"
 
     def __init__(
-        self, dim: int = 256, delay_s: float = 0.0, gate: threading.Event | None = None
+        self,
+        dim: int = 256,
+        delay_s: float = 0.0,
+        gate: threading.Event | None = None,
+        poison: str | None = None,
     ) -> None:
         self.dim = dim
         self.delay_s = delay_s
         self.gate = gate
+        self.poison = poison
         self.threshold = {"gen": 0.5, "rep": 0.7}
         self.calls: list[tuple[str, int]] = []
         self.active = 0
@@ -58,6 +67,9 @@ class FakeMatcher:
     def _embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
+            text.encode("utf-8")  # a lone surrogate fails here, as in a real tokenizer
+            if self.poison is not None and self.poison in text:
+                raise ValueError(f"poisoned text {text!r}")
             for word in re.findall(r"\w+", text.lower()):
                 digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
                 out[row, digest[0] % self.dim] += 1.0 if digest[1] % 2 else -1.0
@@ -147,3 +159,12 @@ def test_check_matcher_rejects_bad_thresholds():
         check_matcher(fake)
     with pytest.raises(ModelError, match="unknown loader"):
         load_matcher(Path("."), "no-such-loader")
+
+
+def test_fake_fails_like_a_tokenizer_on_bad_text():
+    fake = FakeMatcher(poison="boom")
+    with pytest.raises(UnicodeEncodeError):
+        fake.encode(["fine", "a\ud800b"])
+    with pytest.raises(ValueError, match="poisoned"):
+        fake.score_pairs([("fine", "it went boom")])
+    assert fake.encode(["emoji \U0001f600 fine"]).shape == (1, 256)

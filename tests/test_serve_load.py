@@ -100,7 +100,7 @@ def test_benchmark_scripts_name_a_bad_input_in_one_line(script, tmp_path):
     import sys
 
     faq = tmp_path / "faq.csv"
-    faq.write_text("id,question\n1,how?\n", encoding="utf-8")  # no answer column
+    faq.write_text("id,question\n1,how?\n1,why?\n", encoding="utf-8")  # a duplicate id
     args = [str(tmp_path), "--faq", str(faq), "--out", str(tmp_path / "out")]
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],

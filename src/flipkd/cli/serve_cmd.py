@@ -53,7 +53,9 @@ def build_app(
 def serve(
     model_dir: Path = typer.Argument(..., help="Exported model directory (flipkd export)."),
     faq: Path = typer.Option(
-        ..., "--faq", help="FAQ file: CSV or JSONL with id, question, answer."
+        ...,
+        "--faq",
+        help="FAQ file: CSV, TSV or JSONL with id and question columns, answer optional.",
     ),
     host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),

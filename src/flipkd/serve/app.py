@@ -61,7 +61,10 @@ class ServeState:
 
 
 def _encode(matcher: Matcher, texts: list[str]) -> list[np.ndarray]:
-    return list(np.asarray(matcher.encode(texts), dtype=np.float32))
+    vectors = np.asarray(matcher.encode(texts), dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise ValueError(f"{matcher.name} returned non-finite embeddings")
+    return list(vectors)
 
 
 def _score(matcher: Matcher, mode: str, pairs: list[tuple[str, str]]) -> list[float]:
@@ -94,15 +97,31 @@ def require_token(request: Request) -> None:
         raise ApiError(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
 
 
+def _charset(params: str) -> str | None:
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip() == "charset":
+            return value.strip().strip('"')
+    return None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """Read a JSON body, refusing (413) as soon as it exceeds ``limit`` bytes.
 
     Only ``Content-Type: application/json`` is accepted (else 415): browsers must
     then ask before sending from another origin, which this server never allows.
+    A charset other than UTF-8 or a compressed body (``Content-Encoding`` other
+    than identity) is refused (415).
     """
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
+    media_type, _, params = request.headers.get("content-type", "").lower().partition(";")
+    if media_type.strip() != "application/json":
         raise ApiError(415, "send the body as Content-Type: application/json")
+    charset = _charset(params)
+    if charset not in (None, "utf-8", "utf8"):
+        raise ApiError(415, f"charset {charset!r} is not supported; send UTF-8")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise ApiError(415, f"Content-Encoding {encoding!r} is not supported; send plain JSON")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body over {limit} bytes")

@@ -9,6 +9,10 @@ the model sees one call at a time and the event loop never blocks.
 A full queue refuses new work at once (:class:`QueueFullError`, the API answers
 503 with Retry-After) instead of letting latency pile up. :meth:`MicroBatcher.close`
 stops intake and finishes everything already queued.
+
+One request must never fail another's: when a batch's handler raises, each of
+its items is run again alone, so only the item that still fails gets the error.
+Nothing that goes wrong in a batch (a handler, the metrics hook) stops the worker.
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class MicroBatcher:
     @property
     def running(self) -> bool:
         """Whether the worker runs and new work is accepted."""
-        return self._worker is not None and not self._closing
+        return self._worker is not None and not self._worker.done() and not self._closing
 
     async def start(self) -> None:
         """Start the worker on the running event loop."""
@@ -100,7 +104,7 @@ class MicroBatcher:
             QueueFullError: not all payloads fit in the queue now.
             BatcherClosedError: the batcher is not running.
         """
-        if self._queue is None or self._closing:
+        if self._queue is None or not self.running:
             raise BatcherClosedError("the server is shutting down")
         if kind not in self.handlers:
             raise KeyError(f"no handler for {kind!r}")
@@ -157,6 +161,12 @@ class MicroBatcher:
             batch = await self._collect()
             try:
                 await self._process(batch)
+            except asyncio.CancelledError:
+                _resolve(batch, error=BatcherClosedError("server shut down"))
+                raise
+            except Exception as err:  # a bug here must not stop the worker
+                log.exception("batcher: a batch of %d failed", len(batch))
+                _resolve(batch, error=err)
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -166,20 +176,36 @@ class MicroBatcher:
         for item in batch:
             if not item.future.done():  # the caller went away: skip its work
                 groups.setdefault(item.kind, []).append(item)
-        loop = asyncio.get_running_loop()
         for kind, items in groups.items():
-            start = time.perf_counter()
-            try:
-                results = await loop.run_in_executor(
-                    self._executor, _call, self.handlers[kind], [i.payload for i in items]
-                )
-            except Exception as err:  # a model failure fails this group's requests only
-                log.exception("%s batch of %d failed", kind, len(items))
+            await self._run_group(kind, items)
+
+    async def _run_group(self, kind: str, items: list[_Item], *, alone: bool = False) -> None:
+        """Run one handler call; if it fails, run each item alone so only the guilty one errs."""
+        try:
+            results = await self._call(kind, items)
+        except Exception as err:
+            if len(items) == 1:
+                log.error("%s item failed%s", kind, " alone" if alone else "", exc_info=err)
                 _resolve(items, error=err)
-                continue
-            if self.on_batch is not None:
+                return
+            log.warning("%s batch of %d failed (%r); retrying each alone", kind, len(items), err)
+            for item in items:
+                if not item.future.done():
+                    await self._run_group(kind, [item], alone=True)
+            return
+        _resolve(items, results=results)
+
+    async def _call(self, kind: str, items: list[_Item]) -> Sequence[Any]:
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        payloads = [i.payload for i in items]
+        results = await loop.run_in_executor(self._executor, _call, self.handlers[kind], payloads)
+        if self.on_batch is not None:
+            try:
                 self.on_batch(kind, len(items), time.perf_counter() - start)
-            _resolve(items, results=results)
+            except Exception:  # metrics must never fail a request
+                log.exception("batcher: the on_batch hook failed")
+        return results
 
 
 def _call(handler: Handler, payloads: list[Any]) -> Sequence[Any]:

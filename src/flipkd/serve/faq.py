@@ -1,12 +1,28 @@
-"""Read and validate an FAQ file (CSV or JSONL with columns id, question, answer).
+"""Read and validate an FAQ file: CSV, TSV or JSONL with ``id``, ``question``, ``answer``.
+
+The rules (the README states them too):
+
+- ``id`` and ``question`` are required; ``answer`` is optional (a column or key
+  that is absent, empty or null gives an entry without an answer).
+- Column names are matched without case or surrounding spaces; other columns are ignored.
+- An id is a string or, in JSONL, an integer (``7`` and ``"7"`` are the same id);
+  ids are unique and not empty.
+- Questions and answers are strings (never a number or object turned into one),
+  valid Unicode (no lone surrogate, which JSON can spell as ``"\\ud800"``);
+  a question is not empty and has at most :data:`MAX_QUESTION_CHARS` characters,
+  an answer at most :data:`MAX_ANSWER_CHARS`.
+- The file is UTF-8 (a BOM is allowed); a CSV/TSV row has no more fields than
+  the header.
 
 Every problem is a :class:`~flipkd.errors.DataError` whose message names the
-file and line, so ``flipkd serve`` can stop with one line and exit code 2.
+file and line, so ``flipkd serve`` stops with one line and exit code 2.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,95 +30,176 @@ from pathlib import Path
 from typing import Any
 
 from flipkd.errors import DataError
+from flipkd.serve.texts import text_problem
 
 COLUMNS = ("id", "question", "answer")
+REQUIRED = ("id", "question")
+MAX_QUESTION_CHARS = 2000
+MAX_ANSWER_CHARS = 100_000
+
+Rows = Iterator[tuple[int, Any]]
 
 
 @dataclass(frozen=True)
 class FaqEntry:
-    """One FAQ record."""
+    """One FAQ record; ``answer`` is None when the file gives none."""
 
     id: str
     question: str
-    answer: str
+    answer: str | None = None
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"missing column(s) {', '.join(missing)}", where=f"{path}:1")
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataError("the file is UTF-16; save it as UTF-8", where=f"{path}:1")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        msg = f"not UTF-8 text ({err.reason} at byte {err.start}); save the file as UTF-8"
+        raise DataError(msg, where=f"{path}:{line}") from None
+
+
+def _header(reader: csv.DictReader, path: Path) -> None:
+    names = [(name or "").strip().lower() for name in reader.fieldnames or []]
+    for name in set(names) & set(COLUMNS):
+        if names.count(name) > 1:
+            raise DataError(f"column {name!r} appears twice", where=f"{path}:1")
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise DataError(f"missing column(s) {', '.join(missing)}", where=f"{path}:1")
+    reader.fieldnames = names
+
+
+def _delimited_rows(path: Path, text: str, tsv: bool) -> Rows:
+    opts: dict[str, Any] = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if tsv else {}
+    reader = csv.DictReader(io.StringIO(text, newline=""), **opts)
+    try:
+        _header(reader, path)
+        width = len(reader.fieldnames or [])
         for row in reader:
+            if None in row:  # more fields than the header: an unquoted delimiter
+                hint = "" if tsv else "; quote fields that contain commas"
+                msg = f"{width + len(row[None])} fields, {width} in the header{hint}"
+                raise DataError(msg, where=f"{path}:{reader.line_num}")
             yield reader.line_num, row
+    except csv.Error as err:  # DictReader.line_num lags: it is set after a row is read
+        line = reader.reader.line_num
+        raise DataError(f"malformed CSV ({err})", where=f"{path}:{line}") from None
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    with open(path, encoding="utf-8-sig") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield line_no, json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"invalid JSON ({err.msg})", where=f"{path}:{line_no}") from err
+class _DuplicateKeyError(ValueError):
+    pass
 
 
-READERS: dict[str, Callable[[Path], Iterator[tuple[int, Any]]]] = {
-    ".csv": _csv_rows,
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object with keys matched like CSV headers; a key given twice is an error."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        name = key.strip().lower()
+        if name in data:
+            raise _DuplicateKeyError(f"key {name!r} appears twice")
+        data[name] = value
+    return data
+
+
+def _json_line(line: str, where: str) -> Any:
+    try:
+        return json.loads(line, object_pairs_hook=_object)
+    except json.JSONDecodeError as err:
+        raise DataError(f"invalid JSON ({err.msg})", where=where) from None
+    except _DuplicateKeyError as err:
+        raise DataError(f"invalid JSON ({err})", where=where) from None
+    except ValueError:  # an integer of more than 4300 digits
+        raise DataError("invalid JSON (a number has too many digits)", where=where) from None
+    except RecursionError:
+        raise DataError("invalid JSON (nested too deeply)", where=where) from None
+
+
+def _jsonl_rows(path: Path, text: str) -> Rows:
+    for line_no, line in enumerate(io.StringIO(text), start=1):
+        if line.strip():
+            yield line_no, _json_line(line, f"{path}:{line_no}")
+
+
+READERS: dict[str, Callable[[Path, str], Rows]] = {
+    ".csv": lambda path, text: _delimited_rows(path, text, tsv=False),
+    ".tsv": lambda path, text: _delimited_rows(path, text, tsv=True),
     ".jsonl": _jsonl_rows,
 }
 
 
+def _id(value: Any, where: str) -> str:
+    if value is None:
+        raise DataError("missing value for id", where=where)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise DataError(f"id must be a string or an integer, not {value!r}", where=where)
+    problem = text_problem(str(value))
+    if problem is not None:
+        raise DataError(f"id {problem}", where=where)
+    return str(value).strip()
+
+
+def _text(row: dict[str, Any], name: str, where: str, max_chars: int | None) -> str | None:
+    value = row.get(name)
+    if value is None or value == "":
+        return None
+    problem = text_problem(value, max_chars)
+    if problem == "is empty":
+        return None
+    if problem is not None:
+        raise DataError(f"{name} {problem}", where=where)
+    return value.strip()
+
+
 def _entry(row: Any, where: str) -> FaqEntry:
     if not isinstance(row, dict):
-        raise DataError("expected an object with id, question, answer", where=where)
-    missing = [c for c in COLUMNS if row.get(c) is None]
-    if missing:
-        raise DataError(f"missing value for {', '.join(missing)}", where=where)
-    entry = FaqEntry(*(str(row[c]).strip() for c in COLUMNS))
-    if not entry.id:
-        raise DataError("empty id", where=where)
-    if not entry.question:
-        raise DataError("empty question", where=where)
-    return entry
+        raise DataError("expected an object with id, question and optionally answer", where=where)
+    entry_id = _id(row.get("id"), where)
+    if "question" not in row or row["question"] is None:
+        raise DataError("missing value for question", where=where)
+    question = _text(row, "question", where, MAX_QUESTION_CHARS)
+    if question is None:
+        raise DataError("question is empty", where=where)
+    return FaqEntry(entry_id, question, _text(row, "answer", where, MAX_ANSWER_CHARS))
 
 
 def load_faq(path: Path) -> list[FaqEntry]:
-    """Read ``path`` (``.csv`` or ``.jsonl``) into FAQ entries.
+    """Read ``path`` (``.csv``, ``.tsv`` or ``.jsonl``) into FAQ entries.
 
     Args:
-        path: The FAQ file. Ids must be unique; questions must be non-empty.
+        path: The FAQ file (the rules are in this module's docstring).
 
     Returns:
         The entries in file order.
 
     Raises:
-        DataError: unreadable file, unknown suffix, missing column, empty
-            question or id, duplicate id, or no entries at all.
+        DataError: unreadable or non-UTF-8 file, unknown suffix, missing column,
+            a bad id, question or answer, duplicate id, or no entries at all.
     """
     path = Path(path)
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise DataError(f"unsupported FAQ format; use one of {', '.join(READERS)}", where=str(path))
-    if not path.is_file():
+    if not path.exists():
         raise DataError("file not found", where=str(path))
+    if not path.is_file():
+        raise DataError("not a regular file", where=str(path))
+    text = _decode(path)
+    if not text.strip():
+        raise DataError("file is empty", where=str(path))
     entries: list[FaqEntry] = []
     seen: dict[str, int] = {}
-    try:
-        for line_no, row in reader(path):
-            entry = _entry(row, f"{path}:{line_no}")
-            if entry.id in seen:
-                raise DataError(
-                    f"duplicate id {entry.id!r} (first on line {seen[entry.id]})",
-                    where=f"{path}:{line_no}",
-                )
-            seen[entry.id] = line_no
-            entries.append(entry)
-    except UnicodeDecodeError as err:
-        raise DataError(f"not UTF-8 text ({err.reason})", where=str(path)) from err
-    except csv.Error as err:
-        raise DataError(f"malformed CSV ({err})", where=str(path)) from err
+    for line_no, row in reader(path, text):
+        entry = _entry(row, f"{path}:{line_no}")
+        if entry.id in seen:
+            raise DataError(
+                f"duplicate id {entry.id!r} (first on line {seen[entry.id]})",
+                where=f"{path}:{line_no}",
+            )
+        seen[entry.id] = line_no
+        entries.append(entry)
     if not entries:
         raise DataError("no FAQ entries", where=str(path))
     return entries

@@ -2,9 +2,11 @@
 
 Bodies are parsed here rather than by FastAPI so that every bad input gets a
 4xx with a one-line message: empty (400), not UTF-8 (400), malformed or too
-deeply nested JSON (400), too large (413), wrong shape, type or size (422).
-Limits that depend on the server's settings reach the validators through
-pydantic's validation ``context``.
+deeply nested JSON, a duplicate key, NaN/Infinity or an integer too long to
+read (400), too large (413), wrong shape, type or size, or a text that is not
+valid Unicode (422). Every text is checked here (:func:`~flipkd.serve.texts.text_problem`),
+before it can join a micro-batch. Limits that depend on the server's settings
+reach the validators through pydantic's validation ``context``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
+from flipkd.serve.texts import lone_surrogate, printable, text_problem
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class ApiError(Exception):
     """A client error with its HTTP status and a message for the client."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        message = printable(message)  # a message may quote a client's lone surrogate
         super().__init__(message)
         self.status = status
         self.message = message
@@ -60,11 +65,9 @@ def _limits(info: ValidationInfo) -> Limits:
 
 
 def _check_text(text: str, info: ValidationInfo, what: str) -> str:
-    if not text.strip():
-        raise ValueError(f"{what} is empty")
-    limit = _limits(info).max_text_chars
-    if len(text) > limit:
-        raise ValueError(f"{what} has {len(text)} characters; the limit is {limit}")
+    problem = text_problem(text, _limits(info).max_text_chars)
+    if problem is not None:
+        raise ValueError(f"{what} {problem}")
     return text
 
 
@@ -120,7 +123,7 @@ class SearchHit(BaseModel):
     rank: int
     id: str
     question: str
-    answer: str
+    answer: str | None = Field(description="null when the FAQ file gives no answer")
     score: float = Field(description="cosine, or the generated-label score when re-ranked")
     cosine: float
 
@@ -162,6 +165,34 @@ def _summarise(err: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    data: dict[str, object] = {}
+    for key, value in pairs:
+        if lone_surrogate(key) is not None:
+            raise ApiError(422, f"key '{key}' has a lone surrogate; keys must be valid Unicode")
+        if key in data:
+            raise ApiError(400, f"malformed JSON: duplicate key {key!r} in an object")
+        data[key] = value
+    return data
+
+
+def _no_constant(name: str) -> object:
+    raise ApiError(400, f"malformed JSON: {name} is not a JSON number")
+
+
+def _load_json(text: str) -> object:
+    """``json.loads`` that refuses what the standard module lets through silently."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as err:
+        where = f"line {err.lineno} column {err.colno}"
+        raise ApiError(400, f"malformed JSON: {err.msg} at {where}") from err
+    except RecursionError as err:
+        raise ApiError(400, "malformed JSON: nested too deeply") from err
+    except ValueError as err:  # an integer of more digits than Python converts (4300)
+        raise ApiError(400, "malformed JSON: a number has too many digits") from err
+
+
 def parse_body(body: bytes, model: type[BodyT], limits: Limits) -> BodyT:
     """Decode a request body into ``model``, or raise :class:`ApiError` (4xx)."""
     if len(body) > limits.max_body_bytes:
@@ -169,16 +200,10 @@ def parse_body(body: bytes, model: type[BodyT], limits: Limits) -> BodyT:
     if not body.strip():
         raise ApiError(400, "empty request body; send a JSON object")
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8-sig")  # a leading BOM is allowed (RFC 8259, section 8.1)
     except UnicodeDecodeError as err:
         raise ApiError(400, f"request body is not UTF-8 (bad byte at offset {err.start})") from err
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        where = f"line {err.lineno} column {err.colno}"
-        raise ApiError(400, f"malformed JSON: {err.msg} at {where}") from err
-    except RecursionError as err:
-        raise ApiError(400, "malformed JSON: nested too deeply") from err
+    data = _load_json(text)
     if not isinstance(data, dict):
         raise ApiError(422, "request body must be a JSON object")
     try:

@@ -39,7 +39,7 @@ function showResults(data) {
   for (const hit of data.results) {
     const row = document.createElement("tr");
     row.className = "result";
-    row.append(cell(String(hit.rank)), cell(hit.question), cell(hit.answer),
+    row.append(cell(String(hit.rank)), cell(hit.question), cell(hit.answer ?? ""),
                cell(hit.score.toFixed(3), "score"));
     body.append(row);
   }
