@@ -76,7 +76,33 @@ def demo_cmd(
     )
 
 
+def sweep_cmd(
+    spec: Path = typer.Argument(..., help="Sweep spec (YAML): profile, rows, seeds, variants."),
+    out: Path = typer.Option(
+        None, "--out", help="table.md + results.json (default results/dev/<bench>/<name>)."
+    ),
+    work: Path = typer.Option(
+        None, "--work", help="Runs and checkpoints (default runs/sweep/<bench>/<name>)."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+) -> None:
+    """Choose defaults on dev: train every variant (resumable), score dev only, write the table."""
+    from flipkd.reproduce.sweep import load_spec, run_sweep
+    from flipkd.reproduce.sweep_report import write_sweep_report
+
+    _quiet()
+    parsed = load_spec(spec)
+    out_dir = out or DEFAULT_OUT / "dev" / parsed.benchmark / parsed.name
+    work_dir = work or Path("runs") / "sweep" / parsed.benchmark / parsed.name
+    start = time.perf_counter()
+    records = run_sweep(parsed, work_dir, progress=progress)
+    table = write_sweep_report(records, parsed, out_dir, ["flipkd", *sys.argv[1:]])
+    typer.echo(table.read_text())
+    typer.echo(f"wall time {time.perf_counter() - start:.0f}s; results: {out_dir / 'results.json'}")
+
+
 def register(app: typer.Typer) -> None:
-    """Attach ``reproduce`` and ``demo``."""
+    """Attach ``reproduce``, ``demo`` and ``sweep``."""
     app.command("reproduce")(reproduce_cmd)
     app.command("demo")(demo_cmd)
+    app.command("sweep")(sweep_cmd)

@@ -27,7 +27,9 @@ def teacher_scores(cache, splits: dict) -> dict[str, Any]:
     return out
 
 
-def student_scores(student, splits: dict, progress: bool = False) -> dict[str, Any]:
+def student_scores(
+    student, splits: dict, progress: bool = False, split_names: tuple[str, ...] = ("dev", "test")
+) -> dict[str, Any]:
     """Student scores per pair in both modes (gen: P(yes); rep: A-tap cosine).
 
     Rep mode encodes each distinct text of a split once (MQP questions recur across
@@ -37,7 +39,7 @@ def student_scores(student, splits: dict, progress: bool = False) -> dict[str, A
     from flipkd.student import encode, score_pairs
 
     out: dict[str, Any] = {}
-    for split in ("dev", "test"):
+    for split in split_names:
         pairs = [(p.text_a, p.text_b) for p in splits[split]]
         out[split] = {"labels": _labels(splits[split])}
         out[split]["gen"] = score_pairs(student, pairs, mode="gen", progress=progress).tolist()

@@ -27,10 +27,11 @@ from flipkd.paths import write_json
 from flipkd.student import Student, build_student
 from flipkd.trainer import checkpoint as ckpt
 from flipkd.trainer.devset import evaluate_dev
+from flipkd.trainer.diagnose import margin_stats, term_grad_norms
 from flipkd.trainer.logs import StepLog
 from flipkd.trainer.sampler import batch_indices, shard
 from flipkd.trainer.step import LossSet, StudentStep, batch_loss, build_losses
-from flipkd.trainer.validate import validate_setup
+from flipkd.trainer.validate import nonfinite_loss, validate_setup
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,14 @@ def _gather(acc: Accelerator, reps: torch.Tensor) -> torch.Tensor:
         return torch.cat(all_gather(reps.contiguous()), dim=0)
 
 
-def _micro_step(acc, model, losses: LossSet, records, cache) -> tuple[torch.Tensor, dict]:
-    """Forward and loss for one global micro-batch; this process handles its slice."""
+def _micro_step(
+    acc, model, losses: LossSet, records, cache, diagnose: bool = False
+) -> tuple[torch.Tensor, dict]:
+    """Forward and loss for one global micro-batch; this process handles its slice.
+
+    ``diagnose`` adds the batch's diagnostics (``diagnose.py``) to the returned values,
+    per-term gradient norms included (one extra backward per term).
+    """
     rank, world = acc.process_index, acc.num_processes
     labels = torch.tensor([r.label if r.label is not None else -1 for r in records])
     local = shard(list(range(len(records))), rank, world)
@@ -89,10 +96,15 @@ def _micro_step(acc, model, losses: LossSet, records, cache) -> tuple[torch.Tens
         rep_b = reps[[row[r.text_b] for r in records]]
     a_texts, b_texts = [r.text_a for r in records], [r.text_b for r in records]
     teacher_cos = cache.sim(a_texts, b_texts)
+    terms: dict | None = {} if diagnose else None
     total, values = batch_loss(
         losses, out.get("gen_loss"), rep_a, rep_b, teacher_cos, cache.prob(teacher_cos),
-        labels.to(teacher_cos.device),
+        labels.to(teacher_cos.device), terms_out=terms,
     )  # fmt: skip
+    if terms is not None:
+        values.update(term_grad_norms(terms, losses.weights, model.named_parameters()))
+        if "label_logits" in out:
+            values.update(margin_stats(out["label_logits"], labels[local]))
     if "label_logits" in out:
         gen_pos = out["label_logits"].argmax(-1) == 0
         values["agree/gen_teacher"] = float(
@@ -196,7 +208,14 @@ def train_student(
         for k in range(tc.grad_accum):
             idx = batch_indices(len(train_pairs), tc.batch_size, tc.seed, step * tc.grad_accum + k)
             with acc.accumulate(model):
-                loss, values = _micro_step(acc, model, losses, [train_pairs[i] for i in idx], cache)
+                diagnose = bool(tc.diagnose_every) and (
+                    step % tc.diagnose_every == 0 or step + 1 == tc.steps
+                )
+                loss, values = _micro_step(
+                    acc, model, losses, [train_pairs[i] for i in idx], cache, diagnose and k == 0
+                )
+                if acc.gather(torch.isfinite(loss.detach()).float().reshape(1)).min() < 1:
+                    raise nonfinite_loss(step + 1, values, ckpt_dir)  # before any update
                 acc.backward(loss)
                 if acc.sync_gradients:
                     acc.clip_grad_norm_(params, tc.max_grad_norm)

@@ -17,6 +17,7 @@ from torch import nn
 from flipkd.config.schema import LossConfig
 from flipkd.losses import build_contrastive, build_dist, dual_threshold_mask, total_loss
 from flipkd.student.model import Student
+from flipkd.trainer.diagnose import collapse_values, label_prior_entropy, rep_stats
 
 
 class StudentStep(nn.Module):
@@ -93,10 +94,19 @@ def batch_loss(
     teacher_cos: torch.Tensor,
     teacher_prob: torch.Tensor,
     labels: torch.Tensor,
+    terms_out: dict | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """L = w_gen·L_gen + α·L_contrast + β·L_dist on one global batch, with log values."""
+    """L = w_gen·L_gen + α·L_contrast + β·L_dist on one global batch, with log values.
+
+    Given ``terms_out`` (a dict), the unweighted term tensors are put there and the log
+    gets the batch's diagnostics (``trainer/diagnose.py``: anisotropy, collapse values).
+    """
     terms: dict[str, torch.Tensor | None] = {"gen": gen_loss, "contrast": None, "dist": None}
     log: dict[str, float] = {}
+    if terms_out is not None:
+        terms_out.update(terms)
+        if gen_loss is not None:
+            log["collapse/gen"] = label_prior_entropy(labels)
     if losses.needs_rep:
         sim = rep_a @ rep_b.T
         teacher_cos, teacher_prob = teacher_cos.to(sim), teacher_prob.to(sim)
@@ -108,6 +118,10 @@ def batch_loss(
                 terms[name] = module(
                     sim, _teacher_view(module, teacher_cos, teacher_prob), labels, mask
                 )
+        if terms_out is not None:
+            terms_out.update(contrast=terms["contrast"], dist=terms["dist"])
+            log.update(rep_stats(rep_a, rep_b))
+            log.update(collapse_values(losses, sim, teacher_cos, teacher_prob, labels))
         log.update({f"mask/{k}": float(v) for k, v in mask.stats.items()})
         log["agree/rep_spearman"] = _spearman(sim.diagonal().detach(), teacher_prob.diagonal())
     total, term_log = total_loss(terms, losses.weights)

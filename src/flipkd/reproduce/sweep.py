@@ -1,0 +1,166 @@
+"""Dev sweeps: choose a default by training each candidate and scoring it on dev only.
+
+A sweep spec (YAML) names a profile, a benchmark, the ladder rows to train, seeds, and
+named variants (each a list of dotted overrides on top of the profile)::
+
+    name: mqp-layers              # results go to results/dev/<benchmark>/<name>/
+    benchmark: mqp
+    profile: cpu
+    rows: [sft, fip]
+    seeds: 1                      # or a list, e.g. [0, 1]
+    overrides: [data.max_dev_pairs=null]   # shared by every variant (null: all of dev)
+    variants:
+      top4: []
+      top12: ["student.lora.layers=[-12,-11,-10,-9,-8,-7,-6,-5,-4,-3,-2,-1]"]
+
+Every run is kept by config hash (``<work>/runs/<variant>/<row>-s<seed>-<hash>/``), so a
+killed sweep continues where it stopped: finished runs are read back, an unfinished
+training run resumes from its last checkpoint. Only the dev split is scored — test is never
+read while choosing. Each variant is compared with the first one on the same dev pairs by a
+paired bootstrap, which says how large a difference this dev set can resolve.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flipkd.config import config_hash
+from flipkd.errors import ConfigError
+from flipkd.paths import write_json
+from flipkd.reproduce.ladder import ROWS, TRAINED, build_config
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP = 1000
+
+
+class SweepSpec(BaseModel):
+    """What a sweep trains: profile × benchmark × rows × seeds × variants."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    benchmark: str = "mqp"
+    profile: str = "cpu"
+    rows: list[str] = Field(default_factory=lambda: ["fip"], min_length=1)
+    seeds: int | list[int] = 1
+    overrides: list[str] = Field(default_factory=list)
+    variants: dict[str, list[str]] = Field(min_length=1)
+
+    @field_validator("rows")
+    @classmethod
+    def _known_rows(cls, rows: list[str]) -> list[str]:
+        bad = [r for r in rows if ROWS.get(r, ("",))[0] != TRAINED]
+        if bad:
+            trained = [r for r, (kind, _) in ROWS.items() if kind == TRAINED]
+            raise ValueError(f"rows {bad} are not trained rows; choose from {trained}")
+        return rows
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+def load_spec(path: Path) -> SweepSpec:
+    """Read and validate a sweep spec; errors name the file and the field."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the sweep spec: {exc}".splitlines()[0]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a sweep spec is a mapping (name, variants, ...)")
+    from pydantic import ValidationError
+
+    try:
+        return SweepSpec(**raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
+
+
+def _run_one(cfg, row: str, splits: dict, cache, run_dir: Path, progress: bool) -> dict:
+    """Train one candidate (resumable) and score it on dev in both modes."""
+    from flipkd.reproduce.scoring import student_scores
+    from flipkd.reproduce.weak import degrade_cache
+    from flipkd.student import build_student
+    from flipkd.trainer import train_student
+    from flipkd.trainer.checkpoint import latest_checkpoint
+
+    if cfg.teacher.noise > 0:
+        cache = degrade_cache(cache, cfg.teacher.noise, splits["train"], cfg.teacher.seed)
+    student = build_student(
+        cfg.student, benchmark=cfg.data.benchmark,
+        gradient_checkpointing=cfg.train.gradient_checkpointing,
+    )  # fmt: skip
+    resume = latest_checkpoint(run_dir / "checkpoints") is not None
+    result = train_student(
+        cfg, run_dir, cache=cache, train_pairs=splits["train"], dev_pairs=splits["dev"],
+        resume=resume, student=student, progress=progress,
+    )  # fmt: skip
+    start = time.perf_counter()
+    scores = student_scores(student, {"dev": splits["dev"]}, progress, split_names=("dev",))
+    return {
+        "scores": scores,
+        "train_seconds": result.seconds,
+        "eval_seconds": time.perf_counter() - start,
+        "last_log": result.last_log,
+    }
+
+
+def dev_summary(scores: dict) -> dict[str, float]:
+    """Threshold-free dev metrics per mode, plus gen accuracy of the generated label."""
+    from flipkd.reproduce.scoring import dev_metrics
+
+    out = dev_metrics(scores)
+    gen, y = np.asarray(scores["dev"]["gen"]), np.asarray(scores["dev"]["labels"])
+    out["gen_label_accuracy"] = float(((gen >= 0.5) == (y == 1)).mean())
+    return out
+
+
+def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[dict]:
+    """Run (or read back) every variant × row × seed; returns one record per run."""
+    from flipkd.recipes.pipeline import ensure_teacher, load_splits
+    from flipkd.reproduce.ladder import _teacher_key
+    from flipkd.reproduce.profiles import PROFILES
+
+    if spec.profile not in PROFILES:
+        raise ConfigError(f"profile: unknown {spec.profile!r}; choose one of {', '.join(PROFILES)}")
+    profile = PROFILES[spec.profile]
+    records = []
+    for seed in spec.seed_list:
+        teachers: dict[str, Any] = {}
+        for variant, extra in spec.variants.items():
+            overrides = [*spec.overrides, *extra]
+            for row in spec.rows:
+                cfg = build_config(profile, spec.benchmark, row, seed, overrides)
+                run_dir = work_dir / "runs" / variant / f"{row}-s{seed}-{config_hash(cfg)}"
+                done = run_dir / "sweep_result.json"
+                if done.is_file():
+                    records.append({**json.loads(done.read_text()), "read_back": True})
+                    continue
+                key = _teacher_key(cfg)
+                if key not in teachers:
+                    splits = load_splits(cfg, ("train", "dev"))
+                    tdir = work_dir / "teachers" / f"s{seed}-{key}"
+                    teachers[key] = (splits, ensure_teacher(cfg, tdir, splits, progress)[1])
+                splits, cache = teachers[key]
+                log.info("sweep %s: variant %s, row %s, seed %d", spec.name, variant, row, seed)
+                t0 = time.perf_counter()
+                out = _run_one(cfg, row, splits, cache, run_dir, progress)
+                record = {
+                    "variant": variant, "row": row, "seed": seed, "overrides": overrides,
+                    "config_hash": config_hash(cfg), "wall_seconds": time.perf_counter() - t0,
+                    "dev": dev_summary(out["scores"]), **out,
+                }  # fmt: skip
+                write_json(done, record)
+                records.append(record)
+    return records

@@ -1,0 +1,138 @@
+"""Tables of a dev sweep: every candidate's dev metrics in both modes, time, and resolution.
+
+``results.json`` keeps every run (dev scores included, so any other metric can be computed
+later); ``table.md`` shows, per variant and row, the mean over seeds of gen ROC-AUC, gen
+label accuracy (P(positive word) ≥ 0.5), rep ROC-AUC, rep Spearman, train and eval seconds,
+and the paired-bootstrap 95% interval of the ROC-AUC difference to the first variant (same
+row, same seed, same dev pairs resampled together): an interval that spans 0 is a
+difference this dev set cannot resolve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from flipkd.evaluation.metrics import resampled_pair_metric
+from flipkd.paths import atomic_file, write_json
+from flipkd.provenance import provenance
+
+BOOTSTRAP = 1000
+COLUMNS = (
+    ("gen AUC", "roc_auc", 3), ("gen acc", "gen_label_accuracy", 3),
+    ("rep AUC", "rep_roc_auc", 3), ("rep Spearman", "rep_spearman", 1),
+)  # fmt: skip
+
+
+def paired_difference(a: dict, b: dict, mode: str, seed: int = 0) -> tuple[float, float, float]:
+    """ROC-AUC of ``a`` minus ``b`` on the same dev pairs, with a paired 95% interval."""
+    y = np.asarray(a["scores"]["dev"]["labels"])
+    sa, sb = np.asarray(a["scores"]["dev"][mode]), np.asarray(b["scores"]["dev"][mode])
+    index = np.random.default_rng(seed).integers(0, len(y), size=(BOOTSTRAP, len(y)))
+    da = resampled_pair_metric("roc_auc", 0.5, sa, y, index)
+    db = resampled_pair_metric("roc_auc", 0.5, sb, y, index)
+    diff = da - db
+    point = float(a["dev"][_metric(mode)] - b["dev"][_metric(mode)])
+    lo, hi = np.nanpercentile(diff, [2.5, 97.5])
+    return point, float(lo), float(hi)
+
+
+def _metric(mode: str) -> str:
+    return "roc_auc" if mode == "gen" else "rep_roc_auc"
+
+
+def _cell(values: list[float], digits: int, scale: float = 1.0) -> str:
+    v = np.asarray(values, dtype=float) * scale
+    text = f"{v.mean():.{digits}f}"
+    return text + (f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else "")
+
+
+def summarise(records: list[dict]) -> list[dict]:
+    """One entry per (variant, row): seeds, mean dev metrics, times, difference to baseline."""
+    variants = list(dict.fromkeys(r["variant"] for r in records))
+    rows = list(dict.fromkeys(r["row"] for r in records))
+    base = variants[0]
+    by = {(r["variant"], r["row"], r["seed"]): r for r in records}
+    out = []
+    for row in rows:
+        for variant in variants:
+            runs = [r for r in records if r["variant"] == variant and r["row"] == row]
+            if not runs:
+                continue
+            entry = {
+                "variant": variant, "row": row, "seeds": [r["seed"] for r in runs],
+                "overrides": runs[0]["overrides"],
+                "dev": {k: [r["dev"][k] for r in runs] for k in runs[0]["dev"]},
+                "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
+                "eval_seconds": float(np.mean([r["eval_seconds"] for r in runs])),
+            }  # fmt: skip
+            if variant != base:
+                for mode in ("gen", "rep"):
+                    diffs = [
+                        paired_difference(r, by[(base, row, r["seed"])], mode)
+                        for r in runs if (base, row, r["seed"]) in by
+                    ]  # fmt: skip
+                    if diffs:
+                        entry[f"{mode}_auc_vs_{base}"] = [list(d) for d in diffs]
+            out.append(entry)
+    return out
+
+
+def _diff_cell(entry: dict, mode: str, base: str) -> str:
+    diffs = entry.get(f"{mode}_auc_vs_{base}")
+    if not diffs:
+        return "–"
+    if len(diffs) == 1:
+        point, lo, hi = diffs[0]
+        return f"{point:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    points = [d[0] for d in diffs]
+    above = sum(d[1] > 0 for d in diffs)
+    return f"{np.mean(points):+.3f} ({above}/{len(diffs)} seeds above 0)"
+
+
+def markdown(entries: list[dict], spec, n_dev: int, command: list[str]) -> str:
+    base = next(iter(spec.variants))
+    head = ["variant", "row", "seeds", *(c[0] for c in COLUMNS), "train s", "eval s",
+            f"Δgen AUC vs {base} [95%]", f"Δrep AUC vs {base} [95%]"]  # fmt: skip
+    lines = [
+        f"# Dev sweep `{spec.name}` ({spec.benchmark}, profile `{spec.profile}`, "
+        f"{n_dev} dev pairs)",
+        "",
+        f"Command: `{' '.join(command)}`",
+        "",
+        f"Shared overrides: `{' '.join(spec.overrides) or '(none)'}`",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for e in entries:
+        cells = [
+            _cell(e["dev"][key], digits, 100.0 if "spearman" in key else 1.0)
+            for _, key, digits in COLUMNS
+        ]
+        lines.append(
+            f"| {e['variant']} | {e['row']} | {len(e['seeds'])} | " + " | ".join(cells)
+            + f" | {e['train_seconds']:.0f} | {e['eval_seconds']:.0f} | "
+            + f"{_diff_cell(e, 'gen', base)} | {_diff_cell(e, 'rep', base)} |"
+        )  # fmt: skip
+    lines += ["", "Variants (overrides on top of the profile):", ""]
+    lines += [
+        f"- `{name}`: `{' '.join(ov) or '(profile as is)'}`" for name, ov in spec.variants.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[str]) -> Path:
+    """Write ``results.json`` and ``table.md`` into ``out_dir``; returns the table's path."""
+    entries = summarise(records)
+    n_dev = len(records[0]["scores"]["dev"]["labels"]) if records else 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(
+        out_dir / "results.json",
+        {"spec": spec.model_dump(), "summary": entries, "runs": records, **provenance(command)},
+    )
+    table = out_dir / "table.md"
+    with atomic_file(table) as fh:
+        fh.write(markdown(entries, spec, n_dev, command))
+    return table

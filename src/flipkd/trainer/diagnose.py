@@ -1,0 +1,99 @@
+"""Training diagnostics: what holds learning back, measured on the batch being trained.
+
+Logged every ``train.diagnose_every`` steps (0: off) beside the step's loss values:
+
+* ``grad/<term>_A``, ``grad/<term>_B``: the gradient norm each weighted loss term puts on the
+  LoRA A and B matrices (one extra backward per term, so off by default);
+* ``rep/mean_cos``: the mean student cosine of the batch's in-batch (mostly unrelated) pairs,
+  and ``rep/eff_rank``: the effective rank of the batch's representations — both say how
+  anisotropic (collapsed) the A-tap is;
+* ``collapse/<term>``: the value each representation loss takes on this batch when every
+  student cosine is the same (a representation that has learnt nothing), to read the term
+  against; ``collapse/gen`` is the generation loss of a head that knows only the label
+  prior (the entropy of the batch's labels);
+* ``gen/margin_mean``, ``gen/margin_std``: the label-word logit margin (positive minus
+  negative) over the batch, and ``gen/margin_gap``: its mean on gold positives minus on gold
+  negatives — a head that has learnt only the format moves the mean, not the gap.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from flipkd.losses import dual_threshold_mask
+
+
+def effective_rank(x: Tensor) -> float:
+    """exp(entropy) of the normalised singular values of ``x`` (Roy & Vetterli, 2007)."""
+    s = torch.linalg.svdvals(x.detach().float())
+    p = s / s.sum().clamp(min=1e-12)
+    return float(torch.exp(-(p * torch.log(p.clamp(min=1e-12))).sum()))
+
+
+def rep_stats(rep_a: Tensor, rep_b: Tensor) -> dict[str, float]:
+    """Anisotropy of the batch: mean off-diagonal cosine and effective rank of all its texts."""
+    sim = (rep_a @ rep_b.T).detach()
+    off = ~torch.eye(sim.shape[0], dtype=torch.bool, device=sim.device)
+    reps = torch.unique(torch.cat([rep_a, rep_b]).detach(), dim=0)
+    return {"rep/mean_cos": float(sim[off].mean()), "rep/eff_rank": effective_rank(reps)}
+
+
+def collapse_values(losses, sim: Tensor, teacher_cos, teacher_prob, labels) -> dict[str, float]:
+    """Each representation term's value with every student cosine equal (sim's mean)."""
+    flat = torch.full_like(sim.detach(), float(sim.detach().mean()))
+    mask = dual_threshold_mask(
+        teacher_prob, labels, losses.theta_pos, losses.theta_neg, enabled=losses.filter
+    )
+    out = {}
+    for name, module in (("contrast", losses.contrastive), ("dist", losses.dist)):
+        if module is not None:
+            view = (
+                teacher_cos
+                if getattr(module, "teacher_input", "prob") == "cosine"
+                else teacher_prob
+            )
+            out[f"collapse/{name}"] = float(module(flat, view, labels, mask))
+    return out
+
+
+def label_prior_entropy(labels: Tensor) -> float:
+    """Cross-entropy of a head that predicts the batch's label frequencies (nats)."""
+    p = float((labels == 1).float().mean())
+    return 0.0 if p in (0.0, 1.0) else -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
+def margin_stats(label_logits: Tensor, labels: Tensor) -> dict[str, float]:
+    """Spread of the label-word margin and its gap between gold positives and negatives."""
+    margin = (label_logits[:, 0] - label_logits[:, 1]).detach().float()
+    out = {"gen/margin_mean": float(margin.mean()), "gen/margin_std": float(margin.std())}
+    pos, neg = labels == 1, labels == 0
+    if bool(pos.any()) and bool(neg.any()):
+        out["gen/margin_gap"] = float(margin[pos].mean() - margin[neg].mean())
+    return out
+
+
+def term_grad_norms(
+    terms: dict[str, Tensor | None], weights: dict[str, float], named_params
+) -> dict[str, float]:
+    """Norm of each weighted term's gradient on the LoRA A and B matrices (graph kept)."""
+    named = [(n, p) for n, p in named_params if p.requires_grad]
+    groups = {
+        "A": [p for n, p in named if "lora_A" in n],
+        "B": [p for n, p in named if "lora_B" in n],
+    }
+    params = groups["A"] + groups["B"]
+    out = {}
+    for name, value in terms.items():
+        if value is None or not weights.get(name):
+            continue
+        grads = torch.autograd.grad(
+            weights[name] * value, params, retain_graph=True, allow_unused=True
+        )
+        split = len(groups["A"])
+        for key, part in (("A", grads[:split]), ("B", grads[split:])):
+            sq = sum(float(g.detach().float().pow(2).sum()) for g in part if g is not None)
+            out[f"grad/{name}_{key}"] = math.sqrt(sq)
+    return out

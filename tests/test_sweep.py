@@ -1,0 +1,102 @@
+"""Dev sweeps on the tiny profile: dev only, resumable by config hash, table with paired deltas."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from flipkd.errors import ConfigError
+from flipkd.reproduce import sweep as sweep_mod
+from flipkd.reproduce.sweep import SweepSpec, load_spec, run_sweep
+from flipkd.reproduce.sweep_report import paired_difference, write_sweep_report
+from flipkd.teacher import build_tiny_teacher
+from tiny_run import make_pairs
+
+
+def _write(path, pairs):
+    with open(path, "w", encoding="utf-8") as fh:
+        for p in pairs:
+            fh.write(json.dumps({"text_a": p.text_a, "text_b": p.text_b, "label": p.label}) + "\n")
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep-bench")
+    pairs = make_pairs(80)
+    _write(root / "train.jsonl", pairs[:48])
+    _write(root / "dev.jsonl", pairs[48:64])
+    _write(root / "test.jsonl", pairs[64:])
+    teacher = build_tiny_teacher(root / "teacher", [t for p in pairs for t in (p.text_a, p.text_b)])
+    return root, teacher
+
+
+def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_path, monkeypatch):
+    root, teacher = bench
+    spec = SweepSpec(
+        name="t", benchmark=str(root), profile="tiny", rows=["sft", "fip"], seeds=1,
+        overrides=[f"student.model={tiny_llama_dir}", f"teacher.model={teacher}"],
+        variants={"base": [], "lr": ["train.lr=1e-2"]},
+    )  # fmt: skip
+    records = run_sweep(spec, tmp_path / "work", progress=False)
+    assert [(r["variant"], r["row"]) for r in records] == [
+        ("base", "sft"),
+        ("base", "fip"),
+        ("lr", "sft"),
+        ("lr", "fip"),
+    ]
+    assert all(set(r["scores"]) == {"dev"} for r in records)  # test is never scored
+    assert all({"roc_auc", "rep_roc_auc", "gen_label_accuracy"} <= set(r["dev"]) for r in records)
+    # a second call reads everything back (nothing trains again)
+    monkeypatch.setattr(sweep_mod, "_run_one", _explode)
+    again = run_sweep(spec, tmp_path / "work", progress=False)
+    assert all(r["read_back"] for r in again)
+    assert [r["dev"] for r in again] == [r["dev"] for r in records]
+    table = write_sweep_report(again, spec, tmp_path / "out", ["flipkd", "sweep"])
+    text = table.read_text()
+    assert "| lr | fip | 1 |" in text and "Δgen AUC vs base" in text
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    lr_fip = next(e for e in saved["summary"] if e["variant"] == "lr" and e["row"] == "fip")
+    point, lo, hi = lr_fip["rep_auc_vs_base"][0]
+    assert lo <= hi and {"git_commit", "versions"} <= set(saved)
+
+
+def _explode(*args, **kwargs):
+    raise AssertionError("a finished sweep run trained again")
+
+
+def test_paired_difference_is_zero_for_identical_runs_and_signed():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    good = y + rng.normal(0, 0.5, 200)
+    bad = rng.normal(0, 1, 200)
+
+    def run(s):
+        from sklearn.metrics import roc_auc_score
+
+        auc = roc_auc_score(y, s)
+        return {"scores": {"dev": {"labels": y.tolist(), "gen": s.tolist(), "rep": s.tolist()}},
+                "dev": {"roc_auc": auc, "rep_roc_auc": auc}}  # fmt: skip
+
+    assert paired_difference(run(good), run(good), "gen") == (0.0, 0.0, 0.0)
+    point, lo, hi = paired_difference(run(good), run(bad), "rep")
+    assert point > 0.2 and 0 < lo < point < hi
+
+
+def test_bad_spec_names_file_and_field(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: x\nrows: [teacher]\nvariants: {a: []}\n")
+    with pytest.raises(ConfigError, match=r"s\.yaml: rows: .*not trained rows"):
+        load_spec(spec)
+    spec.write_text("name: x\n")
+    with pytest.raises(ConfigError, match=r"s\.yaml: variants: Field required"):
+        load_spec(spec)
+    spec.write_text("- a\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flipkd", "sweep", str(spec)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "s.yaml" in proc.stderr
