@@ -65,7 +65,7 @@ def show(
     label: str | None = LABEL,
     score: str | None = SCORE,
     as_json: bool = typer.Option(False, "--json", help="Print the split counts as JSON."),
-    examples: int = typer.Option(2, help="Example pairs per split."),
+    examples: int = typer.Option(2, min=0, help="Example pairs per split."),
 ) -> None:
     """Load a benchmark or your data and print its splits, counts and example pairs."""
     bench = load_benchmark(name_or_path, text_a=text_a, text_b=text_b, label=label, score=score)

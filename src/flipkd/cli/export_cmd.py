@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from flipkd.errors import FlipkdError
+
 
 def export_cmd(
     run: Path = typer.Argument(..., help="Student run directory (made by the student trainer)."),
@@ -21,6 +23,10 @@ def export_cmd(
     ),
 ) -> None:
     """Export a student run: adapter/, tokenizer/, embedder/, flipkd.json, README.md."""
+    if out.exists() and not out.is_dir():
+        raise FlipkdError("is a file, not a directory; choose a new or empty --out", where=str(out))
+    if not run.is_dir():
+        raise FlipkdError("not a run directory (give the student run's folder)", where=str(run))
     from flipkd.export import export_run
 
     spec = export_run(run, out, merged=merged, eval_paths=eval_json, hash_weights=hash_weights)

@@ -8,6 +8,7 @@ import os
 import sys
 
 import typer
+from typer.exceptions import TyperException
 
 from flipkd.errors import FlipkdError
 
@@ -49,6 +50,13 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _one_line(err) -> str:
+    """A click error (bad option value, missing argument, ...) as one line, with where to look."""
+    message = " ".join(err.format_message().split())
+    ctx = getattr(err, "ctx", None)
+    return f"{message} (see '{ctx.command_path} --help')" if ctx is not None else message
+
+
 def run() -> None:
     """Console-script entry point."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -56,17 +64,21 @@ def run() -> None:
     try:
         app(standalone_mode=False)
     except FlipkdError as err:
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {' '.join(str(err).splitlines())}", err=True)
         sys.exit(err.exit_code)
+    except OSError as err:  # the file system said no (permission, full disk, a file in the way)
+        if err.filename is None or logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        typer.echo(
+            f"error: {err.filename}: {err.strerror or err} (use -v for a traceback)", err=True
+        )
+        sys.exit(2)
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as err:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Exit):
-            sys.exit(err.exit_code)
-        raise
+    except typer.Exit as err:
+        sys.exit(err.exit_code)
+    except TyperException as err:  # a usage error (bad option value, ...): exit 2, one line
+        if err.format_message().strip():  # empty: the help was printed (no arguments given)
+            typer.echo(f"error: {_one_line(err)}", err=True)
+        sys.exit(err.exit_code)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from flipkd.config import DataConfig, FlipkdConfig, load_config, save_resolved
+from flipkd.config.loader import run_directory
 from flipkd.errors import ConfigError
 
 teacher_app = typer.Typer(help="The small bi-encoder teacher.", no_args_is_help=True)
@@ -63,19 +64,20 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
     """Fine-tune the teacher (or record it zero-shot), cache its embeddings, write the report."""
+    cfg = load_config(config, overrides or [])
+    run_dir = run_directory(cfg)
     from flipkd.models import resolve_teacher
+
+    t = cfg.teacher
+    resolved = resolve_teacher(t.model)  # a misspelt name fails before the data loads
     from flipkd.teacher import cache_splits, report_run, train_teacher
 
     _quiet_libraries()
-    cfg = load_config(config, overrides or [])
-    run_dir = Path(cfg.output_dir) / cfg.name
-    t = cfg.teacher
     limits = split_limits(cfg.data, cfg.data.benchmark, None)
     splits = load_splits(cfg.data.benchmark, _columns(cfg), limits, cfg.data.seed)
     for needed in ("train", "dev"):
         if needed not in splits:
             raise ConfigError(f"data.benchmark {cfg.data.benchmark!r} has no {needed} split")
-    resolved = resolve_teacher(t.model)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_resolved(cfg, run_dir)
     run = train_teacher(

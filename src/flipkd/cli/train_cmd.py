@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from flipkd.config import load_config
+from flipkd.config.loader import run_directory
 
 
 def train_cmd(
@@ -22,7 +23,7 @@ def train_cmd(
     for name in ("sentence_transformers", "transformers", "accelerate"):
         logging.getLogger(name).setLevel(logging.WARNING)
     cfg = load_config(config, overrides or [])
-    run_dir = Path(cfg.output_dir) / cfg.name
+    run_dir = run_directory(cfg)
     result = train(cfg, run_dir, resume=resume, progress=progress)
     typer.echo(f"trained {result.steps} steps in {result.seconds:.0f}s")
     typer.echo(f"adapter: {result.adapter_dir}")

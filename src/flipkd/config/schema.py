@@ -6,13 +6,57 @@ functions below the builders take plain arguments.
 
 from __future__ import annotations
 
+import string
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `.inf` / `.nan` in a float field is an error, not a NaN run
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def template_problem(template: str) -> str | None:
+    """What is wrong with a prompt template, or None: the slots are exactly ``{a}`` and ``{b}``.
+
+    ``{c}``, ``{0}``, ``{}``, ``{a.x}``, ``{a!r}``, a missing slot or an unmatched brace is a
+    problem (``{{`` and ``}}`` write a literal brace).
+    """
+    hint = "(write {{ and }} for a literal brace)"
+    try:
+        slots = [(f, c, s) for _, f, s, c in string.Formatter().parse(template) if f is not None]
+    except ValueError as err:
+        return f"{err} {hint}"
+    for field, conversion, spec in slots:
+        if field not in ("a", "b") or conversion or spec:
+            slot = field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            return f"unknown slot {{{slot}}}; the slots are {{a}} and {{b}} {hint}"
+    if {"a", "b"} - {f for f, _, _ in slots}:
+        return "must contain both {a} and {b}"
+    return None
+
+
+IN_BATCH_CONTRASTIVE = ("infonce", "arccse", "kdmcse", "mcl")
+
+
+def loss_problem(loss: LossConfig, train: TrainConfig) -> str | None:
+    """What makes the loss terms untrainable with this batch, or None."""
+    in_batch = loss.dist != "none" or loss.contrastive in IN_BATCH_CONTRASTIVE
+    if in_batch and train.batch_size < 2:
+        return (
+            "train.batch_size must be at least 2 when loss.dist or an in-batch contrastive "
+            "loss is on (a batch of 1 has no in-batch negatives)"
+        )
+    gen = loss.gen and loss.gen_weight > 0
+    contrast = loss.contrastive != "none" and loss.alpha > 0
+    if not (gen or contrast or (loss.dist != "none" and loss.beta > 0)):
+        return (
+            "every loss term is off or weighted 0 (loss.gen/gen_weight, loss.contrastive/alpha, "
+            "loss.dist/beta): there is nothing to train"
+        )
+    return None
 
 
 class DataConfig(_Strict):
@@ -77,6 +121,32 @@ class PromptConfig(_Strict):
     template: str | None = None
     label_words: tuple[str, str] | None = None
     use_chat_template: bool = True
+
+    @field_validator("template")
+    @classmethod
+    def _slots(cls, template: str | None) -> str | None:
+        problem = None if template is None else template_problem(template)
+        if problem:
+            raise ValueError(problem)
+        return template
+
+    @field_validator("template", "label_words", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: object) -> object:
+        """Say what YAML did instead of "not a string": unquoted yes/no/on/off became
+        booleans, an unquoted ``{a} ...`` became a mapping."""
+        items = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(v, bool) for v in items):
+            raise ValueError(
+                "YAML read an unquoted yes/no/on/off/true/false as a boolean; quote the words, "
+                "e.g. label_words: ['yes', 'no']"
+            )
+        if isinstance(value, dict):
+            raise ValueError(
+                "YAML read a text starting with { as a mapping; quote it, e.g. "
+                "template: '{a} vs {b}'"
+            )
+        return value
 
 
 class StudentConfig(_Strict):
@@ -148,9 +218,38 @@ class FlipkdConfig(_Strict):
     """A whole run."""
 
     name: str = "run"
-    output_dir: str = "runs"
+    output_dir: str = Field(default="runs", min_length=1)
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _trainable(self) -> FlipkdConfig:
+        problem = loss_problem(self.loss, self.train)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _inside_output_dir(cls, name: str) -> str:
+        """The run directory ``output_dir/name`` must stay inside ``output_dir``."""
+        parts = PureWindowsPath(name).parts + PurePosixPath(name).parts
+        if not name.strip() or name.strip() in (".", "./"):
+            raise ValueError("must name a directory (it is empty)")
+        if PurePosixPath(name).is_absolute() or PureWindowsPath(name).anchor or ".." in parts:
+            raise ValueError(
+                f"{name!r} would put the run outside output_dir; use a relative name without '..'"
+            )
+        if "\0" in name:
+            raise ValueError("holds a NUL character")
+        return name
+
+    @field_validator("output_dir")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\0" in value:
+            raise ValueError("holds a NUL character")
+        return value

@@ -26,18 +26,49 @@ RawRow = tuple[int, Any, Any, Any]
 
 # C0/C1 control characters except tab, newline and carriage return, plus a stray BOM.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]")
+# A lone UTF-16 surrogate: JSON's "\\ud800" decodes to one; it is not text and cannot be encoded.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+MAX_FIELD_CHARS = 1_000_000
+"""The longest text (or other field) a data file may hold, in characters."""
 
 # Rejection reason -> message for strict mode ({col} is the column, {value} the raw value).
 REASONS: dict[str, str] = {
     "missing_text": "column {col!r} is missing in this row",
     "empty_text": "column {col!r} is empty",
+    "text_not_string": "column {col!r} holds {value}, not a string (a text must be a string)",
+    "text_too_long": "column {col!r} is {value:,} characters long; the limit is "
+    f"{MAX_FIELD_CHARS:,} per text",
+    "lone_surrogate": "column {col!r} holds a lone surrogate ({value}), which is not text",
     "label_missing": "label column {col!r} is empty",
     "label_nan": "label in column {col!r} is NaN",
-    "label_not_0_1": "label {value!r} in column {col!r} is not 0 or 1 (scores: use --score)",
+    "label_not_0_1": "label {value} in column {col!r} is not 0 or 1 (scores: use --score)",
+    "label_bool": "label {value} in column {col!r} is a boolean; write 0 or 1",
     "score_missing": "score column {col!r} is empty",
     "score_nan": "score in column {col!r} is NaN",
-    "score_not_number": "score {value!r} in column {col!r} is not a number",
+    "score_not_number": "score {value} in column {col!r} is not a number",
 }
+
+_JSON_KINDS: dict[type, str] = {dict: "an object", list: "an array", bool: "a boolean"}
+
+
+def clip_repr(value: Any, width: int = 40) -> str:
+    """``repr(value)`` cut to about ``width`` characters (a 5 MB cell must not fill a message)."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 5] + "…" + text[-4:]
+
+
+def columns_list(columns: list[str], most: int = 20) -> str:
+    """Column names for a message: each clipped, at most ``most`` of them."""
+    shown = ", ".join(clip_repr(c) for c in columns[:most])
+    return shown + (f", … ({len(columns) - most} more)" if len(columns) > most else "")
+
+
+def _kind(raw: Any) -> str:
+    """What a non-string cell is, in JSON's words, with its (clipped) value."""
+    kind = next((k for t, k in _JSON_KINDS.items() if isinstance(raw, t)), "a number")
+    shown = "true" if raw is True else "false" if raw is False else clip_repr(raw)
+    return f"{kind} ({shown})"
 
 
 class _Reject(Exception):
@@ -67,32 +98,38 @@ def _number(raw: Any) -> float:
 
 
 def _parse_label(raw: Any, col: str) -> int:
+    """A label is 0 or 1: a number, or a string holding one (``"1"``, ``"0.0"``)."""
     if type(raw) is int and (raw == 0 or raw == 1):  # fast path for Feather columns
         return raw
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         raise _Reject("label_missing", col)
+    if isinstance(raw, bool):
+        raise _Reject("label_bool", col, "true" if raw else "false")
     try:
         value = _number(raw)
-    except ValueError:
-        raise _Reject("label_not_0_1", col, raw) from None
+    except (ValueError, OverflowError):
+        raise _Reject("label_not_0_1", col, clip_repr(raw)) from None
     if math.isnan(value):
         raise _Reject("label_nan", col)
     if value not in (0.0, 1.0):
-        raise _Reject("label_not_0_1", col, raw)
+        raise _Reject("label_not_0_1", col, clip_repr(raw))
     return int(value)
 
 
 def _parse_score(raw: Any, col: str) -> float:
+    """A score is a finite number, or a string holding one; never a boolean."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         raise _Reject("score_missing", col)
+    if isinstance(raw, bool):
+        raise _Reject("score_not_number", col, "true" if raw else "false")
     try:
         value = _number(raw)
-    except ValueError:
-        raise _Reject("score_not_number", col, raw) from None
+    except (ValueError, OverflowError):
+        raise _Reject("score_not_number", col, clip_repr(raw)) from None
     if math.isnan(value):
         raise _Reject("score_nan", col)
     if math.isinf(value):
-        raise _Reject("score_not_number", col, raw)
+        raise _Reject("score_not_number", col, clip_repr(raw))
     return value
 
 
@@ -125,9 +162,17 @@ class SplitBuilder:
         self._cleaned = False  # set by _text when cleaning changed the current row
 
     def _text(self, raw: Any, col: str) -> str:
+        """A text is a string (never a number, boolean, object or array turned into one)."""
         if raw is None or (isinstance(raw, float) and math.isnan(raw)):
             raise _Reject("missing_text", col)
-        text = str(raw)
+        if not isinstance(raw, str):
+            raise _Reject("text_not_string", col, _kind(raw))
+        if len(raw) > MAX_FIELD_CHARS:
+            raise _Reject("text_too_long", col, len(raw))
+        bad = _SURROGATE.search(raw)
+        if bad:
+            raise _Reject("lone_surrogate", col, f"\\u{ord(bad.group()):04x}")
+        text = raw
         if _CONTROL.search(text):
             text = _CONTROL.sub("", text)
             self._cleaned = True

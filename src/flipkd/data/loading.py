@@ -25,12 +25,14 @@ def _build(
     read: SourceRows,
     rows: list[RawRow] | None = None,
     exclude: set[tuple[str, str]] | None = None,
+    file_cleaning: bool = True,
 ) -> tuple[list[PairRecord], SplitStats]:
+    """One split's records; ``file_cleaning`` adds the file's own counts (its BOM) to it."""
     builder = SplitBuilder(
         read.source, spec.info.task, strict=spec.strict, columns=read.columns, exclude=exclude
     )
     builder.add_rows(read.rows if rows is None else rows)
-    for key, n in read.cleaned.items():
+    for key, n in read.cleaned.items() if file_cleaning else ():
         builder.stats.count(builder.stats.cleaned, key, n)
     return builder.finish(split, spec.info.name)
 
@@ -42,7 +44,8 @@ def _load_per_split(spec: BenchmarkSpec, wanted: list[str]) -> Loaded:
 def _load_grouped(spec: BenchmarkSpec, wanted: list[str]) -> Loaded:
     read = read_source(spec.sources["all"], strict=spec.strict)
     parts = split_by_group(read.rows, spec.fractions or {}, spec.group or "text_a")
-    return {s: _build(spec, s, read, rows=parts[s]) for s in wanted}
+    # one file, several splits: its BOM is counted once, with the first split asked for
+    return {s: _build(spec, s, read, rows=parts[s], file_cleaning=s == wanted[0]) for s in wanted}
 
 
 def _load_merged(spec: BenchmarkSpec, wanted: list[str]) -> Loaded:

@@ -56,8 +56,12 @@ GROUPERS: dict[str, Callable[[list[RawRow]], list[str]]] = {
 
 
 def hash_unit(key: str) -> float:
-    """A number in [0, 1) fixed by ``key`` (first 8 bytes of its SHA-256)."""
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    """A number in [0, 1) fixed by ``key`` (first 8 bytes of its SHA-256).
+
+    A lone surrogate (from a JSONL ``"\\ud800"``) is hashed as its code point, not an error:
+    the row is refused later, by validation, naming its file and line.
+    """
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 

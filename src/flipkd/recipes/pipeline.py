@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from flipkd.config import FlipkdConfig
-from flipkd.errors import ConfigError
+from flipkd.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,58 @@ def ensure_teacher(cfg: FlipkdConfig, teacher_dir: Path, splits: dict, progress:
     return teacher_dir, cache
 
 
-def train(cfg: FlipkdConfig, run_dir: Path, *, resume: bool = False, progress: bool = True):
-    """Teacher (trained once into ``RUN/teacher`` unless ``teacher.run`` is set), then student."""
-    from flipkd.trainer import train_student
+def check_teacher(cfg: FlipkdConfig, teacher_dir: Path) -> None:
+    """The teacher can be used: ``teacher.run`` is a teacher run, or the model name is known.
 
+    A registered name, a local directory or a hub id is accepted without loading the model
+    (the teacher loads in seconds; a misspelt name must not wait for the data to load).
+    """
+    from flipkd.models.registry import REGISTRY, resolve_teacher
+
+    t = cfg.teacher
+    if t.run:
+        if not (Path(t.run) / "run.json").is_file():
+            raise ConfigError(f"teacher.run: {t.run} is not a teacher run directory")
+        return
+    if (teacher_dir / "run.json").is_file():
+        return
+    spec = REGISTRY.get(t.model)
+    if spec is None or spec.locate is not None:  # cheap: not a conversion
+        resolve_teacher(t.model)
+    elif spec.role != "teacher":
+        raise ModelError(f"teacher.model {t.model!r} is a {spec.role}, not a teacher")
+
+
+def preflight(cfg: FlipkdConfig, run_dir: Path, *, resume: bool = False) -> None:
+    """Everything checkable before any work: config, run directory, teacher and student.
+
+    The student is built on the meta device (:func:`flipkd.student.check.check_student`):
+    its name, LoRA layers and tap, prompt template and label words are checked in seconds,
+    before the data loads and the teacher trains.
+    """
+    from flipkd.student.check import check_student
+
+    check_teacher(cfg, Path(run_dir) / "teacher")
+    check_student(cfg.student, benchmark=cfg.data.benchmark)
+    from flipkd.trainer.validate import check_config, check_run_dir  # imports the loop: last
+
+    check_config(cfg)
+    check_run_dir(cfg, run_dir, resume)
+
+
+def train(cfg: FlipkdConfig, run_dir: Path, *, resume: bool = False, progress: bool = True):
+    """Teacher (trained once into ``RUN/teacher`` unless ``teacher.run`` is set), then student.
+
+    Everything checkable without training (:func:`preflight`, then the data against the
+    config) is checked first, so a bad setup fails in seconds, not after the teacher.
+    """
+    from flipkd.trainer.validate import check_data
+
+    preflight(cfg, Path(run_dir), resume=resume)
     splits = load_splits(cfg, ("train", "dev"))
+    check_data(cfg, splits["train"])
+    from flipkd.trainer import train_student  # accelerate and the loop: after the checks
+
     _, cache = ensure_teacher(cfg, Path(run_dir) / "teacher", splits, progress)
     return train_student(
         cfg, Path(run_dir), cache=cache, train_pairs=splits["train"], dev_pairs=splits["dev"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from flipkd.config.schema import template_problem
 from flipkd.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,12 @@ def resolve_prompt(
         raise ConfigError(f"student.prompt.language {language!r}: choose one of {list(PROMPTS)}")
     base = PROMPTS[language]
     spec = PromptSpec(language, template or base.template, tuple(label_words or base.label_words))
-    if "{a}" not in spec.template or "{b}" not in spec.template:
-        raise ConfigError("student.prompt.template must contain both {a} and {b}")
+    problem = template_problem(spec.template)
+    if problem:
+        raise ConfigError(f"student.prompt.template: {problem}")
+    for word in spec.label_words:
+        if not word.strip():
+            raise ConfigError("student.prompt.label_words: a label word is empty")
     return spec
 
 
@@ -70,20 +75,22 @@ def label_token_ids(
     ``leading_space`` is set for plain (non-chat) prompts, where the answer
     follows ``Answer:`` after a space.
     """
-    ids = []
+    ids, lengths = [], []
     for word in words:
         text = f" {word}" if leading_space else word
         toks = tokenizer(text, add_special_tokens=False)["input_ids"]
         if not toks:
             raise ConfigError(f"label word {word!r} encodes to no token")
-        if len(toks) > 1:
-            log.info("label word %r is %d tokens; its first token stands for it", word, len(toks))
         ids.append(toks[0])
+        lengths.append(len(toks))
     if ids[0] == ids[1]:
         raise ConfigError(
             f"label words {words} share their first token (id {ids[0]}) in this tokenizer; "
             "set student.prompt.label_words to two words that differ in their first token"
         )
+    for word, n in zip(words, lengths, strict=True):
+        if n > 1:
+            log.info("label word %r is %d tokens; its first token stands for it", word, n)
     return ids[0], ids[1]
 
 

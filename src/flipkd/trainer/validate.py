@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from flipkd.config import FlipkdConfig, config_hash
+from flipkd.config.schema import loss_problem
 from flipkd.errors import ConfigError
 from flipkd.trainer.checkpoint import latest_checkpoint
 
@@ -28,10 +29,23 @@ def _check_resume(cfg: FlipkdConfig, run_dir: Path, resume: bool) -> None:
         )
 
 
-def validate_setup(
-    cfg: FlipkdConfig, train_pairs: list, cache, run_dir: Path, resume: bool
-) -> None:
-    """Raise ConfigError/CacheError for a setup that cannot work."""
+def check_config(cfg: FlipkdConfig) -> None:
+    """Checks of the config alone (no data, no model): raise :class:`ConfigError`.
+
+    The schema makes them when a config is loaded; they are made again here for a config
+    changed in code after loading (field assignments validate one section only).
+    """
+    from flipkd.student.prompt import resolve_prompt  # the template's slots, the words
+
+    p = cfg.student.prompt
+    resolve_prompt(p.language, p.template, p.label_words, cfg.data.benchmark)
+    problem = loss_problem(cfg.loss, cfg.train)
+    if problem:
+        raise ConfigError(problem)
+
+
+def check_data(cfg: FlipkdConfig, train_pairs: list) -> None:
+    """Checks of the config against the training pairs: raise :class:`ConfigError`."""
     tc, lc = cfg.train, cfg.loss
     if len(train_pairs) < tc.batch_size:
         raise ConfigError(
@@ -44,13 +58,44 @@ def validate_setup(
                 f"loss.gen is on but {unlabelled} training pairs have no 0/1 label "
                 "(graded data): set loss.gen=false"
             )
-    uses_inbatch = lc.dist != "none" or lc.contrastive in ("infonce", "arccse", "kdmcse", "mcl")
-    if uses_inbatch and tc.batch_size < 2:
+
+
+def check_run_dir(cfg: FlipkdConfig, run_dir: Path, resume: bool) -> None:
+    """The run directory can be created here and matches ``--resume``: raise ConfigError."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
         raise ConfigError(
-            "train.batch_size must be at least 2 when loss.dist or an in-batch contrastive loss "
-            "is on (a batch of 1 has no in-batch negatives)"
-        )
+            f"{run_dir}: is a file (or a file is in its path), not a directory"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"{run_dir}: cannot create the run directory ({err.strerror})") from None
+    _check_resume(cfg, run_dir, resume)
+
+
+def validate_setup(
+    cfg: FlipkdConfig, train_pairs: list, cache, run_dir: Path, resume: bool
+) -> None:
+    """Raise ConfigError/CacheError for a setup that cannot work."""
+    check_config(cfg)
+    check_data(cfg, train_pairs)
     if cache is None:
         raise ConfigError("no teacher cache: build one with `flipkd teacher cache`")
     cache.require([t for r in train_pairs for t in (r.text_a, r.text_b)])
     _check_resume(cfg, Path(run_dir), resume)
+
+
+def nonfinite_loss(step: int, values: dict, checkpoints: Path) -> ConfigError:
+    """The error that stops a run whose loss became NaN or infinite at ``step`` (1-based)."""
+    from flipkd.trainer.checkpoint import latest_checkpoint
+
+    terms = ", ".join(
+        f"{k} {values[k]:.4g}" for k in ("loss", "gen", "contrast", "dist") if k in values
+    )
+    last = latest_checkpoint(checkpoints)
+    kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+    return ConfigError(
+        f"step {step}: the loss is not finite ({terms}); training stopped, {kept}. "
+        "Lower train.lr or the loss weights, or check the teacher scores"
+    )
