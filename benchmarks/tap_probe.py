@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 
 from flipkd.config import load_config
 from flipkd.losses import build_contrastive, build_dist, dual_threshold_mask
+from flipkd.paths import cache_root, hash_text
 from flipkd.provenance import provenance
 from flipkd.recipes.pipeline import ensure_teacher, load_splits
 from flipkd.student import build_student
@@ -157,7 +158,14 @@ def main() -> None:
     row = {t: i for i, t in enumerate(texts)}
     t0 = time.perf_counter()
     layers = [int(x) for x in args.layers.split(",")]
-    feats = pooled_inputs(student, texts, MODULES, layers)
+    key = hash_text(args.config, repr(layers), repr(args.train_pairs), *texts)
+    feat_file = cache_root() / "probe" / f"tap-features-{key}.pt"
+    if feat_file.is_file():
+        feats = torch.load(feat_file)
+    else:
+        feats = pooled_inputs(student, texts, MODULES, layers)
+        feat_file.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(feats, feat_file)
     feat_seconds = time.perf_counter() - t0
     train, dev = splits["train"], splits["dev"]
     train_idx = torch.tensor([[row[r.text_a], row[r.text_b]] for r in train])

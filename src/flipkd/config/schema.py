@@ -204,6 +204,8 @@ class TrainConfig(_Strict):
     eval_every: int = Field(default=0, ge=0)
     save_every: int = Field(default=20, ge=0)
     log_every: int = Field(default=1, ge=1)
+    # every N steps log per-term gradient norms, anisotropy, collapse values (trainer/diagnose.py)
+    diagnose_every: int = Field(default=0, ge=0)
     seed: int = 0
     threads: int | None = Field(default=None, ge=1)
     select_metric: Literal["gen_roc_auc", "gen_ap", "rep_roc_auc", "rep_ap"] = "gen_roc_auc"
