@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -104,12 +105,16 @@ def pair_auc(emb: torch.Tensor, pairs, labels) -> float:
     return float(roc_auc_score(labels, s.numpy()))
 
 
-def learn_a(feat, a0, train_idx, train_y, tcos, tprob, args, seed: int) -> torch.Tensor:
+def learn_a(
+    feat, a0, train_idx, train_y, tcos, tprob, args, seed: int, overrides: dict | None = None
+) -> torch.Tensor:
     """Learn A (init a0) on frozen features with MCL + KL L_dist; returns the learned A."""
     a = torch.nn.Parameter(a0.clone())
     opt = torch.optim.AdamW([a], lr=args.lr, weight_decay=0.0)
-    mcl = build_contrastive("mcl", scale=20.0, margin=0.1, gamma=1.0)
-    dist = build_dist("kl", t_teacher=0.05, t_student=0.05)
+    hp = {"lam": 20.0, "margin": 0.1, "gamma": 1.0, "alpha": args.alpha, "beta": args.beta,
+          "t": 0.05, **(overrides or {})}  # fmt: skip
+    mcl = build_contrastive("mcl", scale=hp["lam"], margin=hp["margin"], gamma=hp["gamma"])
+    dist = build_dist("kl", t_teacher=hp["t"], t_student=hp["t"])
     gen = torch.Generator().manual_seed(seed)
     n = len(train_idx)
     for _ in range(args.steps):
@@ -120,7 +125,7 @@ def learn_a(feat, a0, train_idx, train_y, tcos, tprob, args, seed: int) -> torch
         sim = ra @ rb.T
         tc, tp, y = tcos[b][:, b], tprob[b][:, b], train_y[b]
         mask = dual_threshold_mask(tp, y, 0.6, 0.4)
-        loss = args.alpha * mcl(sim, tp, y, mask) + args.beta * dist(sim, tc, y, mask)
+        loss = hp["alpha"] * mcl(sim, tp, y, mask) + hp["beta"] * dist(sim, tc, y, mask)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -140,6 +145,9 @@ def main() -> None:
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--layers", default="6,12,18,24,27,29", help="comma list of layers")
     p.add_argument("--train-pairs", type=int, default=600, help="first N train pairs (0: all)")
+    p.add_argument("--grid", default="", help="loss settings to compare at --grid-tap")
+    p.add_argument("--grid-tap", default="29:down_proj", help="LAYER:MODULE for --grid")
+    p.add_argument("--grid-seeds", type=int, default=2)
     args = p.parse_args()
     torch.manual_seed(0)
     cfg = load_config(
@@ -182,6 +190,8 @@ def main() -> None:
         for n, layer in lora_layers(student.model).items()
     }
     gen = torch.Generator().manual_seed(0)
+    if args.grid:
+        return run_grid(args, feats, a_init, train_idx, train_y, tcos, tprob, dev_pairs, dev_y)
     sample = torch.randperm(len(texts), generator=gen)[:256]
     cells = []
     for layer in layers:
@@ -221,6 +231,47 @@ def main() -> None:
     out.write_text(json.dumps(doc, indent=1))
     out.with_suffix(".md").write_text(render(doc))
     print(render(doc))
+
+
+def run_grid(args, feats, a_init, train_idx, train_y, tcos, tprob, dev_pairs, dev_y) -> None:
+    """Learned-A dev AUC of one tap place under several loss settings (``--grid``).
+
+    ``--grid "name:key=v,key=v;name2:..."`` with keys lam, margin, gamma, alpha, beta, t,
+    rank (a fresh random A of that rank), centre (1: subtract the train-text mean).
+    """
+    layer, mod = args.grid_tap.split(":")
+    x = feats[(int(layer), mod)]
+    train_texts = sorted({int(i) for i in train_idx.flatten()})
+    out = []
+    for item in args.grid.split(";"):
+        name, _, body = item.partition(":")
+        hp = {k: float(v) for k, v in (kv.split("=") for kv in body.split(",") if kv)}
+        f = x - x[train_texts].mean(0) if hp.pop("centre", 0) else x
+        rank = int(hp.pop("rank", args.rank))
+        a0 = a_init[(int(layer), mod)]
+        if rank != a0.shape[0]:
+            a0 = torch.empty(rank, a0.shape[1])
+            torch.nn.init.kaiming_uniform_(a0, a=math.sqrt(5))
+        aucs = []
+        for seed in range(args.grid_seeds):
+            a = learn_a(f, a0, train_idx, train_y, tcos, tprob, args, seed, hp)
+            aucs.append(pair_auc(f @ a.T, dev_pairs, dev_y))
+        cell = {"name": name, "tap": args.grid_tap, "settings": body, "dev_auc": aucs,
+                "mean": float(np.mean(aucs))}  # fmt: skip
+        out.append(cell)
+        print(json.dumps(cell), flush=True)
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"command": "python " + " ".join(sys.argv), "args": vars(args), "cells": out,
+           "provenance": provenance(["python", *sys.argv])}  # fmt: skip
+    path.write_text(json.dumps(doc, indent=1))
+    lines = [f"# Learned-A loss grid at {args.grid_tap} (dev ROC-AUC, {args.grid_seeds} seeds)",
+             "", f"Command: `{doc['command']}`", "",
+             "| name | settings | dev AUC (mean) | per seed |",
+             "|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {c['name']} | `{c['settings']}` | {c['mean']:.3f} | "
+              + ", ".join(f"{v:.3f}" for v in c["dev_auc"]) + " |" for c in out]  # fmt: skip
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 def render(doc: dict) -> str:

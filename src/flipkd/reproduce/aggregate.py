@@ -50,6 +50,42 @@ def _bootstrap(runs: list[dict], mode: str, metric: str, n: int, seed: int) -> t
     return float(low), float(high)
 
 
+def paired_difference_interval(
+    runs_a: list[dict], runs_b: list[dict], mode: str, metric: str, n: int, seed: int = 0
+) -> tuple[float, float]:
+    """95% interval of ``mean_seeds(a) − mean_seeds(b)``, seed-paired, test pairs resampled.
+
+    Runs are paired by seed (they share teacher, data order and test pairs); every resample
+    of the test pairs is applied to both rows of every seed, so the interval reflects the
+    difference's own noise, not that of two independent intervals.
+    """
+    by_seed = {r["seed"]: r for r in runs_b}
+    pairs = [(a, by_seed[a["seed"]]) for a in runs_a if a["seed"] in by_seed]
+    if n <= 0 or not pairs:
+        return float("nan"), float("nan")
+    prefix = "" if mode == "gen" else "rep_"
+    size = len(pairs[0][0]["scores"]["test"]["labels"])
+    block = max(1, BOOTSTRAP_CHUNK // size)
+    rng, values = np.random.default_rng(seed), []
+    for start in range(0, n, block):
+        idx = rng.integers(0, size, (min(block, n - start), size))
+        diffs = []
+        for a, b in pairs:
+            got = [
+                resampled_pair_metric(
+                    metric, r["metrics"][f"{prefix}threshold"], r["scores"]["test"][mode],
+                    r["scores"]["test"]["labels"], idx,
+                )
+                for r in (a, b)
+            ]  # fmt: skip
+            diffs.append(got[0] - got[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            values.append(np.nanmean(np.vstack(diffs), axis=0))
+    low, high = np.nanpercentile(np.concatenate(values), [2.5, 97.5])
+    return float(low), float(high)
+
+
 def aggregate_rows(results: list[dict], order: list[str], bootstrap: int) -> list[dict[str, Any]]:
     """One entry per row: every metric's mean, interval and per-seed values."""
     by_row: dict[str, list[dict]] = defaultdict(list)

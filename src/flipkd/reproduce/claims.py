@@ -10,7 +10,10 @@ checked seed by seed (each seed shares its teacher, data order and test pairs):
 
 ``clear`` says whether the two rows' bootstrap 95% intervals over test pairs are
 disjoint: when they overlap, the difference is within test-sampling noise even if every
-seed agrees. The ablation-order claim compares the mean drops from removing each part.
+seed agrees. Given the runs themselves, each pairwise claim also gets the seed-paired
+bootstrap interval of the difference (``difference_ci``): both rows of every seed scored
+on the same resamples of the test pairs; an interval above zero is a difference the test
+set resolves. The ablation-order claim compares the mean drops from removing each part.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from flipkd.reproduce.aggregate import paired_difference_interval
 
 CLAIM_METRICS = {"gen": "roc_auc", "rep": "rep_spearman"}
 
@@ -50,7 +55,9 @@ def _verdict(diffs: np.ndarray, or_equal: bool) -> str:
     return "not held" if not wins.any() else "mixed"
 
 
-def _pairwise(claim: Pairwise, rows: dict[str, dict], mode: str) -> dict[str, Any] | None:
+def _pairwise(
+    claim: Pairwise, rows: dict[str, dict], mode: str, runs: dict[str, list[dict]], n: int
+) -> dict[str, Any] | None:
     if claim.better not in rows or claim.worse not in rows:
         return None
     key = CLAIM_METRICS[mode]
@@ -68,6 +75,11 @@ def _pairwise(claim: Pairwise, rows: dict[str, dict], mode: str) -> dict[str, An
         "mean_difference": float(diffs.mean()), "seeds_won": int((diffs > 0).sum()),
         "seeds": int(n), "verdict": _verdict(diffs, claim.or_equal), "clear": bool(clear),
     }  # fmt: skip
+    if runs.get(claim.better) and runs.get(claim.worse) and n > 0:
+        base = key.removeprefix("rep_")
+        out["difference_ci"] = list(
+            paired_difference_interval(runs[claim.better], runs[claim.worse], mode, base, n)
+        )
     if claim.better == "fip-weak-teacher" and "teacher_metrics" in rows[claim.better]:
         weak = rows[claim.better]["teacher_metrics"][key]
         out["weak_teacher"] = weak
@@ -89,13 +101,22 @@ def _ablation_order(rows: dict[str, dict], mode: str) -> dict[str, Any] | None:
     }  # fmt: skip
 
 
-def check_claims(rows: list[dict]) -> list[dict[str, Any]]:
-    """Every claim whose rows are present, in both modes."""
+def check_claims(
+    rows: list[dict], results: list[dict] | None = None, bootstrap: int = 1000
+) -> list[dict[str, Any]]:
+    """Every claim whose rows are present, in both modes.
+
+    ``results`` (the per-run records, with test scores) adds each pairwise claim's
+    seed-paired interval of the difference.
+    """
     by_name = {r["name"]: r for r in rows}
+    runs: dict[str, list[dict]] = {}
+    for res in results or []:
+        runs.setdefault(res["row"], []).append(res)
     out = []
     for mode in CLAIM_METRICS:
         for claim in PAIRWISE:
-            if (res := _pairwise(claim, by_name, mode)) is not None:
+            if (res := _pairwise(claim, by_name, mode, runs, bootstrap)) is not None:
                 out.append(res)
         if (res := _ablation_order(by_name, mode)) is not None:
             out.append(res)
@@ -110,11 +131,37 @@ def _signed(value: float, metric: str) -> str:
     return f"{value:+.1f}" if metric.endswith("spearman") else f"{value:+.3f}"
 
 
+def teacher_ratios(rows: list[dict], row: str = "fip") -> dict[str, float]:
+    """``row`` ÷ teacher for every metric both have (the teacher stays the reference)."""
+    by_name = {r["name"]: r for r in rows}
+    if row not in by_name or "teacher" not in by_name:
+        return {}
+    mine, ref = by_name[row]["metrics"], by_name["teacher"]["metrics"]
+    return {
+        k: float(mine[k]["mean"] / ref[k]["mean"])
+        for k in mine
+        if k in ref and not k.endswith("threshold") and ref[k]["mean"] not in (0, None)
+    }
+
+
+def _difference(c: dict[str, Any]) -> str:
+    if "difference_ci" not in c:
+        return "–"
+    low, high = c["difference_ci"]
+    metric = c["metric"]  # Spearman values are already ×100, as the table's
+    side = "above 0" if low > 0 else ("below 0" if high < 0 else "spans 0")
+    return (
+        f"{_signed(c['mean_difference'], metric)} [{_signed(low, metric)}, "
+        f"{_signed(high, metric)}] ({side})"
+    )
+
+
 def claims_markdown(claims: list[dict[str, Any]]) -> str:
-    """A table of the claims: mode, values, verdict (seeds won), interval overlap."""
+    """A table of the claims: mode, values, verdict (seeds won), intervals, paired difference."""
     lines = [
-        "| claim | mode (metric) | values | verdict | seeds won | intervals |",
-        "|---|---|---|---|---|---|",
+        "| claim | mode (metric) | values | verdict | seeds won | intervals "
+        "| difference [paired 95%] |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in claims:
         metric = c["metric"]
@@ -129,6 +176,6 @@ def claims_markdown(claims: list[dict[str, Any]]) -> str:
             clear = "disjoint" if c["clear"] else "overlap"
         lines.append(
             f"| {c['claim']} | {c['mode']} ({metric}) | {values} | {c['verdict']} | {won} | "
-            f"{clear} |"
+            f"{clear} | {_difference(c)} |"
         )
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from flipkd.paths import atomic_file, write_json
 from flipkd.provenance import provenance
 from flipkd.reproduce import plots
 from flipkd.reproduce.aggregate import aggregate_rows, markdown_table
-from flipkd.reproduce.claims import check_claims, claims_markdown
+from flipkd.reproduce.claims import check_claims, claims_markdown, teacher_ratios
 from flipkd.reproduce.ladder import ROWS, build_config
 from flipkd.reproduce.profiles import PROFILES
 
@@ -51,7 +51,8 @@ def write_report(
             "runs_computed": sum(not r.get("read_back") for r in results),
             "runs_read_back": sum(bool(r.get("read_back")) for r in results),
         },
-        "claims": check_claims(rows),
+        "claims": check_claims(rows, results, prof.bootstrap),
+        "fip_over_teacher": teacher_ratios(rows),
         **provenance(command),
     }  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +80,8 @@ def write_report(
     )
     with atomic_file(out_dir / "table.md") as fh:
         fh.write(header + markdown_table(rows) + "\n")
+        if doc["fip_over_teacher"]:
+            fh.write(f"\n{_ratio_line(doc['fip_over_teacher'])}\n")
         if doc["claims"]:
             fh.write(f"\n## The paper's claims at this scale\n\n{CLAIMS_NOTE}\n\n")
             fh.write(claims_markdown(doc["claims"]) + "\n")
@@ -92,6 +95,14 @@ CLAIMS_NOTE = (
     "ROC-AUC of the generated-label probability; rep: Spearman ×100 of the A-tap cosine. "
     "Written by `flipkd reproduce` (`src/flipkd/reproduce/claims.py`), not by hand."
 )
+
+
+RATIO_KEYS = ("f1", "accuracy", "roc_auc", "spearman", "rep_f1", "rep_roc_auc", "rep_spearman")
+
+
+def _ratio_line(ratios: dict[str, float]) -> str:
+    cells = ", ".join(f"{k} {ratios[k]:.2f}" for k in RATIO_KEYS if k in ratios)
+    return f"`fip` ÷ teacher (seed means; the teacher is the reference): {cells}."
 
 
 def _partial_line(rows: list[dict], seeds: int) -> str:
