@@ -205,9 +205,17 @@ def run_directory(cfg: FlipkdConfig) -> Path:
     return run
 
 
-def config_hash(cfg: FlipkdConfig, exclude: tuple[str, ...] = ("name", "output_dir")) -> str:
-    """Stable hash of the resolved config, ignoring fields that do not change results."""
-    data = cfg.model_dump(mode="json", exclude=set(exclude))
+# fields that never change what a run computes (diagnostics only read; see test_diagnose)
+HASH_EXCLUDE = {"name": True, "output_dir": True, "train": {"diagnose_every"}}
+
+
+def config_hash(cfg: FlipkdConfig, exclude: dict | None = None) -> str:
+    """Stable hash of the resolved config, ignoring fields that do not change results.
+
+    Fields at their default value are left out, so adding a new option (with a default
+    that keeps the old behaviour) does not change the hash of existing runs.
+    """
+    data = cfg.model_dump(mode="json", exclude=exclude or HASH_EXCLUDE, exclude_defaults=True)
     blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -165,6 +165,8 @@ class LossConfig(_Strict):
 
     gen: bool = True
     gen_weight: float = Field(default=1.0, ge=0)
+    # L_gen's softmax: over the whole vocabulary ("full") or over the two label words only
+    gen_vocab: Literal["full", "labels"] = "full"
     contrastive: Literal["mcl", "arccse", "kdmcse", "infonce", "cosent", "none"] = "mcl"
     alpha: float = Field(default=0.1, ge=0)
     mcl_lambda: float = Field(default=20.0, gt=0)
@@ -197,6 +199,7 @@ class TrainConfig(_Strict):
     grad_accum: int = Field(default=1, ge=1)
     lr: float = Field(default=2e-4, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
+    adam_beta2: float = Field(default=0.999, gt=0, lt=1)
     warmup_ratio: float = Field(default=0.05, ge=0, le=1)
     max_grad_norm: float = Field(default=1.0, gt=0)
     gradient_checkpointing: bool = False

@@ -244,9 +244,14 @@ class Student:
         return self.tap.representation(store, mask)
 
     def gen_forward(
-        self, pairs: list[tuple[str, str]], labels: torch.Tensor | None = None
+        self, pairs: list[tuple[str, str]], labels: torch.Tensor | None = None, vocab: str = "full"
     ) -> GenOutput:
-        """Label-word logits at the answer position; L_gen when ``labels`` (1 = match) given."""
+        """Label-word logits at the answer position; L_gen when ``labels`` (1 = match) given.
+
+        ``vocab="full"``: L_gen is the cross-entropy of the gold label word over the whole
+        vocabulary; ``"labels"``: over the two label words only (the softmax the gen score
+        uses), which skips the large early gradients of learning the answer format.
+        """
         batch = self._batch(self.prompts(pairs), self.max_length)
         packed = self._pack(batch)
         hidden = self._body(batch, packed)
@@ -264,6 +269,9 @@ class Student:
         label_logits = logits[:, [pos_id, neg_id]]
         loss = None
         if labels is not None:
-            target = torch.where(labels.to(logits.device) > 0, pos_id, neg_id)
-            loss = F.cross_entropy(logits, target)
+            gold = labels.to(logits.device) > 0
+            if vocab == "labels":
+                loss = F.cross_entropy(label_logits, (~gold).long())  # column 0 is positive
+            else:
+                loss = F.cross_entropy(logits, torch.where(gold, pos_id, neg_id))
         return GenOutput(label_logits, loss)

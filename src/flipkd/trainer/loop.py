@@ -171,9 +171,11 @@ def train_student(
     if student.prefix is None and acc.distributed_type.name not in SHARDED:
         depth = student.enable_prefix_cache(cfg.student.model, tc.prefix_cache_gb)
         log.info("frozen-prefix cache: %s", f"layers 0-{depth - 1}" if depth else "off")
-    module = StudentStep(student)
+    module = StudentStep(student, gen_vocab=cfg.loss.gen_vocab)
     params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, tc.adam_beta2)
+    )
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, int(tc.warmup_ratio * tc.steps), tc.steps
     )

@@ -23,15 +23,16 @@ from flipkd.trainer.diagnose import collapse_values, label_prior_entropy, rep_st
 class StudentStep(nn.Module):
     """Wraps the student's peft model so one forward yields both passes."""
 
-    def __init__(self, student: Student) -> None:
+    def __init__(self, student: Student, gen_vocab: str = "full") -> None:
         super().__init__()
         self.peft = student.model
+        self.gen_vocab = gen_vocab
         self.__dict__["student"] = student  # not a submodule: its model is ``self.peft``
 
     def forward(self, pairs, labels, texts, need_gen: bool, need_rep: bool):
         out = {}
         if need_gen:
-            gen = self.student.gen_forward(pairs, labels)
+            gen = self.student.gen_forward(pairs, labels, vocab=self.gen_vocab)
             out["gen_loss"], out["label_logits"] = gen.loss, gen.label_logits
         if need_rep:
             out["reps"] = self.student.rep_forward(texts)
