@@ -38,7 +38,9 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     root, teacher = bench
     spec = SweepSpec(
         name="t", benchmark=str(root), profile="tiny", rows=["sft", "fip"], seeds=1,
-        overrides=[f"student.model={tiny_llama_dir}", f"teacher.model={teacher}"],
+        overrides=[
+            f"student.model={tiny_llama_dir}", f"teacher.model={teacher}", "train.diagnose_every=2"
+        ],
         variants={"base": [], "lr": ["train.lr=1e-2"]},
     )  # fmt: skip
     records = run_sweep(spec, tmp_path / "work", progress=False)
@@ -62,6 +64,9 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     lr_fip = next(e for e in saved["summary"] if e["variant"] == "lr" and e["row"] == "fip")
     point, lo, hi = lr_fip["rep_auc_vs_base"][0]
     assert lo <= hi and {"git_commit", "versions"} <= set(saved)
+    diag = (tmp_path / "out" / "diagnostics.md").read_text()
+    assert "## lr / fip / seed 0" in diag and "## base / sft / seed 0" in diag
+    assert "∇con A" in diag
 
 
 def _explode(*args, **kwargs):

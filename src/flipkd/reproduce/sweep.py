@@ -145,7 +145,8 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                 run_dir = work_dir / "runs" / variant / f"{row}-s{seed}-{config_hash(cfg)}"
                 done = run_dir / "sweep_result.json"
                 if done.is_file():
-                    records.append({**json.loads(done.read_text()), "read_back": True})
+                    old = json.loads(done.read_text())
+                    records.append({**old, "run_dir": str(run_dir), "read_back": True})
                     continue
                 key = _teacher_key(cfg)
                 if key not in teachers:
@@ -159,6 +160,7 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                 record = {
                     "variant": variant, "row": row, "seed": seed, "overrides": overrides,
                     "config_hash": config_hash(cfg), "wall_seconds": time.perf_counter() - t0,
+                    "run_dir": str(run_dir),
                     "dev": dev_summary(out["scores"]), **out,
                 }  # fmt: skip
                 write_json(done, record)

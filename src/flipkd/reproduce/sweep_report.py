@@ -123,6 +123,45 @@ def markdown(entries: list[dict], spec, n_dev: int, command: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+DIAG_COLUMNS = (
+    ("step", "step"), ("gen", "L_gen"), ("collapse/gen", "prior"), ("contrast", "L_con"),
+    ("collapse/contrast", "collapse"), ("dist", "L_dist"), ("collapse/dist", "collapse"),
+    ("rep/mean_cos", "mean cos"), ("rep/eff_rank", "eff. rank"), ("grad/gen_A", "∇gen A"),
+    ("grad/gen_B", "∇gen B"), ("grad/contrast_A", "∇con A"), ("grad/contrast_B", "∇con B"),
+    ("grad/dist_A", "∇dist A"), ("grad/dist_B", "∇dist B"), ("gen/margin_gap", "margin gap"),
+)  # fmt: skip
+
+
+def diagnostics_markdown(records: list[dict]) -> str:
+    """The diagnosed steps of every run (``train.diagnose_every``), one table per run."""
+    import json
+
+    parts = ["# Training diagnostics of the sweep's runs", "",
+             "Per diagnosed step: each loss term beside its collapse value (prior for L_gen), "
+             "the A-tap's anisotropy, each weighted term's gradient norm on LoRA A and B, "
+             "and the label-margin gap between gold positives and negatives "
+             "(`src/flipkd/trainer/diagnose.py`).", ""]  # fmt: skip
+    for rec in records:
+        log = Path(rec.get("run_dir", "")) / "logs" / "train.jsonl"
+        if not log.is_file():
+            continue
+        rows = [json.loads(x) for x in log.read_text().splitlines()]
+        rows = [
+            r for r in rows if r.get("kind") == "train" and any(k.startswith("grad/") for k in r)
+        ]
+        if not rows:
+            continue
+        parts += [f"## {rec['variant']} / {rec['row']} / seed {rec['seed']}", "",
+                  "| " + " | ".join(h for _, h in DIAG_COLUMNS) + " |",
+                  "|" + "---|" * len(DIAG_COLUMNS)]  # fmt: skip
+        for r in rows:
+            cells = [f"{r[k]:.3g}" if isinstance(r.get(k), float) else str(r.get(k, "–"))
+                     for k, _ in DIAG_COLUMNS]  # fmt: skip
+            parts.append("| " + " | ".join(cells) + " |")
+        parts.append("")
+    return "\n".join(parts) + "\n"
+
+
 def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[str]) -> Path:
     """Write ``results.json`` and ``table.md`` into ``out_dir``; returns the table's path."""
     entries = summarise(records)
@@ -135,4 +174,8 @@ def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[s
     table = out_dir / "table.md"
     with atomic_file(table) as fh:
         fh.write(markdown(entries, spec, n_dev, command))
+    diagnostics = diagnostics_markdown(records)
+    if "## " in diagnostics:
+        with atomic_file(out_dir / "diagnostics.md") as fh:
+            fh.write(diagnostics)
     return table
