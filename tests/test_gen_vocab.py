@@ -37,3 +37,17 @@ def test_gen_vocab_and_beta2_reach_the_run(tmp_path):
         logs[vocab] = (run / "logs" / "train.jsonl").read_text()
         assert f"adam_beta2: {beta2}" in (run / "config.yaml").read_text()
     assert logs["full"] != logs["labels"]
+
+
+def test_hash_ignores_new_options_at_their_neutral_value_and_diagnostics():
+    from flipkd.config import FlipkdConfig, config_hash
+
+    base = FlipkdConfig()
+    same = FlipkdConfig()
+    same.train.diagnose_every = 5
+    assert config_hash(same) == config_hash(base)
+    for section, key, value in (("train", "adam_beta2", 0.95), ("loss", "gen_vocab", "labels"),
+                                ("loss", "alpha", 0.1)):  # fmt: skip
+        other = FlipkdConfig()
+        setattr(getattr(other, section), key, value)
+        assert config_hash(other) != config_hash(base), key

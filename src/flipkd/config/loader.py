@@ -207,15 +207,21 @@ def run_directory(cfg: FlipkdConfig) -> Path:
 
 # fields that never change what a run computes (diagnostics only read; see test_diagnose)
 HASH_EXCLUDE = {"name": True, "output_dir": True, "train": {"diagnose_every"}}
+# options added after runs were kept by hash, with the value that reproduces the behaviour
+# before them: left out of the hash at that value, so existing runs keep their keys
+HASH_NEUTRAL = {("loss", "gen_vocab"): "full", ("train", "adam_beta2"): 0.999}
 
 
 def config_hash(cfg: FlipkdConfig, exclude: dict | None = None) -> str:
     """Stable hash of the resolved config, ignoring fields that do not change results.
 
-    Fields at their default value are left out, so adding a new option (with a default
-    that keeps the old behaviour) does not change the hash of existing runs.
+    Every other field counts with its value (a changed default re-keys the runs it
+    changes); options in ``HASH_NEUTRAL`` are left out at their neutral value.
     """
-    data = cfg.model_dump(mode="json", exclude=exclude or HASH_EXCLUDE, exclude_defaults=True)
+    data = cfg.model_dump(mode="json", exclude=exclude or HASH_EXCLUDE)
+    for (section, key), neutral in HASH_NEUTRAL.items():
+        if data.get(section, {}).get(key, neutral) == neutral:
+            data.get(section, {}).pop(key, None)
     blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -168,7 +168,7 @@ class LossConfig(_Strict):
     # L_gen's softmax: over the whole vocabulary ("full") or over the two label words only
     gen_vocab: Literal["full", "labels"] = "full"
     contrastive: Literal["mcl", "arccse", "kdmcse", "infonce", "cosent", "none"] = "mcl"
-    alpha: float = Field(default=0.1, ge=0)
+    alpha: float = Field(default=1.0, ge=0)
     mcl_lambda: float = Field(default=20.0, gt=0)
     mcl_margin: float = Field(default=0.1, ge=0)
     mcl_gamma: float = Field(default=1.0, ge=0)
