@@ -60,6 +60,8 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     table = write_sweep_report(again, spec, tmp_path / "out", ["flipkd", "sweep"])
     text = table.read_text()
     assert "| lr | fip | 1 |" in text and "Δgen AUC vs base" in text
+    spearman = next(r for r in records if r["variant"] == "lr" and r["row"] == "fip")
+    assert f"| {spearman['dev']['rep_spearman']:.1f} |" in text  # already ×100, not again
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     lr_fip = next(e for e in saved["summary"] if e["variant"] == "lr" and e["row"] == "fip")
     point, lo, hi = lr_fip["rep_auc_vs_base"][0]

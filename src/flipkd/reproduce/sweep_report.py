@@ -42,8 +42,8 @@ def _metric(mode: str) -> str:
     return "roc_auc" if mode == "gen" else "rep_roc_auc"
 
 
-def _cell(values: list[float], digits: int, scale: float = 1.0) -> str:
-    v = np.asarray(values, dtype=float) * scale
+def _cell(values: list[float], digits: int) -> str:
+    v = np.asarray(values, dtype=float)
     text = f"{v.mean():.{digits}f}"
     return text + (f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else "")
 
@@ -107,16 +107,19 @@ def markdown(entries: list[dict], spec, n_dev: int, command: list[str]) -> str:
         "|" + "---|" * len(head),
     ]
     for e in entries:
-        cells = [
-            _cell(e["dev"][key], digits, 100.0 if "spearman" in key else 1.0)
-            for _, key, digits in COLUMNS
-        ]
+        cells = [_cell(e["dev"][key], digits) for _, key, digits in COLUMNS]  # Spearman: ×100
         lines.append(
             f"| {e['variant']} | {e['row']} | {len(e['seeds'])} | " + " | ".join(cells)
             + f" | {e['train_seconds']:.0f} | {e['eval_seconds']:.0f} | "
             + f"{_diff_cell(e, 'gen', base)} | {_diff_cell(e, 'rep', base)} |"
         )  # fmt: skip
-    lines += ["", "Variants (overrides on top of the profile):", ""]
+    lines += [
+        "",
+        "Train s / eval s: wall seconds here. Runs of one `flipkd sweep` process share the "
+        "frozen-prefix cache, so a variant run after another with the same adapted layers "
+        "trains and scores faster (and a shared machine slows any run): read them as rough.",
+        "", "Variants (overrides on top of the profile):", "",
+    ]  # fmt: skip
     lines += [
         f"- `{name}`: `{' '.join(ov) or '(profile as is)'}`" for name, ov in spec.variants.items()
     ]
