@@ -55,6 +55,12 @@ def test_claims_carry_the_interval_and_the_teacher_ratio():
     assert fip_sft["difference_ci"][0] > 0
     assert "(above 0)" in claims_markdown(claims)
     assert "difference_ci" not in check_claims(rows)[0]  # without runs: no interval
+    one_seed = [r for r in runs if r["seed"] == 0]
+    rows1 = aggregate_rows(one_seed, ["teacher", "sft", "fip"], 200)
+    low, high = next(c for c in check_claims(rows1, one_seed, 200) if c["claim"] == "fip > sft")[
+        "difference_ci"
+    ]
+    assert high - low > 0.01  # resampled 200 times, not once per seed
     ratios = teacher_ratios(rows)
     fip_auc = np.mean([r["metrics"]["roc_auc"] for r in runs if r["row"] == "fip"])
     teacher_auc = np.mean([r["metrics"]["roc_auc"] for r in runs if r["row"] == "teacher"])

@@ -10,25 +10,12 @@ from flipkd.errors import ConfigError
 from flipkd.reproduce import ROWS, run_ladder
 from flipkd.reproduce import ladder as ladder_mod
 from flipkd.reproduce.report import write_report
-from flipkd.teacher import build_tiny_teacher
-from tiny_run import make_pairs
-
-
-def _write(path, pairs):
-    with open(path, "w", encoding="utf-8") as fh:
-        for p in pairs:
-            fh.write(json.dumps({"text_a": p.text_a, "text_b": p.text_b, "label": p.label}) + "\n")
+from tiny_run import write_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bench")
-    pairs = make_pairs(96)
-    _write(root / "train.jsonl", pairs[:64])
-    _write(root / "dev.jsonl", pairs[64:80])
-    _write(root / "test.jsonl", pairs[80:])
-    teacher = build_tiny_teacher(root / "teacher", [t for p in pairs for t in (p.text_a, p.text_b)])
-    return root, teacher
+    return write_benchmark(tmp_path_factory.mktemp("bench"), 96, 64, 16)
 
 
 def test_tiny_ladder_runs_every_row_and_resumes(bench, tiny_llama_dir, tmp_path, monkeypatch):

@@ -13,25 +13,12 @@ from flipkd.errors import ConfigError
 from flipkd.reproduce import sweep as sweep_mod
 from flipkd.reproduce.sweep import SweepSpec, load_spec, run_sweep
 from flipkd.reproduce.sweep_report import paired_difference, write_sweep_report
-from flipkd.teacher import build_tiny_teacher
-from tiny_run import make_pairs
-
-
-def _write(path, pairs):
-    with open(path, "w", encoding="utf-8") as fh:
-        for p in pairs:
-            fh.write(json.dumps({"text_a": p.text_a, "text_b": p.text_b, "label": p.label}) + "\n")
+from tiny_run import write_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sweep-bench")
-    pairs = make_pairs(80)
-    _write(root / "train.jsonl", pairs[:48])
-    _write(root / "dev.jsonl", pairs[48:64])
-    _write(root / "test.jsonl", pairs[64:])
-    teacher = build_tiny_teacher(root / "teacher", [t for p in pairs for t in (p.text_a, p.text_b)])
-    return root, teacher
+    return write_benchmark(tmp_path_factory.mktemp("sweep-bench"), 80, 48, 16)
 
 
 def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_path, monkeypatch):

@@ -43,6 +43,24 @@ def make_pairs(n: int = 48) -> list[PairRecord]:
     return pairs
 
 
+def write_benchmark(root: Path, n_pairs: int, n_train: int, n_dev: int):
+    """A user benchmark folder (train/dev/test JSONL) of tiny pairs, and a tiny teacher for it."""
+    import json
+
+    from flipkd.teacher import build_tiny_teacher
+
+    pairs = make_pairs(n_pairs)
+    cuts = {"train": pairs[:n_train], "dev": pairs[n_train : n_train + n_dev],
+            "test": pairs[n_train + n_dev :]}  # fmt: skip
+    for split, rows in cuts.items():
+        with open(root / f"{split}.jsonl", "w", encoding="utf-8") as fh:
+            for p in rows:
+                row = {"text_a": p.text_a, "text_b": p.text_b, "label": p.label}
+                fh.write(json.dumps(row) + "\n")
+    teacher = build_tiny_teacher(root / "teacher", [t for p in pairs for t in (p.text_a, p.text_b)])
+    return root, teacher
+
+
 def make_cache(path: Path, pairs: list[PairRecord]) -> TeacherCache:
     """A synthetic teacher: random unit vectors, paraphrases pulled together."""
     texts = sorted({t for p in pairs for t in (p.text_a, p.text_b)})

@@ -56,7 +56,7 @@ def _verdict(diffs: np.ndarray, or_equal: bool) -> str:
 
 
 def _pairwise(
-    claim: Pairwise, rows: dict[str, dict], mode: str, runs: dict[str, list[dict]], n: int
+    claim: Pairwise, rows: dict[str, dict], mode: str, runs: dict[str, list[dict]], bootstrap: int
 ) -> dict[str, Any] | None:
     if claim.better not in rows or claim.worse not in rows:
         return None
@@ -75,10 +75,10 @@ def _pairwise(
         "mean_difference": float(diffs.mean()), "seeds_won": int((diffs > 0).sum()),
         "seeds": int(n), "verdict": _verdict(diffs, claim.or_equal), "clear": bool(clear),
     }  # fmt: skip
-    if runs.get(claim.better) and runs.get(claim.worse) and n > 0:
+    if runs.get(claim.better) and runs.get(claim.worse) and bootstrap > 0:
         base = key.removeprefix("rep_")
         out["difference_ci"] = list(
-            paired_difference_interval(runs[claim.better], runs[claim.worse], mode, base, n)
+            paired_difference_interval(runs[claim.better], runs[claim.worse], mode, base, bootstrap)
         )
     if claim.better == "fip-weak-teacher" and "teacher_metrics" in rows[claim.better]:
         weak = rows[claim.better]["teacher_metrics"][key]
