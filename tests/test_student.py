@@ -231,5 +231,14 @@ def test_lora_on_top_layers_only(tiny_llama, tiny_tokenizer):
     assert len(names) == 7  # q, k, v, o, gate, up, down of the top layer
     bad = _cfg(layers=[0])
     bad.lora.layers = [-1]
-    with pytest.raises(ConfigError, match="has no LoRA adapter"):
+    with pytest.raises(
+        ConfigError, match=r"has no LoRA adapter \(layer 0 has no LoRA; adapted layers: 1\)"
+    ):
         assemble_student(tiny_llama, tiny_tokenizer, bad)
+
+
+def test_layer_ranges_in_messages():
+    from flipkd.student.tap import _ranges
+
+    assert _ranges([0, 1, 2, 5, 7, 8]) == "0-2, 5, 7-8"
+    assert _ranges([3]) == "3" and _ranges([]) == ""

@@ -53,13 +53,28 @@ def find_tap_modules(model: torch.nn.Module, layers: list[int], modules: list[st
         for module in modules:
             if (idx, module) not in found:
                 have = sorted({mod for i, mod in found if i == idx})
+                adapted = sorted({i for i, _ in found})
+                where = (
+                    f"LoRA modules there: {', '.join(have)}" if have
+                    else f"layer {idx} has no LoRA; adapted layers: {_ranges(adapted)}"
+                )  # fmt: skip
                 raise ConfigError(
-                    f"student.tap.modules: {module!r} in layer {idx} has no LoRA adapter "
-                    f"(LoRA modules there: {', '.join(have)})"
+                    f"student.tap.modules: {module!r} in layer {idx} has no LoRA adapter ({where})"
                 )
             names.append(found[(idx, module)])
     order = list(lora_layers(model))
     return sorted(set(names), key=order.index)
+
+
+def _ranges(values: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    parts, start = [], None
+    for i, v in enumerate(values):
+        start = v if start is None else start
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            parts.append(f"{start}-{v}" if v != start else f"{v}")
+            start = None
+    return ", ".join(parts)
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
