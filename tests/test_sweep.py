@@ -88,6 +88,10 @@ def test_bad_spec_names_file_and_field(tmp_path):
     spec.write_text("name: x\n")
     with pytest.raises(ConfigError, match=r"s\.yaml: variants: Field required"):
         load_spec(spec)
+    bad = SweepSpec(name="x", profile="tiny", variants={"ok": [], "bad": ["train.steps=abc"]})
+    with pytest.raises(ConfigError, match=r"sweep 'x', variant 'bad': .*train\.steps"):
+        run_sweep(bad, tmp_path / "w", progress=False)
+    assert not (tmp_path / "w").exists()  # refused before any work
     spec.write_text("- a\n")
     proc = subprocess.run(
         [sys.executable, "-m", "flipkd", "sweep", str(spec)], capture_output=True, text=True

@@ -135,6 +135,12 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
     if spec.profile not in PROFILES:
         raise ConfigError(f"profile: unknown {spec.profile!r}; choose one of {', '.join(PROFILES)}")
     profile = PROFILES[spec.profile]
+    for variant, extra in spec.variants.items():  # every config checked before any work
+        for row in spec.rows:
+            try:
+                build_config(profile, spec.benchmark, row, 0, [*spec.overrides, *extra])
+            except ConfigError as err:
+                raise ConfigError(f"sweep {spec.name!r}, variant {variant!r}: {err}") from None
     records = []
     for seed in spec.seed_list:
         teachers: dict[str, Any] = {}
