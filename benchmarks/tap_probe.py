@@ -40,6 +40,7 @@ from flipkd.recipes.pipeline import ensure_teacher, load_splits
 from flipkd.student import build_student
 from flipkd.student.lora import lora_layers
 from flipkd.student.tap import _LAYER_RE
+from flipkd.trainer.diagnose import effective_rank as diagnose_rank
 
 MODULES = ("q_proj", "o_proj", "up_proj", "down_proj")
 
@@ -86,10 +87,8 @@ def pooled_inputs(student, texts: list[str], modules, layers, batch: int = 32) -
 
 
 def effective_rank(x: torch.Tensor) -> float:
-    """exp(entropy) of the normalised singular values (Roy & Vetterli, 2007)."""
-    s = torch.linalg.svdvals(F.normalize(x, dim=-1))
-    p = s / s.sum()
-    return float(torch.exp(-(p * torch.log(p.clamp(min=1e-12))).sum()))
+    """Effective rank of the L2-normalised rows (``flipkd.trainer.diagnose.effective_rank``)."""
+    return diagnose_rank(F.normalize(x, dim=-1))
 
 
 def mean_random_cos(x: torch.Tensor, gen: torch.Generator, n: int = 2000) -> float:
