@@ -1,38 +1,147 @@
-"""Build an FAQ file from MQP: one entry per question group, answered by its group id.
+"""Build an FAQ retrieval benchmark (an FAQ file and a queries file) from paraphrase pairs.
 
-    python benchmarks/make_faq.py --out /tmp/mqp_faq.csv
+    python benchmarks/make_faq.py mqp --out-dir ~/faq/mqp --splits test --exclude-train mqp
+    python benchmarks/make_faq.py lcqmc --out-dir ~/faq/lcqmc --exclude-train atec bq lcqmc
 
-Each MQP ``question_1`` is a group (it has one similar and one dissimilar rewrite); the FAQ
-entry is that question, and its answer names the group, so a search for a rewrite can be
-checked against the group it came from. The file is written outside the repository (the
-data's licence does not allow committing it).
+Questions joined by positive pairs (label 1) form a group: the connected components of the
+positive-pair graph. Each group of two or more questions gives one FAQ entry, its most connected
+question (the first seen on a tie, which for MQP is ``question_1``), and the group's other
+questions are the queries whose right answer is that entry. For MQP a group is a ``question_1``
+with its similar rewrite; for LCQMC and BQ a group can be larger.
+
+``--exclude-train B ...`` drops every question that appears (either side, any label) in the
+train split of benchmark B before grouping, so that neither a student nor a teacher trained on
+B has seen an entry or a query. Written to ``OUT_DIR/faq.csv`` (id,question,answer),
+``OUT_DIR/queries.csv`` (query,id) and ``OUT_DIR/manifest.json`` (how, counts), outside the
+repository: the data's licences do not allow committing them. Then:
+
+    flipkd faq eval MODEL --faq OUT_DIR/faq.csv --queries OUT_DIR/queries.csv
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import sys
+from collections.abc import Iterable, Sequence, Set
 from pathlib import Path
 
 from flipkd.data import load_split
-from flipkd.errors import run_script
+from flipkd.errors import DataError, run_script
+from flipkd.provenance import provenance
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def paraphrase_groups(
+    pairs: Iterable[tuple[str, str, int | None]], exclude: Set[str] = frozenset()
+) -> list[tuple[str, list[str]]]:
+    """Group questions by the connected components of the positive pairs.
+
+    Args:
+        pairs: ``(text_a, text_b, label)``; label 1 joins two questions, others are ignored.
+        exclude: Questions to leave out (a pair with one of them joins nothing).
+
+    Returns:
+        ``(entry, queries)`` per group of two or more questions, in order of first
+        appearance: the entry is the question with the most positive pairs (first seen
+        on a tie), the queries are the group's other questions in order of appearance.
+    """
+    parent: dict[str, str] = {}
+    degree: dict[str, int] = {}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b, label in pairs:
+        if label != 1 or a == b or a in exclude or b in exclude:
+            continue
+        for text in (a, b):
+            parent.setdefault(text, text)
+            degree[text] = degree.get(text, 0) + 1
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+    members: dict[str, list[str]] = {}
+    for text in parent:  # insertion order: first appearance
+        members.setdefault(find(text), []).append(text)
+    groups = []
+    for texts in members.values():
+        best = max(range(len(texts)), key=lambda i: (degree[texts[i]], -i))
+        entry = texts[best]
+        groups.append((entry, [t for t in texts if t != entry]))
+    return groups
+
+
+def train_questions(benchmarks: Sequence[str]) -> set[str]:
+    """Every text of the train splits of ``benchmarks``."""
+    seen: set[str] = set()
+    for name in benchmarks:
+        for pair in load_split(name, "train"):
+            seen.update((pair.text_a, pair.text_b))
+        print(f"{name} train: {len(seen)} questions to exclude so far", file=sys.stderr)
+    return seen
+
+
+def write_benchmark(out_dir: Path, groups: list[tuple[str, list[str]]], prefix: str) -> int:
+    """Write ``faq.csv`` and ``queries.csv``; return the number of queries."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_queries = 0
+    with (
+        open(out_dir / "faq.csv", "w", newline="", encoding="utf-8") as faq,
+        open(out_dir / "queries.csv", "w", newline="", encoding="utf-8") as queries,
+    ):
+        faq_w, query_w = csv.writer(faq), csv.writer(queries)
+        faq_w.writerow(["id", "question", "answer"])
+        query_w.writerow(["query", "id"])
+        for i, (entry, others) in enumerate(groups):
+            entry_id = f"{prefix}-{i:05d}"
+            faq_w.writerow([entry_id, entry, f"{prefix} paraphrase group {i} ({len(others) + 1})"])
+            query_w.writerows([q, entry_id] for q in others)
+            n_queries += len(others)
+    return n_queries
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="CSV to write (id,question,answer)")
+    parser.add_argument("benchmark", help="mqp, lcqmc, bq, atec or a pair file/folder")
+    parser.add_argument("--out-dir", type=Path, required=True, help="where to write (not the repo)")
+    parser.add_argument("--splits", nargs="+", default=["test"], help="splits to group (test)")
+    parser.add_argument(
+        "--exclude-train", nargs="*", default=[], metavar="B", help="drop B's train questions"
+    )
     args = parser.parse_args(argv)
-    questions: dict[str, None] = {}
-    for split in ("train", "dev", "test"):
-        for pair in load_split("mqp", split):
-            questions.setdefault(pair.text_a, None)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", "question", "answer"])
-        for i, question in enumerate(questions):
-            writer.writerow([f"g{i:04d}", question, f"MQP question group g{i:04d}"])
-    print(f"wrote {len(questions)} FAQ entries to {args.out}")
+    out_dir = args.out_dir.expanduser().resolve()
+    if out_dir == REPO or REPO in out_dir.parents:
+        msg = "write the benchmark outside the repository (data licences)"
+        raise DataError(msg, where=str(out_dir))
+    exclude = train_questions(args.exclude_train)
+    pairs = [
+        (p.text_a, p.text_b, p.label)
+        for split in args.splits
+        for p in load_split(args.benchmark, split)
+    ]
+    groups = paraphrase_groups(pairs, exclude)
+    if not groups:
+        raise DataError("no paraphrase groups left (all excluded?)", where=args.benchmark)
+    prefix = Path(args.benchmark).stem if Path(args.benchmark).exists() else args.benchmark
+    n_queries = write_benchmark(out_dir, groups, prefix)
+    manifest = {
+        **provenance(),
+        "benchmark": args.benchmark,
+        "splits": args.splits,
+        "exclude_train": args.exclude_train,
+        "excluded_questions": len(exclude),
+        "pairs": len(pairs),
+        "entries": len(groups),
+        "queries": n_queries,
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {len(groups)} FAQ entries and {n_queries} queries to {out_dir}")
 
 
 if __name__ == "__main__":

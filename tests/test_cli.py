@@ -32,6 +32,7 @@ def test_help_lists_every_command():
         "demo",
         "export",
         "serve",
+        "faq",
     ):
         assert cmd in out.stdout
 

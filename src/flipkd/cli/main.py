@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "flipkd.cli.models_cmd",
     "flipkd.cli.data_cmd",
     "flipkd.cli.serve_cmd",
+    "flipkd.cli.faq_cmd",
     "flipkd.cli.teacher_cmd",
     "flipkd.cli.eval_cmd",
     "flipkd.cli.train_cmd",

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from flipkd.paths import hash_files
-
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -28,16 +26,12 @@ def build_app(
     """Validate the FAQ, load the model, build (or reuse) the index, make the app."""
     from flipkd.serve.app import create_app
     from flipkd.serve.faq import load_faq
-    from flipkd.serve.index import directory_fingerprint, open_or_build
+    from flipkd.serve.index import index_keys, open_or_build
     from flipkd.serve.protocol import load_matcher
 
     entries = load_faq(faq)  # fail on a bad FAQ before the (slow) model load
     matcher = load_matcher(model_dir, loader)
-    keys = {
-        "faq_hash": hash_files([faq]),
-        "model": matcher.name,
-        "model_key": directory_fingerprint(model_dir),
-    }
+    keys = index_keys(faq, matcher.name, model_dir)
     index = open_or_build(index_dir, entries, matcher.encode, keys)
     return create_app(
         matcher,

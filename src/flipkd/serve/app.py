@@ -13,11 +13,9 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -28,7 +26,8 @@ from flipkd.serve.batcher import BatcherClosedError, MicroBatcher, QueueFullErro
 from flipkd.serve.index import FaqIndex, Hit
 from flipkd.serve.metrics import CONTENT_TYPE, ServeMetrics
 from flipkd.serve.middleware import MetricsMiddleware, SecurityHeadersMiddleware
-from flipkd.serve.protocol import MODES, Matcher
+from flipkd.serve.protocol import Matcher
+from flipkd.serve.ranking import model_handlers, order_by_scores, rerank_pairs, search_depth
 from flipkd.serve.schemas import (
     ApiError,
     Limits,
@@ -58,27 +57,6 @@ class ServeState:
     metrics: ServeMetrics
     limits: Limits
     token: str | None
-
-
-def _encode(matcher: Matcher, texts: list[str]) -> list[np.ndarray]:
-    vectors = np.asarray(matcher.encode(texts), dtype=np.float32)
-    if not np.isfinite(vectors).all():
-        raise ValueError(f"{matcher.name} returned non-finite embeddings")
-    return list(vectors)
-
-
-def _score(matcher: Matcher, mode: str, pairs: list[tuple[str, str]]) -> list[float]:
-    scores = np.asarray(matcher.score_pairs(pairs, mode=mode), dtype=np.float64).reshape(-1)
-    if not np.isfinite(scores).all():
-        raise ValueError(f"{matcher.name} returned non-finite {mode} scores")
-    return np.clip(scores, 0.0, 1.0).tolist()
-
-
-def model_handlers(matcher: Matcher) -> dict[str, Any]:
-    """Batch functions per kind: ``encode`` plus one scorer per mode."""
-    handlers: dict[str, Any] = {"encode": partial(_encode, matcher)}
-    handlers.update({mode: partial(_score, matcher, mode) for mode in MODES})
-    return handlers
 
 
 def _state(request: Request) -> ServeState:
@@ -149,9 +127,8 @@ async def submit(state: ServeState, kind: str, payloads: Sequence[Any]) -> list[
 
 
 async def _rerank(state: ServeState, query: str, hits: list[Hit]) -> list[tuple[Hit, float]]:
-    pairs = [(query, state.index.entries[h.position].question) for h in hits]
-    scores = await submit(state, "gen", pairs)
-    return sorted(zip(hits, scores, strict=True), key=lambda hs: -hs[1])
+    scores = await submit(state, "gen", rerank_pairs(state.index, query, hits))
+    return order_by_scores(hits, scores)
 
 
 async def search(request: Request) -> SearchResponse:
@@ -161,7 +138,7 @@ async def search(request: Request) -> SearchResponse:
         await read_body(request, state.limits.max_body_bytes), SearchRequest, state.limits
     )
     [vector] = await submit(state, "encode", [body.query])
-    depth = max(body.k, state.limits.rerank_candidates) if body.rerank else body.k
+    depth = search_depth(body.k, body.rerank, state.limits.rerank_candidates)
     hits = state.index.search(vector, depth)
     scored = await _rerank(state, body.query, hits) if body.rerank else [(h, h.score) for h in hits]
     results = []

@@ -38,6 +38,7 @@ MAX_QUESTION_CHARS = 2000
 MAX_ANSWER_CHARS = 100_000
 
 Rows = Iterator[tuple[int, Any]]
+Columns = tuple[tuple[str, ...], tuple[str, ...]]  # (known, required)
 
 
 @dataclass(frozen=True)
@@ -61,22 +62,22 @@ def _decode(path: Path) -> str:
         raise DataError(msg, where=f"{path}:{line}") from None
 
 
-def _header(reader: csv.DictReader, path: Path) -> None:
+def _header(reader: csv.DictReader, path: Path, columns: Columns) -> None:
     names = [(name or "").strip().lower() for name in reader.fieldnames or []]
-    for name in set(names) & set(COLUMNS):
+    for name in set(names) & set(columns[0]):
         if names.count(name) > 1:
             raise DataError(f"column {name!r} appears twice", where=f"{path}:1")
-    missing = [c for c in REQUIRED if c not in names]
+    missing = [c for c in columns[1] if c not in names]
     if missing:
         raise DataError(f"missing column(s) {', '.join(missing)}", where=f"{path}:1")
     reader.fieldnames = names
 
 
-def _delimited_rows(path: Path, text: str, tsv: bool) -> Rows:
+def _delimited_rows(path: Path, text: str, columns: Columns, tsv: bool) -> Rows:
     opts: dict[str, Any] = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if tsv else {}
     reader = csv.DictReader(io.StringIO(text, newline=""), **opts)
     try:
-        _header(reader, path)
+        _header(reader, path, columns)
         width = len(reader.fieldnames or [])
         for row in reader:
             if None in row:  # more fields than the header: an unquoted delimiter
@@ -117,20 +118,48 @@ def _json_line(line: str, where: str) -> Any:
         raise DataError("invalid JSON (nested too deeply)", where=where) from None
 
 
-def _jsonl_rows(path: Path, text: str) -> Rows:
+def _jsonl_rows(path: Path, text: str, columns: Columns) -> Rows:
     for line_no, line in enumerate(io.StringIO(text), start=1):
         if line.strip():
             yield line_no, _json_line(line, f"{path}:{line_no}")
 
 
-READERS: dict[str, Callable[[Path, str], Rows]] = {
-    ".csv": lambda path, text: _delimited_rows(path, text, tsv=False),
-    ".tsv": lambda path, text: _delimited_rows(path, text, tsv=True),
+READERS: dict[str, Callable[[Path, str, Columns], Rows]] = {
+    ".csv": lambda path, text, columns: _delimited_rows(path, text, columns, tsv=False),
+    ".tsv": lambda path, text, columns: _delimited_rows(path, text, columns, tsv=True),
     ".jsonl": _jsonl_rows,
 }
 
 
-def _id(value: Any, where: str) -> str:
+def read_rows(path: Path, columns: Columns, what: str) -> Rows:
+    """Check and decode ``path``, then yield ``(line, row)`` with lower-cased column names.
+
+    Args:
+        path: A ``.csv``, ``.tsv`` or ``.jsonl`` file.
+        columns: (known columns, required columns); a CSV/TSV header must have the
+            required ones, each known one at most once (JSONL keys are checked by the caller).
+        what: What the file is, for the errors ("FAQ", "queries").
+
+    Raises:
+        DataError: unknown suffix, missing, not a file, not UTF-8, empty, bad header or row.
+    """
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise DataError(
+            f"unsupported {what} format; use one of {', '.join(READERS)}", where=str(path)
+        )
+    if not path.exists():
+        raise DataError("file not found", where=str(path))
+    if not path.is_file():
+        raise DataError("not a regular file", where=str(path))
+    text = _decode(path)
+    if not text.strip():
+        raise DataError("file is empty", where=str(path))
+    return reader(path, text, columns)
+
+
+def read_id(value: Any, where: str) -> str:
+    """An FAQ id: a string or an integer (``7`` and ``"7"`` are the same), not empty."""
     if value is None:
         raise DataError("missing value for id", where=where)
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -141,7 +170,8 @@ def _id(value: Any, where: str) -> str:
     return str(value).strip()
 
 
-def _text(row: dict[str, Any], name: str, where: str, max_chars: int | None) -> str | None:
+def read_text(row: dict[str, Any], name: str, where: str, max_chars: int | None) -> str | None:
+    """The stripped text in ``row[name]``; None when absent or blank; DataError when invalid."""
     value = row.get(name)
     if value is None or value == "":
         return None
@@ -156,13 +186,13 @@ def _text(row: dict[str, Any], name: str, where: str, max_chars: int | None) -> 
 def _entry(row: Any, where: str) -> FaqEntry:
     if not isinstance(row, dict):
         raise DataError("expected an object with id, question and optionally answer", where=where)
-    entry_id = _id(row.get("id"), where)
+    entry_id = read_id(row.get("id"), where)
     if "question" not in row or row["question"] is None:
         raise DataError("missing value for question", where=where)
-    question = _text(row, "question", where, MAX_QUESTION_CHARS)
+    question = read_text(row, "question", where, MAX_QUESTION_CHARS)
     if question is None:
         raise DataError("question is empty", where=where)
-    return FaqEntry(entry_id, question, _text(row, "answer", where, MAX_ANSWER_CHARS))
+    return FaqEntry(entry_id, question, read_text(row, "answer", where, MAX_ANSWER_CHARS))
 
 
 def load_faq(path: Path) -> list[FaqEntry]:
@@ -179,19 +209,9 @@ def load_faq(path: Path) -> list[FaqEntry]:
             a bad id, question or answer, duplicate id, or no entries at all.
     """
     path = Path(path)
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
-        raise DataError(f"unsupported FAQ format; use one of {', '.join(READERS)}", where=str(path))
-    if not path.exists():
-        raise DataError("file not found", where=str(path))
-    if not path.is_file():
-        raise DataError("not a regular file", where=str(path))
-    text = _decode(path)
-    if not text.strip():
-        raise DataError("file is empty", where=str(path))
     entries: list[FaqEntry] = []
     seen: dict[str, int] = {}
-    for line_no, row in reader(path, text):
+    for line_no, row in read_rows(path, (COLUMNS, REQUIRED), "FAQ"):
         entry = _entry(row, f"{path}:{line_no}")
         if entry.id in seen:
             raise DataError(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from flipkd.errors import CacheError, ModelError
-from flipkd.paths import atomic_dir, hash_text, write_json
+from flipkd.paths import atomic_dir, hash_files, hash_text, write_json
 from flipkd.serve.faq import FaqEntry
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,15 @@ def open_or_build(
         index.save(directory)
         log.info("saved FAQ index to %s", directory)
     return index
+
+
+def index_keys(faq: Path, model_name: str, model_path: Path) -> dict[str, str]:
+    """The keys a saved index must match: the FAQ file's hash, the model's name and files."""
+    return {
+        "faq_hash": hash_files([Path(faq)]),
+        "model": model_name,
+        "model_key": directory_fingerprint(Path(model_path)),
+    }
 
 
 def directory_fingerprint(path: Path) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from flipkd.errors import ModelError
@@ -133,3 +134,29 @@ def encode_texts(
             normalize_embeddings=True,
         )
     return emb.detach().to("cpu", torch.float32).contiguous()
+
+
+class TeacherEncoder:
+    """A teacher as an FAQ-index encoder: ``name`` and ``encode(texts)`` -> unit-norm float32.
+
+    What ``flipkd faq eval`` builds the teacher's index with (the serve layer
+    stays free of sentence-transformers). It has no generated label, so it
+    cannot re-rank.
+
+    Attributes:
+        name: The source's ``model_id``.
+        source: Where the weights are.
+        language: The registry's language for a registered teacher, else None.
+    """
+
+    def __init__(self, source: TeacherSource, *, batch_size: int = 64) -> None:
+        from flipkd.models import REGISTRY
+
+        self.name, self.source, self.batch_size = source.model_id, source, batch_size
+        spec = REGISTRY.get(source.model_id)
+        self.language = spec.language if spec is not None else None
+        self.model = load_encoder(source)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """``[n, d]`` float32, L2-normalised."""
+        return encode_texts(self.model, list(texts), batch_size=self.batch_size).numpy()

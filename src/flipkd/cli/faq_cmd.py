@@ -1,0 +1,145 @@
+"""``flipkd faq eval MODEL --faq FAQ --queries QUERIES``: FAQ retrieval as ``/search`` serves it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from flipkd.paths import hash_files, write_json
+
+faq_app = typer.Typer(help="FAQ retrieval: measure a model on an FAQ.", no_args_is_help=True)
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = ("top1", "top5", "mrr@10", "n", "qps")
+
+
+@dataclass
+class Loaded:
+    """A model ready to index: what it is, its encoder, its language, where its files are."""
+
+    kind: str  # "student" (re-ranks by the generated label) or "teacher"
+    encoder: Any
+    language: str | None
+    path: Path
+
+
+def _is_student(model: str, loader: str) -> bool:
+    """Whether ``flipkd serve`` would load MODEL: an export, a student run, or via a loader."""
+    path = Path(model)
+    if loader != "flipkd" or (path / "flipkd.json").is_file():
+        return True
+    try:
+        kind = json.loads((path / "run.json").read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return kind != "teacher"
+
+
+def load_model(model: str, loader: str) -> Loaded:
+    """A student through the serve loader (as ``flipkd serve``), else a teacher."""
+    if _is_student(model, loader):
+        from flipkd.serve.protocol import load_matcher
+
+        matcher = load_matcher(Path(model), loader)
+        spec = getattr(matcher, "spec", None) or {}
+        language = (spec.get("prompt") or {}).get("language")
+        return Loaded("student", matcher, language, Path(model))
+    return load_teacher(model)
+
+
+def load_teacher(name: str) -> Loaded:
+    """A registered teacher, a teacher run or a sentence-transformers directory."""
+    from flipkd.teacher.encoder import TeacherEncoder, resolve_source
+
+    encoder = TeacherEncoder(resolve_source(name))
+    return Loaded("teacher", encoder, encoder.language, encoder.source.model_dir)
+
+
+def _evaluate(label: str, loaded: Loaded, entries, queries, faq: Path, **opts) -> list:
+    from flipkd.serve.faq_eval import build_index, evaluate_encoder, language_warning
+    from flipkd.serve.index import index_keys
+
+    encoder = loaded.encoder
+    warning = language_warning(encoder.name, loaded.language, [e.question for e in entries])
+    if warning:
+        typer.echo(warning, err=True)
+    keys = index_keys(faq, encoder.name, loaded.path)
+    timed = build_index(entries, encoder.encode, keys, opts.pop("index_dir"))
+    rerank_k = opts.pop("rerank_k")
+    rerank_k = rerank_k if loaded.kind == "student" else 0  # a teacher has no generated label
+    return evaluate_encoder(label, encoder, timed, queries, rerank_k=rerank_k, **opts)
+
+
+def _table(results: list) -> str:
+    from flipkd.evaluation.report import metrics_table
+
+    rows = {}
+    for r in results:
+        qps = r.timings.get("rerank_qps", r.timings.get("search_qps"))
+        rows[r.name] = {**r.metrics, "qps": round(qps, 2), "index_s": r.timings["index_s"]}
+    return metrics_table(rows, [*TABLE_COLUMNS, "index_s"])
+
+
+@faq_app.command("eval")
+def eval_faq(
+    model: str = typer.Argument(
+        ..., help="Exported student (flipkd export), student run, or a teacher (name or path)."
+    ),
+    faq: Path = typer.Option(..., "--faq", help="FAQ file (as for flipkd serve)."),
+    queries: Path = typer.Option(
+        ..., "--queries", help="CSV, TSV or JSONL with columns query and id (the right entry)."
+    ),
+    teacher: str | None = typer.Option(
+        None, "--teacher", help="Also measure this teacher (registered name or path), zero-shot."
+    ),
+    rerank_k: int = typer.Option(
+        10, "--rerank-k", min=0, help="Re-rank a student's top k by the generated label (0: off)."
+    ),
+    loader: str = typer.Option("flipkd", help="How to load MODEL: 'flipkd' or 'module:function'."),
+    index: Path | None = typer.Option(
+        None, help="Directory to save MODEL's FAQ index in and reuse it from (as flipkd serve)."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Queries per encode call."),
+    out: Path | None = typer.Option(None, "--out", help="Write the results as JSON here."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+) -> None:
+    """Top-1, top-5 and MRR@10 of FAQ search (and re-ranking) through /search's own code."""
+    from flipkd.provenance import provenance
+    from flipkd.serve.faq import load_faq
+    from flipkd.serve.queries import load_queries
+
+    entries = load_faq(faq)  # fail on bad files before the (slow) model load
+    labelled = load_queries(queries, [e.id for e in entries], str(faq))
+    opts = {"batch_size": batch_size, "progress": progress}
+    loaded = load_model(model, loader)
+    results = _evaluate(
+        loaded.kind, loaded, entries, labelled, faq, index_dir=index, rerank_k=rerank_k, **opts
+    )
+    if teacher is not None:
+        label = "teacher" if loaded.kind == "student" else "reference teacher"
+        ref = load_teacher(teacher)
+        results += _evaluate(label, ref, entries, labelled, faq, index_dir=None, rerank_k=0, **opts)
+    typer.echo(f"FAQ {faq}: {len(entries)} entries, {len(labelled)} queries")
+    typer.echo(_table(results), nl=False)
+    if out is not None:
+        report = {
+            **provenance(),
+            "model": model,
+            "teacher": teacher,
+            "faq": {"path": str(faq), "hash": hash_files([faq]), "entries": len(entries)},
+            "queries": {"path": str(queries), "hash": hash_files([queries]), "n": len(labelled)},
+            "rerank_k": rerank_k,
+            "systems": [r.as_json() for r in results],
+        }
+        write_json(out, report)
+        typer.echo(f"wrote {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``faq`` group."""
+    app.add_typer(faq_app, name="faq")

@@ -1,0 +1,61 @@
+"""How ``/search`` turns a query into ranked FAQ entries, without FastAPI.
+
+The app (:mod:`flipkd.serve.app`) and ``flipkd faq eval`` share these functions,
+so an offline evaluation ranks exactly as the service does:
+
+* :func:`model_handlers`: the batch functions the server runs in its worker
+  thread (``encode`` and one scorer per mode), with the same checks (finite
+  embeddings, scores clipped to [0, 1]);
+* :func:`search_depth`: how many cosine candidates a request fetches;
+* :func:`rerank_pairs` / :func:`order_by_scores`: the (query, FAQ question) pairs
+  the generated label scores, and the order the scores put the hits in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from flipkd.serve.index import FaqIndex, Hit
+from flipkd.serve.protocol import MODES, Matcher
+
+
+def encode_checked(matcher: Matcher, texts: list[str]) -> list[np.ndarray]:
+    """``matcher.encode`` as float32 rows; non-finite embeddings are an error."""
+    vectors = np.asarray(matcher.encode(texts), dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise ValueError(f"{matcher.name} returned non-finite embeddings")
+    return list(vectors)
+
+
+def score_checked(matcher: Matcher, mode: str, pairs: list[tuple[str, str]]) -> list[float]:
+    """``matcher.score_pairs`` in ``mode``, clipped to [0, 1]; non-finite scores are an error."""
+    scores = np.asarray(matcher.score_pairs(pairs, mode=mode), dtype=np.float64).reshape(-1)
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{matcher.name} returned non-finite {mode} scores")
+    return np.clip(scores, 0.0, 1.0).tolist()
+
+
+def model_handlers(matcher: Matcher) -> dict[str, Callable[[list[Any]], list[Any]]]:
+    """Batch functions per kind: ``encode`` plus one scorer per mode."""
+    handlers: dict[str, Any] = {"encode": partial(encode_checked, matcher)}
+    handlers.update({mode: partial(score_checked, matcher, mode) for mode in MODES})
+    return handlers
+
+
+def search_depth(k: int, rerank: bool, rerank_candidates: int) -> int:
+    """Cosine candidates to fetch: ``k``, or at least ``rerank_candidates`` when re-ranking."""
+    return max(k, rerank_candidates) if rerank else k
+
+
+def rerank_pairs(index: FaqIndex, query: str, hits: Sequence[Hit]) -> list[tuple[str, str]]:
+    """The pairs the generated label scores: (query, candidate's FAQ question)."""
+    return [(query, index.entries[h.position].question) for h in hits]
+
+
+def order_by_scores(hits: Sequence[Hit], scores: Sequence[float]) -> list[tuple[Hit, float]]:
+    """Hits with their re-ranking scores, highest first (ties keep the cosine order)."""
+    return sorted(zip(hits, scores, strict=True), key=lambda hs: -hs[1])

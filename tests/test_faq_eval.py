@@ -1,0 +1,289 @@
+"""``flipkd faq eval``: metrics by hand, the queries reader, and the command end to end.
+
+The end-to-end tests check the promise of the command: its rankings are the
+ones ``/search`` returns (the same app, asked over HTTP, must give the same ids
+in the same order), for the fake matcher and for a tiny real student.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import flipkd.cli.main as cli_main
+from flipkd.errors import DataError
+from flipkd.evaluation.retrieval import mrr, rank_of, retrieval_metrics, top_k
+from flipkd.serve.app import create_app
+from flipkd.serve.faq import FaqEntry, load_faq
+from flipkd.serve.faq_eval import cjk_share, evaluate_encoder, language_warning
+from flipkd.serve.index import FaqIndex, Hit
+from flipkd.serve.queries import load_queries
+from flipkd.serve.ranking import order_by_scores, search_depth
+from flipkd.serve.schemas import Limits
+from test_serve_fake import FAQ_ROWS, FakeMatcher, write_faq_csv
+
+CORPUS = Path(__file__).parent / "bad_inputs" / "faq_eval" / "queries"
+EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
+CASES = sorted(p for p in CORPUS.iterdir() if p.name not in ("expected.json", "README.md"))
+QUERIES = [
+    ("forgot my password", "pw"),
+    ("when are you open", "hours"),
+    ("cancel an order", "cancel"),
+    ("refund", "refund"),
+    ("ship abroad to other countries", "ship"),
+    ("do you take credit cards", "card"),
+    ("new email address", "email"),
+    ("remove my account", "delete"),
+    ("password change email", "email"),
+    ("opening", "hours"),
+]
+
+
+class ChineseFake(FakeMatcher):
+    """The fake, recording a Chinese prompt the way an export's ``flipkd.json`` does."""
+
+    spec = {"prompt": {"language": "zh"}, "benchmark": "atec"}
+
+
+def load_zh(path: Path) -> ChineseFake:
+    return ChineseFake()
+
+
+def write_queries(path: Path, rows=QUERIES) -> Path:
+    lines = ["query\tid", *(f"{q}\t{i}" for q, i in rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run_cli(monkeypatch, *args: str) -> None:
+    monkeypatch.setattr(cli_main, "COMMAND_MODULES", ["flipkd.cli.faq_cmd"])
+    monkeypatch.setattr(sys, "argv", ["flipkd", *args])
+    cli_main.run()
+
+
+# --- metrics ------------------------------------------------------------------------------
+def test_metrics_by_hand():
+    ranks = [1, 3, None, 12, 2]
+    assert top_k(ranks, 1) == pytest.approx(1 / 5)
+    assert top_k(ranks, 5) == pytest.approx(3 / 5)
+    assert mrr(ranks, 10) == pytest.approx((1 + 1 / 3 + 0 + 0 + 1 / 2) / 5)
+    assert mrr(ranks, 2) == pytest.approx((1 + 0 + 0 + 0 + 1 / 2) / 5)  # rank 3 is past the cut
+    assert retrieval_metrics(ranks) == pytest.approx(
+        {"top1": 0.2, "top5": 0.6, "mrr@10": 11 / 30, "n": 5}
+    )
+    assert rank_of(["a", "b", "c"], "c") == 3 and rank_of(["a"], "z") is None
+    assert rank_of(["a", "b", "a"], "a") == 1
+
+
+@pytest.mark.parametrize("bad", [[], [0], [1.5], [True]])
+def test_metrics_refuse_bad_ranks(bad):
+    with pytest.raises(ValueError):
+        retrieval_metrics(bad)
+
+
+def test_rerank_order_is_by_score_and_stable():
+    hits = [Hit(4, 0.9), Hit(2, 0.8), Hit(7, 0.7)]
+    ordered = order_by_scores(hits, [0.1, 0.6, 0.6])
+    assert [h.position for h, _ in ordered] == [2, 7, 4]
+    assert search_depth(10, True, 20) == 20 and search_depth(10, False, 20) == 10
+    assert search_depth(10, True, 5) == 10
+
+
+# --- the queries file -----------------------------------------------------------------------
+def test_queries_in_every_format(tmp_path):
+    ids = ["pw", "7"]
+    tsv = write_queries(tmp_path / "q.tsv", [("reset it", "pw")])
+    csv_file = tmp_path / "q.csv"
+    csv_file.write_text(' Query ,ID,extra\n"reset, please",pw,x\n', encoding="utf-8")
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_text('{"query": " hours ", "id": 7}\n\n{"query": "x", "id": "pw"}\n')
+    assert [(q.query, q.id, q.line) for q in load_queries(tsv, ids)] == [("reset it", "pw", 2)]
+    assert load_queries(csv_file, ids)[0].query == "reset, please"
+    got = load_queries(jsonl, ids)
+    assert [(q.query, q.id, q.line) for q in got] == [("hours", "7", 1), ("x", "pw", 3)]
+    with pytest.raises(DataError, match="not in the FAQ faq.csv"):
+        load_queries(tsv, ["other"], "faq.csv")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_bad_queries_stop_with_one_line(monkeypatch, tmp_path, capsys, case):
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    loader = "test_faq_eval:no_model"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(monkeypatch, "faq", "eval", "m", "--faq", str(faq), "--queries", str(case),
+                "--loader", loader)  # fmt: skip
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {case}{EXPECTED[case.name]}"), lines[0]
+
+
+def no_model(path: Path):
+    raise AssertionError("a bad queries file must stop the command before the model loads")
+
+
+def test_the_corpus_is_complete():
+    assert sorted(EXPECTED) == sorted(p.name for p in CASES) and len(CASES) >= 15
+
+
+# --- same rankings as /search -----------------------------------------------------------------
+def served_ids(matcher, entries, queries, rerank_k: int) -> list[list[str]]:
+    """What /search answers with ``rerank_candidates = rerank_k``: k = 10, or k = rerank_k < 10."""
+    index = FaqIndex.build(entries, matcher.encode)
+    limits = Limits(rerank_candidates=max(rerank_k, 1))
+    k = min(10, rerank_k) if rerank_k else 10
+    with TestClient(create_app(matcher, index, limits=limits)) as client:
+        bodies = [{"query": q.query, "k": k, "rerank": rerank_k > 0} for q in queries]
+        answers = [client.post("/search", json=body).json()["results"] for body in bodies]
+    return [[r["id"] for r in results] for results in answers]
+
+
+def check_against_search(matcher, entries, queries, rerank_k: int) -> list:
+    from flipkd.serve.faq_eval import TimedIndex
+
+    index = FaqIndex.build(entries, matcher.encode)
+    results = evaluate_encoder(
+        "student", matcher, TimedIndex(index, 0.0, False), queries, rerank_k=rerank_k,
+        progress=False,
+    )  # fmt: skip
+    for result in results:
+        served = served_ids(matcher, entries, queries, rerank_k if "rerank" in result.name else 0)
+        for q, rank, ids in zip(queries, result.ranks, served, strict=True):
+            want = ids.index(q.id) + 1 if q.id in ids else None
+            head = rank if rank is not None and rank <= len(ids) else None  # /search's k results
+            assert head == want, (result.name, q.query, ids)
+    return results
+
+
+def test_rankings_match_search_for_the_fake(tmp_path):
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    entries = load_faq(faq)
+    queries = load_queries(write_queries(tmp_path / "q.tsv"), [e.id for e in entries])
+    results = check_against_search(FakeMatcher(), entries, queries[:4], rerank_k=10)
+    assert [r.name for r in results] == ["student index", "student rerank@10"]
+
+
+def tiny_student(path: Path):
+    """A tiny real student (random LoRA on the tiny Llama) as ``flipkd.load`` returns it."""
+    import torch
+
+    from conftest import _tiny_llama, _tiny_tokenizer
+    from flipkd.config import StudentConfig
+    from flipkd.export.load import FlipkdMatcher
+    from flipkd.student import assemble_student
+
+    tok = _tiny_tokenizer()
+    torch.manual_seed(0)
+    cfg = StudentConfig(max_length=96, max_text_length=16)
+    cfg.lora.rank = 4
+    student = assemble_student(_tiny_llama(len(tok)), tok, cfg, trainable=False)
+    spec = {"thresholds": {"gen": 0.5, "rep": 0.5}, "prompt": {"language": "en"}}
+    return FlipkdMatcher("tiny-student", student, spec, merged=False)
+
+
+def test_rankings_match_search_for_a_tiny_student(tmp_path):
+    from conftest import CORPUS as TEXTS
+
+    entries = [FaqEntry(f"e{i}", t) for i, t in enumerate(TEXTS)]
+    queries = load_queries(
+        write_queries(tmp_path / "q.tsv", [("reset password", "e0"), ("wire fee", "e2")]),
+        [e.id for e in entries],
+    )
+    student = tiny_student(tmp_path)
+    for rerank_k in (4, 10):
+        results = check_against_search(student, entries, queries, rerank_k=rerank_k)
+        assert all(np.isfinite(r.metrics["mrr@10"]) for r in results)
+
+
+# --- the command --------------------------------------------------------------------------------
+def test_command_end_to_end(monkeypatch, tmp_path, capsys):
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    queries = write_queries(tmp_path / "q.tsv")
+    out, index_dir, model = tmp_path / "results.json", tmp_path / "index", tmp_path / "model"
+    model.mkdir()
+    args = ["faq", "eval", str(model), "--faq", str(faq), "--queries", str(queries), "--loader",
+            "test_serve_fake:load", "--index", str(index_dir), "--no-progress"]  # fmt: skip
+    run_cli(monkeypatch, *args, "--out", str(out))
+    printed = capsys.readouterr().out
+    assert "| student index |" in printed and "| student rerank@10 |" in printed
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert {"command", "git_commit", "versions"} <= set(report)
+    assert report["queries"]["n"] == len(QUERIES) and report["faq"]["entries"] == len(FAQ_ROWS)
+    index_row, rerank_row = report["systems"]
+    assert index_row["metrics"]["n"] == len(QUERIES)
+    assert index_row["metrics"]["top1"] >= 0.5  # the hashed bag of words finds most entries
+    assert 0 <= rerank_row["metrics"]["mrr@10"] <= 1 and rerank_row["timings"]["rerank_qps"] > 0
+    assert index_row["timings"]["index_loaded"] is False
+    run_cli(monkeypatch, *args, "--rerank-k", "0", "--out", str(out))
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert [s["name"] for s in report["systems"]] == ["student index"]
+    assert report["systems"][0]["timings"]["index_loaded"] is True  # reused, as serve does
+
+
+def test_language_warning(monkeypatch, tmp_path, capsys):
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    queries = write_queries(tmp_path / "q.tsv", QUERIES[:2])
+    run_cli(monkeypatch, "faq", "eval", str(tmp_path), "--faq", str(faq), "--queries",
+            str(queries), "--loader", "test_faq_eval:load_zh", "--no-progress")  # fmt: skip
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "language zh but the FAQ looks en" in warnings[0]
+    questions = ["如何修改密码", "信用卡怎么还款"]
+    assert cjk_share(questions) == 1.0 and cjk_share(["abc 1"]) == 0.0
+    assert language_warning("m", "zh", questions) is None
+    assert language_warning("m", "multilingual", ["hello"]) is None
+    assert language_warning("m", None, ["hello"]) is None
+    assert "looks zh" in language_warning("m", "en", questions)
+    assert language_warning("m", "zh,en", ["hello"]) is None
+
+
+def test_teacher_reference_and_teacher_as_model(monkeypatch, tmp_path, capsys):
+    from flipkd.teacher import build_tiny_teacher
+
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    queries = write_queries(tmp_path / "q.tsv", QUERIES[:3])
+    words = [r[1] for r in FAQ_ROWS] + [q for q, _ in QUERIES]
+    teacher = build_tiny_teacher(tmp_path / "teacher", words)
+    out = tmp_path / "r.json"
+    run_cli(monkeypatch, "faq", "eval", str(tmp_path), "--faq", str(faq), "--queries",
+            str(queries), "--loader", "test_serve_fake:load", "--teacher", str(teacher),
+            "--rerank-k", "3", "--no-progress", "--out", str(out))  # fmt: skip
+    names = [s["name"] for s in json.loads(out.read_text())["systems"]]
+    assert names == ["student index", "student rerank@3", "teacher index"]
+    run_cli(monkeypatch, "faq", "eval", str(teacher), "--faq", str(faq), "--queries",
+            str(queries), "--no-progress", "--out", str(out))  # fmt: skip
+    systems = json.loads(out.read_text())["systems"]
+    assert [s["name"] for s in systems] == ["teacher index"]  # a teacher cannot re-rank
+    assert systems[0]["metrics"]["n"] == 3
+
+
+# --- benchmarks/make_faq.py -----------------------------------------------------------------
+def make_faq_script():
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "make_faq.py"
+    spec = importlib.util.spec_from_file_location("make_faq", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paraphrase_groups_and_files(tmp_path):
+    script = make_faq_script()
+    pairs = [("a", "b", 1), ("b", "c", 1), ("d", "e", 1), ("a", "d", 0), ("f", "g", 1),
+             ("h", "h", 1), ("i", "j", None), ("k", "e", 1)]  # fmt: skip
+    groups = script.paraphrase_groups(pairs, exclude={"g"})
+    assert groups == [("b", ["a", "c"]), ("e", ["d", "k"])]  # most connected is the entry
+    assert script.paraphrase_groups([("q1", "r1", 1)]) == [("q1", ["r1"])]  # MQP: question_1
+    n = script.write_benchmark(tmp_path, groups, "t")
+    entries = load_faq(tmp_path / "faq.csv")
+    queries = load_queries(tmp_path / "queries.csv", [e.id for e in entries])
+    assert n == 4 and [e.question for e in entries] == ["b", "e"]
+    assert [(q.query, q.id) for q in queries] == [("a", "t-00000"), ("c", "t-00000"),
+                                                  ("d", "t-00001"), ("k", "t-00001")]  # fmt: skip
+    with pytest.raises(DataError, match="outside the repository"):
+        script.main(["mqp", "--out-dir", str(Path(__file__).parent / "x")])
