@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     spec = SweepSpec(
         name="t", benchmark=str(root), profile="tiny", rows=["sft", "fip"], seeds=1,
         overrides=[
-            f"student.model={tiny_llama_dir}", f"teacher.model={teacher}", "train.diagnose_every=2"
+            f"student.model={tiny_llama_dir}", f"teacher.model={teacher}", "train.diagnose_every=2",
+            "train.eval_every=2",
         ],
         variants={"base": [], "lr": ["train.lr=1e-2"]},
     )  # fmt: skip
@@ -56,6 +58,17 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     diag = (tmp_path / "out" / "diagnostics.md").read_text()
     assert "## lr / fip / seed 0" in diag and "## base / sft / seed 0" in diag
     assert "∇con A" in diag
+    curves = {(c["variant"], c["row"]): c["points"] for c in saved["dev_curves"]}
+    assert set(curves) == {("base", "sft"), ("base", "fip"), ("lr", "sft"), ("lr", "fip")}
+    first = curves[("lr", "fip")][0]
+    logged = [json.loads(x) for x in (Path(spearman["run_dir"]) / "logs" / "train.jsonl").open()]
+    dev_logged = next(r for r in logged if r.get("kind") == "dev")
+    assert first["step"] == dev_logged["step"] == 2
+    assert first["gen_roc_auc"] == dev_logged["gen_roc_auc"]
+    assert (
+        f"| lr | fip | 0 | 2 | {first['gen_roc_auc']:.3f} |"
+        in (tmp_path / "out" / "dev_curves.md").read_text()
+    )
 
 
 def _explode(*args, **kwargs):

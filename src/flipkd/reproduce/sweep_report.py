@@ -165,15 +165,59 @@ def diagnostics_markdown(records: list[dict]) -> str:
     return "\n".join(parts) + "\n"
 
 
+CURVE_COLUMNS = (
+    ("step", "step"), ("gen_roc_auc", "gen AUC"), ("gen_accuracy", "gen acc @F1 thr."),
+    ("rep_roc_auc", "rep AUC"), ("rep_spearman", "rep Spearman"),
+)  # fmt: skip
+
+
+def dev_curves(records: list[dict]) -> list[dict]:
+    """The in-training dev evaluations (``train.eval_every``) of every run, from its log."""
+    import json
+
+    curves = []
+    for rec in records:
+        log = Path(rec.get("run_dir", "")) / "logs" / "train.jsonl"
+        if not log.is_file():
+            continue
+        rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+        points = [{k: r.get(k) for k, _ in CURVE_COLUMNS} for r in rows if r.get("kind") == "dev"]
+        if points:
+            curves.append({"variant": rec["variant"], "row": rec["row"], "seed": rec["seed"],
+                           "points": points})  # fmt: skip
+    return curves
+
+
+def curves_markdown(curves: list[dict]) -> str:
+    """Dev metrics at each in-training evaluation: where a curve still rises or flattens."""
+    parts = ["# Dev curves of the sweep's runs", "",
+             "Dev split scored during training every `train.eval_every` steps (same pairs as "
+             "the table; the step-N row of a run is its checkpoint at step N). Accuracy here is at "
+             "the dev-F1-best threshold (the trainer's own dev check); the table's gen acc is "
+             "the generated label's (p(yes) ≥ 0.5).", "",
+             "| variant | row | seed | " + " | ".join(h for _, h in CURVE_COLUMNS) + " |",
+             "|" + "---|" * (3 + len(CURVE_COLUMNS))]  # fmt: skip
+    for curve in curves:
+        for point in curve["points"]:
+            cells = [f"{v:.3f}" if isinstance(v, float) and k != "rep_spearman" else
+                     f"{v:.1f}" if isinstance(v, float) else str(v if v is not None else "–")
+                     for (k, _), v in zip(CURVE_COLUMNS, point.values(), strict=True)]  # fmt: skip
+            parts.append(f"| {curve['variant']} | {curve['row']} | {curve['seed']} | "
+                         + " | ".join(cells) + " |")  # fmt: skip
+    return "\n".join(parts) + "\n"
+
+
 def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[str]) -> Path:
     """Write ``results.json`` and ``table.md`` into ``out_dir``; returns the table's path."""
     entries = summarise(records)
     n_dev = len(records[0]["scores"]["dev"]["labels"]) if records else 0
     out_dir.mkdir(parents=True, exist_ok=True)
+    curves = dev_curves(records)
     write_json(
         out_dir / "results.json",
-        {"spec": spec.model_dump(), "summary": entries, "runs": records, **provenance(command)},
-    )
+        {"spec": spec.model_dump(), "summary": entries, "runs": records, "dev_curves": curves,
+         **provenance(command)},
+    )  # fmt: skip
     table = out_dir / "table.md"
     with atomic_file(table) as fh:
         fh.write(markdown(entries, spec, n_dev, command))
@@ -181,4 +225,7 @@ def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[s
     if "## " in diagnostics:
         with atomic_file(out_dir / "diagnostics.md") as fh:
             fh.write(diagnostics)
+    if curves:
+        with atomic_file(out_dir / "dev_curves.md") as fh:
+            fh.write(curves_markdown(curves))
     return table
