@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from test_serve_fake import write_faq_csv
@@ -94,7 +95,7 @@ def test_packing_ab_measures_padding_share(tiny_tokenizer):
     assert module.padding_share(student, ["a b", "a b"]) == 0.0
 
 
-@pytest.mark.parametrize("script", ["packing_ab.py", "load_test.py"])
+@pytest.mark.parametrize("script", ["packing_ab.py", "load_test.py", "load_open.py"])
 def test_benchmark_scripts_name_a_bad_input_in_one_line(script, tmp_path):
     import subprocess
     import sys
@@ -110,3 +111,130 @@ def test_benchmark_scripts_name_a_bad_input_in_one_line(script, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert str(tmp_path) in lines[0]  # the file (or the model folder) it could not use
+
+
+# ---- open-loop load test (benchmarks/load_open.py) -----------------------------------------
+
+
+def _load_open():
+    spec = importlib.util.spec_from_file_location("load_open", ROOT / "benchmarks" / "load_open.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_poisson_arrivals_are_seeded_and_have_the_right_rate():
+    import random
+
+    load_open = _load_open()
+    times = load_open.poisson_arrivals(8.0, 20_000, random.Random(1))
+    assert times == load_open.poisson_arrivals(8.0, 20_000, random.Random(1))
+    assert times != load_open.poisson_arrivals(8.0, 20_000, random.Random(2))
+    gaps = np.diff([0.0, *times])
+    assert (gaps > 0).all()
+    assert gaps.mean() == pytest.approx(1 / 8.0, rel=0.03)  # sd of the mean: 0.7%
+    assert gaps.std() == pytest.approx(1 / 8.0, rel=0.05)  # exponential: sd = mean
+    per_second = np.bincount(np.floor(times).astype(int))[:-1]  # whole seconds only
+    assert per_second.var() == pytest.approx(per_second.mean(), rel=0.15)  # Poisson counts
+    assert load_open.arrivals_for(2.0, 30, 100) == 100
+    assert load_open.arrivals_for(10.0, 30, 100) == 300
+
+
+def test_percentiles_by_hand():
+    load_open = _load_open()
+    assert load_open.percentiles(list(range(1, 102))) == {
+        "p50_ms": 51.0, "p90_ms": 91.0, "p99_ms": 100.0, "max_ms": 101.0,
+    }  # fmt: skip
+    # 10 values: rank 0.99 * 9 = 8.91 lies between 9 and 100, at 0.91 of the way
+    values = [1, 2, 3, 4, 5, 6, 7, 8, 9, 100]
+    got = load_open.percentiles(values)
+    assert got["p50_ms"] == 5.5 and got["p99_ms"] == pytest.approx(9 + 0.91 * 91, abs=0.01)
+    assert load_open.percentiles([]) == {"p50_ms": 0, "p90_ms": 0, "p99_ms": 0, "max_ms": 0}
+
+
+def test_within_bound_needs_p99_and_no_failures():
+    load_open = _load_open()
+    row = {"p99_ms": 200.0, "http_5xx": 0, "transport_errors": 0, "valid_not_200": 0,
+           "malformed_not_4xx": 0}  # fmt: skip
+    assert load_open.within_bound(row, 200.0) and not load_open.within_bound(row, 199.9)
+    assert not load_open.within_bound({**row, "http_5xx": 1}, 1000.0)  # 503 queue full too
+
+
+def test_rate_at_bound_and_bisection_by_hand():
+    load_open = _load_open()
+    rows = [{"rate": r, "ok": ok} for r, ok in [(1, True), (2, True), (4, True), (8, False)]]
+    assert load_open.rate_at_bound(rows) == {"rate": 4, "first_failing": 8, "censored": False}
+    assert load_open.next_probe(rows) == 6.0
+    rows.append({"rate": 6.0, "ok": False})
+    assert load_open.rate_at_bound(rows)["first_failing"] == 6.0
+    assert load_open.next_probe(rows) == 5.0
+    rows.append({"rate": 5.0, "ok": True})
+    assert load_open.rate_at_bound(rows)["rate"] == 5.0
+    assert load_open.next_probe(rows, min_step=0.25) is None  # 5 → 6 is within 25% of 5
+    # a lucky rate above a failing one does not count
+    noisy = [{"rate": r, "ok": ok} for r, ok in [(1, True), (2, False), (3, True)]]
+    assert load_open.rate_at_bound(noisy) == {"rate": 1, "first_failing": 2, "censored": False}
+    # nothing failed: a lower bound only; everything failed: no rate
+    assert load_open.rate_at_bound([{"rate": 3, "ok": True}])["censored"]
+    assert load_open.next_probe([{"rate": 3, "ok": True}]) is None
+    assert load_open.rate_at_bound([{"rate": 3, "ok": False}])["rate"] is None
+    assert load_open.next_probe([{"rate": 3, "ok": False}]) is None
+
+
+def test_ratio_says_what_kind_of_number_it_is():
+    load_open = _load_open()
+
+    def found(rate, censored=False):
+        return {"rate": rate, "first_failing": None if censored else 99, "censored": censored}
+
+    exact = load_open.ratio(found(10.0), found(4.0), 2.5)
+    assert exact == {"value": 2.5, "kind": "exact", "goal": 2.5, "goal_met": True}
+    assert load_open.ratio(found(9.0), found(4.0), 2.5)["goal_met"] is False
+    lower = load_open.ratio(found(9.0, censored=True), found(4.0), 2.5)
+    assert lower["kind"] == "lower" and lower["goal_met"] is None  # could still be ≥ 2.5
+    assert load_open.ratio(found(12.0, censored=True), found(4.0), 2.5)["goal_met"] is True
+    upper = load_open.ratio(found(8.0), found(4.0, censored=True), 2.5)
+    assert upper["kind"] == "upper" and upper["goal_met"] is False
+    assert load_open.ratio(found(None), found(4.0), 2.5)["value"] is None
+    assert load_open.ratio(found(8.0), found(None), 2.5)["goal_met"] is None
+
+
+def test_open_loop_run_against_the_fake_server(tmp_path, monkeypatch):
+    """Both servers, the sweep and the report, in a few seconds: per-call delay 20 ms."""
+    load_open = _load_open()
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "fake.json").write_text(json.dumps({"delay_s": 0.02}))
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    out = tmp_path / "report" / "open"
+    code = load_open.main(
+        [str(model_dir), "--faq", str(faq), "--out", str(out), "--loader", "test_serve_fake:load",
+         "--rates", "10", "100", "--duration", "1", "--min-requests", "25", "--past-bound", "2",
+         "--single-requests", "10", "--warmup", "2", "--single-gap-ms", "10",
+         "--match-share", "0.2", "--malformed", "0.1", "--refine", "1"]
+    )  # fmt: skip
+    result = json.loads(Path(f"{out}.json").read_text())
+    assert code == 0 and result["server_errors"] == 0, result
+    assert set(result["servers"]) == {"max-batch-1", "batched"}
+    assert result["bound_ms"] == pytest.approx(2 * result["single"]["max-batch-1"]["p50_ms"])
+    for name, srv in result["servers"].items():
+        rows = srv["rows"]
+        assert rows[0]["rate"] == 10.0 and rows[0]["requests"] == 25 and len(rows) >= 2
+        for row in rows:
+            assert row["p99_ms"] >= row["p90_ms"] >= row["p50_ms"] > 0
+            assert row["ok"] == load_open.within_bound(row, result["bound_ms"])
+            assert row["malformed_not_4xx"] == 0 and row["achieved"] > 0
+        assert srv["rate_at_bound"] == load_open.rate_at_bound(rows)
+        batch = max(max(r["mean_batch"].values()) for r in rows)
+        assert (batch == 1.0) == (name == "max-batch-1")
+    # 100 req/s is twice what 20 ms per call can serve one at a time
+    unbatched = {r["rate"]: r for r in result["servers"]["max-batch-1"]["rows"]}
+    assert not unbatched[100.0]["ok"] and unbatched[100.0]["p99_ms"] > 500
+    report = Path(f"{out}.md").read_text()
+    assert "## batched (`--max-batch 32`)" in report and "| 10.0 | 25 |" in report
+    assert "Rate at the bound, batched ÷ `--max-batch 1`" in report
+    assert result["git_commit"] and "torch" in result["versions"]
+    assert len(result["load_average_start"]) == 3
