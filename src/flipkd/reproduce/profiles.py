@@ -92,7 +92,8 @@ PROFILES: dict[str, Profile] = {
             "atec": {"teacher.model": "e5-small-multilingual", "student.model": "gemma3-270m",
                      "teacher.max_length": 64, "train.steps": 60,
                      "student.lora.layers": [-4, -3, -2, -1], "student.tap.layers": [-1],
-                     "student.tap.modules": ["down_proj"], "student.prompt.use_chat_template": True},
+                     "student.tap.modules": ["down_proj"],
+                     "student.prompt.use_chat_template": True},
         },
     ),
     "full": Profile(
