@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import random
 import secrets
@@ -47,10 +46,12 @@ from load_test import (  # noqa: E402
     load_average,
     make_request,
     provenance_markdown,
+    result_header,
     run_info,
     running_server,
     scrape_batches,
     status_summary,
+    write_report,
 )
 
 from flipkd.errors import run_script  # noqa: E402
@@ -461,27 +462,16 @@ def main(argv: list[str] | None = None) -> int:
     info = run_info("benchmarks/load_open.py", argv)
     measured = run_servers(args, questions)
     result = {
-        "command": info["command"],
-        "model_dir": str(args.model_dir),
-        "loader": args.loader,
-        "faq": str(args.faq),
-        "faq_entries": len(questions),
-        "match_share": args.match_share,
-        "malformed": args.malformed,
-        "rerank": args.rerank,
-        "duration": args.duration,
-        "min_requests": args.min_requests,
-        "single_requests": args.single_requests,
-        "max_wait_ms": args.max_wait_ms,
-        "bound": args.bound,
-        **{k: v for k, v in info.items() if k != "command"},
+        **result_header(
+            args, questions, info, match_share=args.match_share, malformed=args.malformed,
+            rerank=args.rerank, duration=args.duration, min_requests=args.min_requests,
+            single_requests=args.single_requests, max_wait_ms=args.max_wait_ms, bound=args.bound,
+        ),
         "load_average_end": load_average(),
         **measured,
         "server_errors": server_errors(measured),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    Path(f"{args.out}.md").write_text(markdown(result), encoding="utf-8")
+    }  # fmt: skip
+    write_report(args.out, result, markdown(result))
     print(markdown(result).rsplit("\n\n", 2)[-2])
     return 1 if result["server_errors"] else 0
 

@@ -334,6 +334,26 @@ def run_info(script: str, argv: list[str] | None) -> dict[str, Any]:
     }
 
 
+def result_header(args: argparse.Namespace, questions: list[str], info: dict, **extra) -> dict:
+    """The fields every load report starts with: what ran, on what, and where."""
+    return {
+        "command": info["command"],
+        "model_dir": str(args.model_dir),
+        "loader": args.loader,
+        "faq": str(args.faq),
+        "faq_entries": len(questions),
+        **extra,
+        **{k: v for k, v in info.items() if k != "command"},
+    }
+
+
+def write_report(out: Path, result: dict, text: str) -> None:
+    """``OUT.json`` (the result) and ``OUT.md`` (its rendering)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{out}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    Path(f"{out}.md").write_text(text, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the load test; exit 0 when every level passed."""
     args = parse_args(argv)
@@ -341,23 +361,16 @@ def main(argv: list[str] | None = None) -> int:
     info = run_info("benchmarks/load_test.py", argv)
     levels = run_levels(args, questions)
     result = {
-        "command": info["command"],
-        "model_dir": str(args.model_dir),
-        "loader": args.loader,
-        "faq": str(args.faq),
-        "faq_entries": len(questions),
-        "malformed": args.malformed,
-        "max_batch": args.max_batch,
-        "max_wait_ms": args.max_wait_ms,
-        **{k: v for k, v in info.items() if k != "command"},
+        **result_header(
+            args, questions, info, malformed=args.malformed, max_batch=args.max_batch,
+            max_wait_ms=args.max_wait_ms,
+        ),
         "load_average_end": load_average(),
         "levels": levels,
         "targets": targets(levels),
         "ok": all(_passed(lv) for lv in levels),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    Path(f"{args.out}.md").write_text(markdown(result), encoding="utf-8")
+    }  # fmt: skip
+    write_report(args.out, result, markdown(result))
     return 0 if result["ok"] else 1
 
 
