@@ -94,7 +94,12 @@ def tiny_bench_spec(tiny_llama_dir, tmp_path_factory):
         "threads": 1,
         "texts": 24,
         "batch_size": 8,
-        "overrides": ["student.lora.layers=[-1]", "student.max_text_length=16"],
+        "overrides": [
+            "student.lora.layers=[-1]",
+            "student.tap.layers=[-1]",
+            "student.prompt.use_chat_template=true",  # the tiny tokenizer splits " yes"
+            "student.max_text_length=16",
+        ],
         "peak": {"sizes": [64, 128], "repeats": 1},
     }
 
