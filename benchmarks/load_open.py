@@ -50,6 +50,7 @@ from load_test import (  # noqa: E402
     run_info,
     running_server,
     scrape_batches,
+    server_parser,
     status_summary,
     write_report,
 )
@@ -62,11 +63,7 @@ FAILURES = ("http_5xx", "transport_errors", "valid_not_200", "malformed_not_4xx"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model_dir", type=Path, help="exported model directory")
-    parser.add_argument("--faq", type=Path, required=True, help="FAQ CSV/JSONL")
-    parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
-    parser.add_argument("--loader", default="flipkd", help="'flipkd' or 'module:function'")
+    parser = server_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[1, 2, 3, 4, 6, 8, 12, 16, 24],
                         help="offered rates to sweep, requests/s (sorted)")  # fmt: skip
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of arrivals per rate")
@@ -86,13 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=1024, help="client connection pool")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-request timeout, s")
     parser.add_argument("--malformed", type=float, default=0.0, help="share of broken requests")
-    parser.add_argument("--rerank", type=float, default=0.0, help="share of searches re-ranked")
-    parser.add_argument("--match-share", type=float, default=0.3, help="share of /match")
     parser.add_argument("--max-batch", type=int, default=32, help="the batching server's")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
-    parser.add_argument("--queue", type=int, default=256)
-    parser.add_argument("--startup-timeout", type=float, default=600.0)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if sorted(args.rates) != args.rates or min(args.rates) <= 0:
         parser.error("--rates must be positive and ascending")

@@ -50,23 +50,29 @@ from flipkd.serve.faq import load_faq
 Request = tuple[str, str, bytes, bool]  # (label, path, body, valid)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def server_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every load test shares: what to serve, with which settings, where to write."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("model_dir", type=Path, help="exported model directory")
     parser.add_argument("--faq", type=Path, required=True, help="FAQ CSV/JSONL")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     parser.add_argument("--loader", default="flipkd", help="'flipkd' or 'module:function'")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 32])
-    parser.add_argument("--requests", type=int, default=200, help="requests per level (max)")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="time limit per level")
-    parser.add_argument("--malformed", type=float, default=0.1, help="share of broken requests")
     parser.add_argument("--rerank", type=float, default=0.0, help="share of searches re-ranked")
     parser.add_argument("--match-share", type=float, default=0.3, help="share of /match")
-    parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--queue", type=int, default=256)
     parser.add_argument("--startup-timeout", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = server_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 32])
+    parser.add_argument("--requests", type=int, default=200, help="requests per level (max)")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="time limit per level")
+    parser.add_argument("--malformed", type=float, default=0.1, help="share of broken requests")
+    parser.add_argument("--max-batch", type=int, default=32)
     return parser.parse_args(argv)
 
 
