@@ -209,7 +209,11 @@ def run_directory(cfg: FlipkdConfig) -> Path:
 HASH_EXCLUDE = {"name": True, "output_dir": True, "train": {"diagnose_every"}}
 # options added after runs were kept by hash, with the value that reproduces the behaviour
 # before them: left out of the hash at that value, so existing runs keep their keys
-HASH_NEUTRAL = {("loss", "gen_vocab"): "full", ("train", "adam_beta2"): 0.999}
+HASH_NEUTRAL = {
+    ("loss", "gen_vocab"): "full",
+    ("loss", "gen_teacher"): 0.0,
+    ("train", "adam_beta2"): 0.999,
+}
 
 
 def config_hash(cfg: FlipkdConfig, exclude: dict | None = None) -> str:

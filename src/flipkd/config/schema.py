@@ -167,6 +167,9 @@ class LossConfig(_Strict):
     gen_weight: float = Field(default=1.0, ge=0)
     # L_gen's softmax: over the whole vocabulary ("full") or over the two label words only
     gen_vocab: Literal["full", "labels"] = "full"
+    # L_gen's target: (1 - gen_teacher)·gold label + gen_teacher·teacher's calibrated
+    # probability of the pair; 0 is the gold label alone (the paper's L_gen)
+    gen_teacher: float = Field(default=0.0, ge=0, le=1)
     contrastive: Literal["mcl", "arccse", "kdmcse", "infonce", "cosent", "none"] = "mcl"
     alpha: float = Field(default=1.0, ge=0)
     mcl_lambda: float = Field(default=20.0, gt=0)

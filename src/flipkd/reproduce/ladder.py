@@ -29,7 +29,8 @@ TRAINED = "trained"
 ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "teacher": ("teacher", {}),
     "zero-shot": ("zero-shot", {}),
-    "sft": (TRAINED, {"loss.contrastive": "none", "loss.dist": "none"}),
+    # sft learns from gold labels only, whatever the profile says about the teacher
+    "sft": (TRAINED, {"loss.contrastive": "none", "loss.dist": "none", "loss.gen_teacher": 0.0}),
     "fip-arccse": (TRAINED, {"loss.contrastive": "arccse"}),
     "fip-kdmcse": (TRAINED, {"loss.contrastive": "kdmcse"}),
     "fip": (TRAINED, {}),

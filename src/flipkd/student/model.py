@@ -28,7 +28,6 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from flipkd.student.attention import LAYOUT_KEY, layout_of, use_packed_attention
 from flipkd.student.lora import no_lora_dropout
@@ -246,11 +245,16 @@ class Student:
     def gen_forward(
         self, pairs: list[tuple[str, str]], labels: torch.Tensor | None = None, vocab: str = "full"
     ) -> GenOutput:
-        """Label-word logits at the answer position; L_gen when ``labels`` (1 = match) given.
+        """Label-word logits at the answer position; L_gen when ``labels`` given.
 
-        ``vocab="full"``: L_gen is the cross-entropy of the gold label word over the whole
-        vocabulary; ``"labels"``: over the two label words only (the softmax the gen score
-        uses), which skips the large early gradients of learning the answer format.
+        ``labels`` is each pair's target probability of the positive label word: 1/0 for
+        a gold match/non-match, or a soft value in between (the trainer's
+        ``loss.gen_teacher`` mixes in the teacher's probability). L_gen is the
+        cross-entropy ``-(t·log p(yes) + (1-t)·log p(no))``, which for 0/1 targets is the
+        usual cross-entropy of the gold label word. ``vocab="full"``: ``p`` is the softmax
+        over the whole vocabulary; ``"labels"``: over the two label words only (the
+        softmax the gen score uses), which skips the large early gradients of learning
+        the answer format.
         """
         batch = self._batch(self.prompts(pairs), self.max_length)
         packed = self._pack(batch)
@@ -269,9 +273,8 @@ class Student:
         label_logits = logits[:, [pos_id, neg_id]]
         loss = None
         if labels is not None:
-            gold = labels.to(logits.device) > 0
-            if vocab == "labels":
-                loss = F.cross_entropy(label_logits, (~gold).long())  # column 0 is positive
-            else:
-                loss = F.cross_entropy(logits, torch.where(gold, pos_id, neg_id))
+            target = labels.to(logits.device).float().clamp(0.0, 1.0)
+            logp = (label_logits if vocab == "labels" else logits).log_softmax(-1)
+            pos, neg = (0, 1) if vocab == "labels" else (pos_id, neg_id)
+            loss = -(target * logp[:, pos] + (1.0 - target) * logp[:, neg]).mean()
         return GenOutput(label_logits, loss)

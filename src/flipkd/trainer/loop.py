@@ -30,7 +30,7 @@ from flipkd.trainer.devset import evaluate_dev
 from flipkd.trainer.diagnose import margin_stats, term_grad_norms
 from flipkd.trainer.logs import StepLog
 from flipkd.trainer.sampler import batch_indices, shard
-from flipkd.trainer.step import LossSet, StudentStep, batch_loss, build_losses
+from flipkd.trainer.step import LossSet, StudentStep, batch_loss, build_losses, gen_targets
 from flipkd.trainer.validate import nonfinite_loss, validate_setup
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,12 @@ def _micro_step(
     pairs = [(records[i].text_a, records[i].text_b) for i in local]
     texts = list(dict.fromkeys(t for r in records for t in (r.text_a, r.text_b)))
     padded = texts + texts[-1:] * (-len(texts) % world)
+    a_texts, b_texts = [r.text_a for r in records], [r.text_b for r in records]
+    teacher_cos = cache.sim(a_texts, b_texts)
+    pair_prob = cache.prob(teacher_cos.diagonal()).cpu()
+    targets = gen_targets(losses, labels, pair_prob)[local].to(acc.device)
     out = model(
-        pairs, labels[local].to(acc.device) if losses.gen else None,
+        pairs, targets if losses.gen else None,
         shard(padded, rank, world), need_gen=losses.gen, need_rep=losses.needs_rep,
     )  # fmt: skip
     rep_a = rep_b = None
@@ -94,8 +98,6 @@ def _micro_step(
         row = {t: i for i, t in enumerate(texts)}
         rep_a = reps[[row[r.text_a] for r in records]]
         rep_b = reps[[row[r.text_b] for r in records]]
-    a_texts, b_texts = [r.text_a for r in records], [r.text_b for r in records]
-    teacher_cos = cache.sim(a_texts, b_texts)
     terms: dict | None = {} if diagnose else None
     total, values = batch_loss(
         losses, out.get("gen_loss"), rep_a, rep_b, teacher_cos, cache.prob(teacher_cos),
@@ -108,7 +110,7 @@ def _micro_step(
     if "label_logits" in out:
         gen_pos = out["label_logits"].argmax(-1) == 0
         values["agree/gen_teacher"] = float(
-            (gen_pos.cpu() == (cache.prob(teacher_cos.diagonal())[local] >= 0.5)).float().mean()
+            (gen_pos.cpu() == (pair_prob[local] >= 0.5)).float().mean()
         )
     return total, values
 

@@ -50,6 +50,7 @@ class LossSet:
     filter: bool
     theta_pos: float
     theta_neg: float
+    gen_teacher: float = 0.0
 
     @property
     def needs_rep(self) -> bool:
@@ -80,7 +81,23 @@ def build_losses(cfg: LossConfig) -> LossSet:
     contrastive = build_contrastive(cfg.contrastive, **_CONTRAST_HPARAMS[cfg.contrastive](cfg))
     dist = build_dist(cfg.dist, **_DIST_HPARAMS[cfg.dist](cfg))
     weights = {"gen": cfg.gen_weight if cfg.gen else 0.0, "contrast": cfg.alpha, "dist": cfg.beta}
-    return LossSet(contrastive, dist, cfg.gen, weights, cfg.filter, cfg.theta_pos, cfg.theta_neg)
+    return LossSet(
+        contrastive, dist, cfg.gen, weights, cfg.filter, cfg.theta_pos, cfg.theta_neg,
+        cfg.gen_teacher,
+    )  # fmt: skip
+
+
+def gen_targets(losses: LossSet, labels: torch.Tensor, teacher_prob: torch.Tensor) -> torch.Tensor:
+    """L_gen's target probability of the positive label word for each pair.
+
+    ``(1 - λ)·gold + λ·P_teacher`` with ``λ = loss.gen_teacher``; at λ = 0 the gold
+    label alone (a pair without a label counts as a non-match, as before the option).
+    """
+    gold = (labels > 0).float()
+    lam = losses.gen_teacher
+    if lam == 0.0:
+        return gold
+    return (1.0 - lam) * gold + lam * teacher_prob.to(gold).clamp(0.0, 1.0)
 
 
 def _teacher_view(module: nn.Module, cosine: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
