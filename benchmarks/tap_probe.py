@@ -34,12 +34,12 @@ from sklearn.metrics import roc_auc_score
 
 from flipkd.config import load_config
 from flipkd.losses import build_contrastive, build_dist, dual_threshold_mask
+from flipkd.models.layers import layer_and_leaf
 from flipkd.paths import cache_root, hash_text
 from flipkd.provenance import provenance
 from flipkd.recipes.pipeline import ensure_teacher, load_splits
 from flipkd.student import build_student
 from flipkd.student.lora import lora_layers
-from flipkd.student.tap import _LAYER_RE
 from flipkd.trainer.diagnose import effective_rank as diagnose_rank
 
 MODULES = ("q_proj", "o_proj", "up_proj", "down_proj")
@@ -56,9 +56,9 @@ def pooled_inputs(student, texts: list[str], modules, layers, batch: int = 32) -
     """
     names = {}
     for name, layer in lora_layers(student.model).items():
-        m = _LAYER_RE.search(name)
-        if m and m.group(2) in modules and int(m.group(1)) in layers:
-            names[(int(m.group(1)), m.group(2))] = layer
+        where = layer_and_leaf(name)
+        if where and where[1] in modules and where[0] in layers:
+            names[where] = layer
     last = max(names, key=lambda k: (k[0], modules.index(k[1])))
     store: dict = {k: [] for k in names}
     current: dict = {}
@@ -183,9 +183,7 @@ def main() -> None:
     dev_y = [int(r.label) for r in dev]
     train_texts = sorted({int(i) for i in train_idx.flatten()})
     a_init = {
-        (int(_LAYER_RE.search(n).group(1)), _LAYER_RE.search(n).group(2)): layer.lora_A[
-            "default"
-        ].weight.detach()
+        layer_and_leaf(n): layer.lora_A["default"].weight.detach()
         for n, layer in lora_layers(student.model).items()
     }
     gen = torch.Generator().manual_seed(0)

@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-_LAYER_RE = re.compile(r"\.layers\.(\d+)\.")
 _LORA_RE = re.compile(r"\.lora_[AB]\.")
 
 

@@ -16,17 +16,16 @@ template, system prompt included, which roughly triples the tokens of a short te
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 import numpy as np
 import torch
 
+from flipkd.models.layers import layer_and_leaf
 from flipkd.trainer.sampler import batch_indices
 
 _TEXT_ONLY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
-_DECODER_LINEAR = re.compile(r"(^|\.)layers\.(\d+)\.(.*\.)?([A-Za-z_0-9]+)$")
 
 
 def _target_regex(model: torch.nn.Module, layers: list[int] | None) -> str:
@@ -35,9 +34,9 @@ def _target_regex(model: torch.nn.Module, layers: list[int] | None) -> str:
     chosen = range(n_layers) if layers is None else sorted({i % n_layers for i in layers})
     names = sorted(
         {
-            m.group(4)
+            where[1]
             for name, mod in model.named_modules()
-            if isinstance(mod, torch.nn.Linear) and (m := _DECODER_LINEAR.search(name))
+            if isinstance(mod, torch.nn.Linear) and (where := layer_and_leaf(name))
         }
     )
     return rf"(.*\.)?layers\.({'|'.join(map(str, chosen))})\.(.*\.)?({'|'.join(names)})"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +31,13 @@ from typing import Any
 from flipkd.config import FlipkdConfig, load_config
 from flipkd.errors import FlipkdError
 from flipkd.export.card import choose_thresholds, collect_evals, copy_plots, write_card
+from flipkd.models.layers import layer_index
 from flipkd.paths import atomic_dir, hash_files, write_json
 
 log = logging.getLogger(__name__)
 
 EXPORT_FILE = "flipkd.json"
 FORMAT_VERSION = 1
-_LAYER = re.compile(r"\.layers\.(\d+)\.")
 
 
 @dataclass
@@ -131,7 +130,7 @@ def write_embedder(student, target: Path, base: dict[str, Any]) -> dict[str, Any
     }
     target.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(target / "tap_A.safetensors"))
-    last = max(int(_LAYER.search(n).group(1)) for n in tap.names)
+    last = max(layer_index(n) for n in tap.names)
     total = _base_params(student.model.get_base_model())
     needed = _base_params_upto(student.model, last)
     spec = {

@@ -15,13 +15,12 @@ The cache is keyed by token ids and is valid only for one set of frozen weights:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-_LAYER = re.compile(r"\.layers\.(\d+)\.")
+from flipkd.models.layers import layer_index
 
 
 @dataclass
@@ -85,16 +84,14 @@ def frozen_depth(peft_model: torch.nn.Module, tap_names: list[str]) -> int:
     for name, module in peft_model.named_modules():
         if not hasattr(module, "lora_A"):
             continue
-        match = _LAYER.search(name + ".")
-        if match is None:
+        idx = layer_index(name)
+        if idx is None:
             if name.endswith("lm_head"):  # after the body: irrelevant to the prefix
                 continue
             return 0
-        idx = int(match.group(1))
         lowest = idx if lowest is None else min(lowest, idx)
     for name in tap_names:
-        match = _LAYER.search(name + ".")
-        idx = int(match.group(1)) if match else 0
+        idx = layer_index(name) or 0
         lowest = idx if lowest is None else min(lowest, idx)
     return lowest or 0
 

@@ -17,16 +17,14 @@ last tapped module: a representation-only pass never runs the layers above it.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from flipkd.errors import ConfigError
+from flipkd.models.layers import layer_and_leaf
 from flipkd.student.lora import lora_layers
-
-_LAYER_RE = re.compile(r"\.layers\.(\d+)\.(?:.*\.)?([A-Za-z_0-9]+)$")
 
 
 class TapStop(Exception):
@@ -37,9 +35,9 @@ def find_tap_modules(model: torch.nn.Module, layers: list[int], modules: list[st
     """Qualified names of the LoRA layers to tap, in forward order; validates the request."""
     found: dict[tuple[int, str], str] = {}
     for name in lora_layers(model):
-        m = _LAYER_RE.search(name)
-        if m:
-            found[(int(m.group(1)), m.group(2))] = name
+        where = layer_and_leaf(name)
+        if where:
+            found[where] = name
     n_layers = 1 + max((i for i, _ in found), default=-1)
     if n_layers == 0:
         raise ConfigError("student.tap: the model has no LoRA layers inside decoder layers")
