@@ -39,7 +39,7 @@ from flipkd.paths import cache_root, hash_text
 from flipkd.provenance import provenance
 from flipkd.recipes.pipeline import ensure_teacher, load_splits
 from flipkd.student import build_student
-from flipkd.student.lora import lora_layers
+from flipkd.student.lora import lora_a, lora_layers
 from flipkd.trainer.diagnose import effective_rank as diagnose_rank
 
 MODULES = ("q_proj", "o_proj", "up_proj", "down_proj")
@@ -183,7 +183,7 @@ def main() -> None:
     dev_y = [int(r.label) for r in dev]
     train_texts = sorted({int(i) for i in train_idx.flatten()})
     a_init = {
-        layer_and_leaf(n): layer.lora_A["default"].weight.detach()
+        layer_and_leaf(n): lora_a(layer).weight.detach()
         for n, layer in lora_layers(student.model).items()
     }
     gen = torch.Generator().manual_seed(0)

@@ -24,6 +24,7 @@ from flipkd.config import FlipkdConfig, apply_overrides
 from flipkd.config.loader import validate
 from flipkd.reproduce.profiles import PROFILES
 from flipkd.student import Student
+from flipkd.student.lora import lora_a
 from flipkd.trainer import train_student
 from flipkd.trainer.sampler import batch_indices
 
@@ -85,7 +86,7 @@ def student_costs(student: Student) -> dict[str, PassCost]:
     model, head = student.model, student.head
     gen = trace_modules(model, lambda: student.gen_forward([("a b", "c d")]), head)
     rep = trace_modules(model, lambda: student.rep_forward(["a b"]), head)
-    tap_a = sum(layer.lora_A[student.tap.adapter].weight.numel() for layer in student.tap.layers)
+    tap_a = sum(lora_a(layer, student.tap.adapter).weight.numel() for layer in student.tap.layers)
     return {"gen": pass_cost(gen), "rep": pass_cost(rep, tap_a=tap_a)}
 
 

@@ -25,13 +25,12 @@ cut passes and any architecture are counted from what actually executed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 
-_LORA_RE = re.compile(r"\.lora_[AB]\.")
+from flipkd.student.lora import lora_matrices
 
 
 @dataclass(frozen=True)
@@ -67,10 +66,10 @@ class PassCost:
         return asdict(self)
 
 
-def _kind(name: str, module: torch.nn.Module, head: torch.nn.Module | None) -> str:
+def _kind(module: torch.nn.Module, head: torch.nn.Module | None, lora: set) -> str:
     if head is not None and module is head:
         return "head"
-    if _LORA_RE.search(name + "."):
+    if module in lora:
         return "lora"
     return "embed" if isinstance(module, torch.nn.Embedding) else "base"
 
@@ -81,11 +80,12 @@ def trace_modules(
     """Modules holding parameters that ``run()`` executed (grad on), in execution order."""
     seen: dict[str, TracedModule] = {}
     handles = []
+    lora = lora_matrices(model)
     for name, module in model.named_modules():
         own = sum(p.numel() for p in module.parameters(recurse=False))
         if not own:
             continue
-        kind = _kind(name, module, head)
+        kind = _kind(module, head, lora)
 
         def hook(mod, args, name=name, own=own, kind=kind):
             grad = bool(args) and isinstance(args[0], torch.Tensor) and args[0].requires_grad

@@ -123,11 +123,10 @@ def write_embedder(student, target: Path, base: dict[str, Any]) -> dict[str, Any
     """Write the tapped A matrices (adapter key names) and ``embedder.json``; return the latter."""
     from safetensors.torch import save_file
 
+    from flipkd.student.lora import lora_a, lora_a_weights
+
     tap = student.tap
-    weights = {
-        f"{name}.lora_A.weight": layer.lora_A[tap.adapter].weight.detach().cpu().contiguous()
-        for name, layer in zip(tap.names, tap.layers, strict=True)
-    }
+    weights = lora_a_weights(dict(zip(tap.names, tap.layers, strict=True)), tap.adapter)
     target.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(target / "tap_A.safetensors"))
     last = max(layer_index(n) for n in tap.names)
@@ -136,7 +135,7 @@ def write_embedder(student, target: Path, base: dict[str, Any]) -> dict[str, Any
     spec = {
         "weights": "tap_A.safetensors",
         "modules": list(tap.names),
-        "ranks": [layer.lora_A[tap.adapter].out_features for layer in tap.layers],
+        "ranks": [lora_a(layer, tap.adapter).out_features for layer in tap.layers],
         "pool": tap.pool_how,
         "combine": tap.combine,
         "dim": tap.dim,

@@ -167,6 +167,34 @@ def lora_layers(model: torch.nn.Module) -> dict[str, LoraLayer]:
     return {name: mod for name, mod in model.named_modules() if isinstance(mod, LoraLayer)}
 
 
+def lora_a(layer: LoraLayer, adapter: str = "default") -> torch.nn.Linear:
+    """The A matrix (in → r) of ``adapter`` in one LoRA layer, as peft holds it: a linear
+    module whose ``weight`` is ``[r, in]``."""
+    return layer.lora_A[adapter]
+
+
+def lora_a_weights(
+    layers: dict[str, LoraLayer], adapter: str = "default"
+) -> dict[str, torch.Tensor]:
+    """The A weights of these LoRA layers (by qualified name), detached on the CPU and keyed
+    as in a saved peft adapter (``<name>.lora_A.weight``)."""
+    return {
+        f"{name}.lora_A.weight": lora_a(layer, adapter).weight.detach().cpu().contiguous()
+        for name, layer in layers.items()
+    }
+
+
+def lora_matrices(model: torch.nn.Module) -> set[torch.nn.Module]:
+    """The modules that hold LoRA's A and B matrices (every adapter), for telling them apart
+    from the base model's own modules."""
+    return {
+        matrix
+        for layer in lora_layers(model).values()
+        for matrices in (layer.lora_A, layer.lora_B)
+        for matrix in matrices.values()
+    }
+
+
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from flipkd.models.layers import layer_index
+from flipkd.student.lora import lora_layers
 
 
 @dataclass
@@ -81,9 +82,7 @@ def frozen_depth(peft_model: torch.nn.Module, tap_names: list[str]) -> int:
     if any(float(getattr(config, k, 0) or 0) > 0 for k in ("attention_dropout", "hidden_dropout")):
         return 0
     lowest = None
-    for name, module in peft_model.named_modules():
-        if not hasattr(module, "lora_A"):
-            continue
+    for name in lora_layers(peft_model):
         idx = layer_index(name)
         if idx is None:
             if name.endswith("lm_head"):  # after the body: irrelevant to the prefix

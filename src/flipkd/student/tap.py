@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from flipkd.errors import ConfigError
 from flipkd.models.layers import layer_and_leaf
-from flipkd.student.lora import lora_layers
+from flipkd.student.lora import lora_a, lora_layers
 
 
 class TapStop(Exception):
@@ -113,14 +113,14 @@ class ATap:
 
     @property
     def dim(self) -> int:
-        ranks = [layer.lora_A[self.adapter].out_features for layer in self.layers]
+        ranks = [lora_a(layer, self.adapter).out_features for layer in self.layers]
         return sum(ranks) if self.combine == "concat" else ranks[0]
 
     def _make_hook(self, index: int):
         def hook(module, args):
             if not (self._active or self.always_compute):
                 return None
-            a_weight = module.lora_A[self.adapter].weight
+            a_weight = lora_a(module, self.adapter).weight
             out = F.linear(args[0].to(a_weight.dtype), a_weight)
             if self._active:
                 self._store[index] = out
