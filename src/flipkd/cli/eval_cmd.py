@@ -11,6 +11,7 @@ import typer
 from flipkd.cli.teacher_cmd import split_limits
 from flipkd.config import DataConfig, load_config
 from flipkd.errors import ConfigError
+from flipkd.modes import MODES
 
 
 def _run_data(run: Path) -> DataConfig | None:
@@ -51,7 +52,7 @@ def eval_cmd(
     name = benchmark or data.benchmark
     limits = split_limits(data, name, max_pairs)
     seed = data.seed if data is not None else 0
-    if mode not in ("gen", "rep"):
+    if mode not in MODES:
         raise ConfigError(f"--mode must be gen or rep, not {mode!r}")
     result = evaluate_run(
         run, name, split, metric=metric, max_pairs=limits, seed=seed, ci=ci, mode=mode

@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from flipkd.errors import FlipkdError
+from flipkd.modes import MODES
 
-MODES = ("gen", "rep")
 DEFAULT_THRESHOLD = {"gen": 0.5, "rep": 0.5}
 COLUMNS = ("accuracy", "f1", "precision", "recall", "ap", "roc_auc", "spearman", "threshold", "n")
 REPORT_PREFIXES = ("agree/", "mask/")

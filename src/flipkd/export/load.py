@@ -29,8 +29,9 @@ import torch
 
 from flipkd.config import PromptConfig, StudentConfig, TapConfig
 from flipkd.errors import ModelError
-from flipkd.export.card import MODES, choose_thresholds, collect_evals
+from flipkd.export.card import choose_thresholds, collect_evals
 from flipkd.export.export import EXPORT_FILE, FORMAT_VERSION, base_hashes, read_student_run
+from flipkd.modes import MODES
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from flipkd.evaluation import resampled_pair_metric
-from flipkd.reproduce.scoring import MODES
+from flipkd.modes import metric_mode, metric_prefix
 
 CI_METRICS = ("f1", "accuracy", "ap", "roc_auc", "spearman")
 TABLE_COLUMNS = (
@@ -31,7 +31,7 @@ def _bootstrap(runs: list[dict], mode: str, metric: str, n: int, seed: int) -> t
     if n <= 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    prefix = "" if mode == "gen" else "rep_"
+    prefix = metric_prefix(mode)
     series = [
         (run["scores"]["test"][mode], run["scores"]["test"]["labels"],
          run["metrics"][f"{prefix}threshold"])
@@ -63,7 +63,7 @@ def paired_difference_interval(
     pairs = [(a, by_seed[a["seed"]]) for a in runs_a if a["seed"] in by_seed]
     if n <= 0 or not pairs:
         return float("nan"), float("nan")
-    prefix = "" if mode == "gen" else "rep_"
+    prefix = metric_prefix(mode)
     size = len(pairs[0][0]["scores"]["test"]["labels"])
     block = max(1, BOOTSTRAP_CHUNK // size)
     rng, values = np.random.default_rng(seed), []
@@ -100,8 +100,8 @@ def aggregate_rows(results: list[dict], order: list[str], bootstrap: int) -> lis
         for key in runs[0]["metrics"]:
             seeds = [r["metrics"][key] for r in runs]
             entry = {"mean": float(np.mean(seeds)), "seeds": seeds}
-            mode, base = ("rep", key[4:]) if key.startswith("rep_") else ("gen", key)
-            if base in CI_METRICS and mode in MODES:
+            mode, base = metric_mode(key)
+            if base in CI_METRICS:
                 entry["ci_low"], entry["ci_high"] = _bootstrap(runs, mode, base, bootstrap, 0)
             metrics[key] = entry
         row = {"name": name, "metrics": metrics, "seeds": len(runs),

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from flipkd.evaluation import best_threshold, pair_metrics
+from flipkd.modes import MODES, metric_prefix
 
-MODES = ("gen", "rep")
 PLOT_PAIRS = 300
 REPORTED = ("f1", "accuracy", "precision", "recall", "ap", "roc_auc", "spearman")
 
@@ -62,7 +62,7 @@ def evaluate_scores(scores: dict[str, Any]) -> dict[str, float]:
         test_s, test_y = np.array(scores["test"][mode]), np.array(scores["test"]["labels"])
         threshold = best_threshold(dev_s, dev_y, "f1")
         metrics = pair_metrics(test_s, test_y, threshold)
-        prefix = "" if mode == "gen" else "rep_"
+        prefix = metric_prefix(mode)
         out.update({f"{prefix}{k}": float(metrics[k]) for k in (*REPORTED, "threshold")})
     return out
 
@@ -73,6 +73,6 @@ def dev_metrics(scores: dict[str, Any]) -> dict[str, float]:
     for mode in MODES:
         s, y = np.array(scores["dev"][mode]), np.array(scores["dev"]["labels"])
         metrics = pair_metrics(s, y, best_threshold(s, y, "f1"))
-        prefix = "" if mode == "gen" else "rep_"
+        prefix = metric_prefix(mode)
         out.update({f"{prefix}{k}": float(metrics[k]) for k in ("roc_auc", "ap", "f1", "spearman")})
     return out

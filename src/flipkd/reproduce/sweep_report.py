@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from flipkd.evaluation.metrics import resampled_pair_metric
+from flipkd.modes import MODES, metric_prefix
 from flipkd.paths import atomic_file, write_json
 from flipkd.provenance import provenance
 
@@ -39,7 +40,7 @@ def paired_difference(a: dict, b: dict, mode: str, seed: int = 0) -> tuple[float
 
 
 def _metric(mode: str) -> str:
-    return "roc_auc" if mode == "gen" else "rep_roc_auc"
+    return f"{metric_prefix(mode)}roc_auc"
 
 
 def _cell(values: list[float], digits: int) -> str:
@@ -68,7 +69,7 @@ def summarise(records: list[dict]) -> list[dict]:
                 "eval_seconds": float(np.mean([r["eval_seconds"] for r in runs])),
             }  # fmt: skip
             if variant != base:
-                for mode in ("gen", "rep"):
+                for mode in MODES:
                     diffs = [
                         paired_difference(r, by[(base, row, r["seed"])], mode)
                         for r in runs if (base, row, r["seed"]) in by

@@ -15,8 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from flipkd.errors import ModelError
-
-MODES = ("gen", "rep")
+from flipkd.modes import MODES
 
 
 @runtime_checkable

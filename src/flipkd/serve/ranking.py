@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from flipkd.modes import MODES
 from flipkd.serve.index import FaqIndex, Hit
-from flipkd.serve.protocol import MODES, Matcher
+from flipkd.serve.protocol import Matcher
 
 
 def encode_checked(matcher: Matcher, texts: list[str]) -> list[np.ndarray]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
 )
 
+from flipkd.modes import Mode
 from flipkd.serve.texts import lone_surrogate, printable, text_problem
 
 
@@ -103,7 +104,7 @@ class MatchRequest(_Body):
     """``POST /match``: pairs of texts and the scoring mode."""
 
     pairs: list[Pair]
-    mode: Literal["gen", "rep"] = "gen"
+    mode: Mode = "gen"
 
     @field_validator("pairs")
     @classmethod

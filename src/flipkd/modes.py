@@ -1,0 +1,33 @@
+"""The two ways a student scores a pair, named once for evaluation, export and serving.
+
+* ``gen``: the generated label — P(positive label word), in [0, 1];
+* ``rep``: the representation — the A-tap cosine of the two texts.
+
+Metrics of both modes share one record; rep metrics carry a ``rep_`` prefix
+(``roc_auc`` is gen's, ``rep_roc_auc`` rep's). A light module (no torch), so the
+serve layer and the CLI can import it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Mode = Literal["gen", "rep"]
+MODES: tuple[Mode, ...] = ("gen", "rep")
+
+
+def check_mode(mode: str) -> Mode:
+    """``mode`` itself, or a :class:`ValueError` naming the known modes."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, not {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
+def metric_prefix(mode: str) -> str:
+    """The prefix of ``mode``'s metric names: ``""`` for gen, ``"rep_"`` for rep."""
+    return "" if check_mode(mode) == "gen" else "rep_"
+
+
+def metric_mode(key: str) -> tuple[Mode, str]:
+    """Split a metric name into its mode and bare name (``"rep_f1"`` -> ``("rep", "f1")``)."""
+    return ("rep", key.removeprefix("rep_")) if key.startswith("rep_") else ("gen", key)
