@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -299,7 +300,7 @@ def test_load_refuses_unknown_dirs_and_a_changed_base(exported, tmp_path):
 
 def test_export_of_a_ladder_row_takes_its_dev_thresholds(run, tmp_path):
     """A ``flipkd reproduce`` row has no eval/ folder; its result.json carries both thresholds."""
-    from flipkd.export.card import choose_thresholds, collect_evals
+    from flipkd.export.thresholds import choose_thresholds, collect_evals
 
     row = tmp_path / "fip-s0"
     shutil.copytree(run, row, ignore=shutil.ignore_patterns("eval"))
@@ -320,3 +321,36 @@ def test_export_of_a_ladder_row_takes_its_dev_thresholds(run, tmp_path):
     # a teacher row gives no student threshold
     (row / "result.json").write_text(json.dumps({**ladder, "row": "teacher"}))
     assert choose_thresholds(collect_evals(row))[1]["gen"].startswith("default")
+
+
+def test_flipkd_json_is_checked_against_its_schema(exported, tmp_path):
+    """flipkd.json is read through export/spec.py: a bad field fails in one line, naming it."""
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy, ignore=shutil.ignore_patterns("merged"))
+    spec = _spec(copy)
+    cases = {
+        "missing field(s) tap": {k: v for k, v in spec.items() if k != "tap"},
+        "thresholds: no threshold for rep": {**spec, "thresholds": {"gen": 0.5}},
+        "max_length": {**spec, "max_length": "long"},
+        "format 99 is newer": {**spec, "format_version": 99},
+    }
+    for message, content in cases.items():
+        (copy / "flipkd.json").write_text(json.dumps(content))
+        with pytest.raises(ModelError, match=re.escape(message)) as err:
+            flipkd.load(copy)
+        assert "\n" not in str(err.value) and "flipkd.json" in str(err.value)
+
+
+def test_eval_scores_a_student_run_as_the_matcher_does(run):
+    """``flipkd eval``'s scorer for student runs (export/scoring.py) loads the run once."""
+    from types import SimpleNamespace
+
+    from flipkd.evaluation.evaluator import _scorer
+
+    pairs = [SimpleNamespace(text_a=a, text_b=b) for a, b in PAIRS]
+    matcher = flipkd.load(run)
+    scorer = _scorer("student")
+    gen = scorer(run, pairs, benchmark="mqp", mode="gen")
+    np.testing.assert_allclose(gen, matcher.score_pairs(PAIRS, "gen"), atol=1e-6, rtol=0)
+    rep = scorer(run, pairs, benchmark="mqp", mode="rep")
+    np.testing.assert_allclose(rep, matcher.cosine_pairs(PAIRS), atol=1e-6, rtol=0)

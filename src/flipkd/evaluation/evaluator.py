@@ -45,7 +45,7 @@ class Scorer(Protocol):
 
 _RUN_KINDS: dict[str, str | Scorer] = {
     "teacher": "flipkd.teacher.scoring:score_pairs",
-    "student": "flipkd.student.scoring:score_run_pairs",
+    "student": "flipkd.export.scoring:score_run_pairs",
 }
 
 

@@ -1,10 +1,10 @@
-"""What a run's results say: dev thresholds, and the model card (``README.md``) of an export.
+"""The model card (``README.md``) of an export.
 
-Everything is read from the run directory: evaluation JSONs (``RUN/eval/*.json``
-and any given with ``--eval``) give the per-mode thresholds and the metrics
-table; ``best.json`` the dev metrics during training; ``logs/train.jsonl`` the
-distillation report (teacher agreement, mask statistics and loss terms,
-averaged over the last logged steps); ``RUN/plots/*.png`` the plots.
+Everything is read from the run directory: evaluation JSONs (``RUN/eval/*.json`` and any
+given with ``--eval``, see ``thresholds.py``) give the metrics table; ``best.json`` the dev
+metrics during training; ``logs/train.jsonl`` the distillation report (teacher agreement,
+mask statistics and loss terms, averaged over the last logged steps); ``RUN/plots/*.png``
+the plots.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from typing import Any
 
 import yaml
 
-from flipkd.errors import FlipkdError
+from flipkd.export.thresholds import flat_metrics
 from flipkd.modes import MODES
 
-DEFAULT_THRESHOLD = {"gen": 0.5, "rep": 0.5}
 COLUMNS = ("accuracy", "f1", "precision", "recall", "ap", "roc_auc", "spearman", "threshold", "n")
 REPORT_PREFIXES = ("agree/", "mask/")
 LOSS_TERMS = ("loss", "gen", "contrast", "dist")
@@ -31,111 +30,6 @@ THRESHOLD_NOTE = (
 TAGS = ["flipkd", "knowledge-distillation", "text-matching", "lora", "peft"]
 
 
-# --- thresholds -------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FlipkdError("eval JSON not found", where=str(path))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise FlipkdError(f"invalid JSON ({err.msg})", where=f"{path}:{err.lineno}") from None
-    if not isinstance(data, dict):
-        raise FlipkdError("eval JSON must be an object", where=str(path))
-    return data
-
-
-def ladder_eval(result: dict[str, Any]) -> dict[str, Any] | None:
-    """A ladder row's ``RUN/result.json`` as an eval result (``None`` for a teacher row).
-
-    ``flipkd reproduce`` names gen metrics bare (``threshold``, ``f1``) and rep metrics
-    ``rep_*``, both chosen on dev and read on test; here they become ``gen_*`` / ``rep_*``.
-    """
-    if result.get("row") in (None, "teacher"):
-        return None
-    metrics = _flat(result.get("metrics") or {})
-    named = {k if k.startswith("rep_") else f"gen_{k}": v for k, v in metrics.items()}
-    return {
-        "kind": "student",
-        "benchmark": f"ladder row {result['row']} (seed {result.get('seed', '?')})",
-        "split": "test",
-        "threshold_from": "dev",
-        "metrics": named,
-    }
-
-
-def collect_evals(
-    run_dir: Path, extra: list[Path] | tuple[Path, ...] = ()
-) -> list[tuple[Path, dict]]:
-    """Explicit eval JSONs first (in the order given), then ``RUN/eval/*.json`` by name,
-    then a ladder row's ``RUN/result.json`` (written by ``flipkd reproduce``)."""
-    paths = [Path(p) for p in extra] + sorted((Path(run_dir) / "eval").glob("*.json"))
-    seen, out = set(), []
-    for path in paths:
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
-            out.append((path, _read_json(path)))
-    ladder = Path(run_dir) / "result.json"
-    if ladder.is_file() and ladder.resolve() not in seen:
-        converted = ladder_eval(_read_json(ladder))
-        if converted is not None:
-            out.append((ladder, converted))
-    return out
-
-
-def eval_thresholds(result: dict[str, Any]) -> dict[str, float]:
-    """Dev-chosen thresholds in one eval JSON, on the serving scale [0, 1].
-
-    Recognised: ``{"mode": "gen"|"rep", "metrics": {"threshold": t}}`` (an
-    ``evaluate_run`` result with the scoring mode recorded) and metrics named per
-    mode (``gen_threshold``, ``rep_threshold``). A rep threshold there is a
-    cosine (what ``flipkd.student.score_pairs`` returns) and is mapped to
-    ``(t + 1) / 2``, the scale of ``FlipkdMatcher.score_pairs(mode="rep")``.
-    Teacher results carry no student threshold and give ``{}``.
-    """
-    if result.get("kind") not in (None, "student"):
-        return {}
-    metrics = result.get("metrics") or {}
-    found = {m: metrics[f"{m}_threshold"] for m in MODES if f"{m}_threshold" in metrics}
-    if result.get("mode") in MODES and "threshold" in metrics:
-        found[result["mode"]] = metrics["threshold"]
-    return {m: cosine_to_unit(float(t)) if m == "rep" else float(t) for m, t in found.items()}
-
-
-def cosine_to_unit(cosine: float) -> float:
-    """Map a cosine in [-1, 1] to [0, 1] as ``(cos + 1) / 2`` (clipped)."""
-    return min(1.0, max(0.0, (cosine + 1.0) / 2.0))
-
-
-def choose_thresholds(
-    evals: list[tuple[Path, dict]], explicit: int = 0
-) -> tuple[dict[str, float], dict[str, str]]:
-    """Per mode: the first eval JSON's dev threshold, else the default; and where each came from.
-
-    Args:
-        evals: ``(path, result)`` pairs, explicit ones first.
-        explicit: How many leading entries the user named; each must give a threshold.
-    """
-    values, sources = dict(DEFAULT_THRESHOLD), {}
-    for i, (path, result) in enumerate(evals):
-        found = eval_thresholds(result)
-        if i < explicit and not found:
-            raise FlipkdError(
-                "no student threshold: needs 'mode' (gen/rep) with metrics.threshold, "
-                "or metrics.gen_threshold / metrics.rep_threshold",
-                where=str(path),
-            )
-        for mode, value in found.items():
-            if mode not in sources:
-                origin = result.get("threshold_from", "dev")
-                values[mode], sources[mode] = value, f"{path.name} (chosen on {origin})"
-    for mode in MODES:
-        if mode not in sources:
-            what = "P(positive word) = 0.5" if mode == "gen" else "cosine 0"
-            sources[mode] = f"default {DEFAULT_THRESHOLD[mode]} ({what}; no dev threshold found)"
-    return values, sources
-
-
-# --- the card -------------------------------------------------------------------------------
 def copy_plots(run_dir: Path, target: Path) -> list[str]:
     """Copy ``RUN/plots/*.png`` to ``target``; return the copied names."""
     names = []
@@ -146,18 +40,14 @@ def copy_plots(run_dir: Path, target: Path) -> list[str]:
     return names
 
 
-def _flat(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metrics.items() if not isinstance(v, Mapping | list)}
-
-
 def _split_modes(label: str, metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """One row per mode when metrics are named ``gen_*`` / ``rep_*``; else one row."""
     rows: dict[str, dict[str, Any]] = {}
-    for key, value in _flat(metrics).items():
+    for key, value in flat_metrics(metrics).items():
         mode, sep, rest = key.partition("_")
         if sep and mode in MODES:
             rows.setdefault(f"{label} [{mode}]", {})[rest] = value
-    return rows or {label: _flat(metrics)}
+    return rows or {label: flat_metrics(metrics)}
 
 
 def metric_rows(evals: list[tuple[Path, dict]], run_dir: Path) -> dict[str, dict[str, Any]]:

@@ -30,14 +30,13 @@ from typing import Any
 
 from flipkd.config import FlipkdConfig, load_config
 from flipkd.errors import FlipkdError
-from flipkd.export.card import choose_thresholds, collect_evals, copy_plots, write_card
+from flipkd.export.card import copy_plots, write_card
+from flipkd.export.spec import EXPORT_FILE, FORMAT, FORMAT_VERSION, ExportSpec
+from flipkd.export.thresholds import choose_thresholds, collect_evals
 from flipkd.models.layers import layer_index
 from flipkd.paths import atomic_dir, hash_files, write_json
 
 log = logging.getLogger(__name__)
-
-EXPORT_FILE = "flipkd.json"
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -188,41 +187,41 @@ def build_spec(
     base: dict[str, Any],
     thresholds: dict[str, float],
     sources: dict[str, str],
-) -> dict[str, Any]:
-    """The content of ``flipkd.json``."""
+) -> ExportSpec:
+    """The content of ``flipkd.json`` (embedder, plots and merged are added while writing)."""
     import flipkd
 
     cfg, info = run.config, run.info
-    return {
-        "format": "flipkd-export",
-        "format_version": FORMAT_VERSION,
-        "flipkd_version": flipkd.__version__,
-        "name": cfg.name,
-        "benchmark": info.get("benchmark", cfg.data.benchmark),
-        "base_model": base,
-        "adapter": {
+    return ExportSpec(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        flipkd_version=flipkd.__version__,
+        name=cfg.name,
+        benchmark=info.get("benchmark", cfg.data.benchmark),
+        base_model=base,
+        adapter={
             "dir": "adapter",
             "from_run": run.adapter_dir.name,
             **cfg.student.lora.model_dump(mode="json"),
         },
-        "tap": tap_spec(student, cfg.student.tap.layers, cfg.student.tap.modules),
-        "prompt": prompt_spec(student),
-        "max_length": student.max_length,
-        "max_text_length": student.max_text_length,
-        "thresholds": thresholds,
-        "threshold_sources": sources,
-        "scores": {
+        tap=tap_spec(student, cfg.student.tap.layers, cfg.student.tap.modules),
+        prompt=prompt_spec(student),
+        max_length=student.max_length,
+        max_text_length=student.max_text_length,
+        thresholds=thresholds,
+        threshold_sources=sources,
+        scores={
             "gen": "P(positive label word): softmax over the two label-word logits at the answer",
             "rep": "(cos + 1) / 2 of the two A-tap representations (cosine_pairs: raw cosine)",
         },
-        "teacher": {
+        teacher={
             "model": info.get("teacher_model"),
             "weights_hash": info.get("teacher_weights_hash"),
             "cache": info.get("teacher_cache"),
         },
-        "config_hash": info.get("config_hash"),
-        "run": str(run.path.resolve()),
-    }
+        config_hash=info.get("config_hash"),
+        run=str(run.path.resolve()),
+    )
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -293,16 +292,17 @@ def export_run(
     with atomic_dir(out) as tmp:
         _copy_adapter(run.adapter_dir, tmp / "adapter", base)
         student.tokenizer.save_pretrained(str(tmp / "tokenizer"))
-        spec["embedder"] = {"dir": "embedder", **write_embedder(student, tmp / "embedder", base)}
+        spec.embedder = {"dir": "embedder", **write_embedder(student, tmp / "embedder", base)}
         shutil.copy2(run.path / "config.yaml", tmp / "config.yaml")
         for path, result in evals:
             if not (tmp / "eval" / path.name).exists():  # an explicit JSON wins a name clash
                 write_json(tmp / "eval" / path.name, result)
-        spec["plots"] = copy_plots(run.path, tmp / "plots")
-        spec["merged"] = "merged" if merged else None
+        spec.plots = copy_plots(run.path, tmp / "plots")
+        spec.merged = "merged" if merged else None
         if merged:
             _write_merged(student, tmp / "merged")
-        write_json(tmp / EXPORT_FILE, spec)
-        write_card(tmp, spec, run.path, evals)
+        content = spec.to_json()
+        write_json(tmp / EXPORT_FILE, content)
+        write_card(tmp, content, run.path, evals)
     log.info("exported %s to %s", run.path, out)
-    return spec
+    return content

@@ -18,7 +18,6 @@ still reads ``A · x`` on the merged model, so both modes keep working.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,8 +28,9 @@ import torch
 
 from flipkd.config import PromptConfig, StudentConfig, TapConfig
 from flipkd.errors import ModelError
-from flipkd.export.card import choose_thresholds, collect_evals
-from flipkd.export.export import EXPORT_FILE, FORMAT_VERSION, base_hashes, read_student_run
+from flipkd.export.export import base_hashes, read_student_run
+from flipkd.export.spec import EXPORT_FILE, BaseRef, ExportSpec, read_spec
+from flipkd.export.thresholds import choose_thresholds, collect_evals
 from flipkd.modes import MODES
 
 log = logging.getLogger(__name__)
@@ -99,29 +99,13 @@ class FlipkdMatcher:
         return f"FlipkdMatcher({self.name!r}, threshold={self.threshold}, merged={self.merged})"
 
 
-REQUIRED = ("base_model", "tap", "prompt", "max_length", "max_text_length", "thresholds")
-
-
 # --- where the pieces are ---------------------------------------------------------------------
-def _export_source(path: Path) -> tuple[dict[str, Any], Path]:
-    try:
-        spec = json.loads((path / EXPORT_FILE).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ModelError(
-            f"invalid JSON ({err.msg})", where=f"{path / EXPORT_FILE}:{err.lineno}"
-        ) from None
-    where = str(path / EXPORT_FILE)
-    if spec.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelError(
-            f"format {spec['format_version']} is newer than this flipkd's", where=where
-        )
-    missing = [k for k in REQUIRED if k not in spec]
-    if missing:
-        raise ModelError(f"missing field(s) {', '.join(missing)}", where=where)
-    return spec, path / spec.get("adapter", {}).get("dir", "adapter")
+def _export_source(path: Path) -> tuple[ExportSpec, Path]:
+    spec = read_spec(path / EXPORT_FILE)
+    return spec, path / spec.adapter_dir
 
 
-def _run_source(path: Path) -> tuple[dict[str, Any], Path]:
+def _run_source(path: Path) -> tuple[ExportSpec, Path]:
     """The flipkd.json-equivalent of a student run (base resolved, not hashed)."""
     from flipkd.student.prompt import resolve_prompt
 
@@ -131,71 +115,69 @@ def _run_source(path: Path) -> tuple[dict[str, Any], Path]:
         sc.prompt.language, sc.prompt.template, sc.prompt.label_words, run.config.data.benchmark
     )
     thresholds, sources = choose_thresholds(collect_evals(path))
-    spec = {
-        "name": run.config.name,
-        "base_model": {"name": sc.model, "registered": None, "path": None},
-        "tap": sc.tap.model_dump(mode="json"),
-        "prompt": {
+    spec = ExportSpec(
+        name=run.config.name,
+        base_model=BaseRef(name=sc.model, registered=None, path=None),
+        tap=sc.tap.model_dump(mode="json"),
+        prompt={
             "language": prompt.language,
             "template": prompt.template,
             "label_words": list(prompt.label_words),
             "use_chat_template": sc.prompt.use_chat_template,
         },
-        "max_length": sc.max_length,
-        "max_text_length": sc.max_text_length,
-        "thresholds": thresholds,
-        "threshold_sources": sources,
-    }
+        max_length=sc.max_length,
+        max_text_length=sc.max_text_length,
+        thresholds=thresholds,
+        threshold_sources=sources,
+    )
     return spec, run.adapter_dir
 
 
-SOURCES: dict[str, Callable[[Path], tuple[dict[str, Any], Path]]] = {
+SOURCES: dict[str, Callable[[Path], tuple[ExportSpec, Path]]] = {
     EXPORT_FILE: _export_source,
     "run.json": _run_source,
 }
 
 
-def _base_path(base: dict[str, Any]) -> str:
+def _base_path(base: BaseRef) -> str:
     """Registered name → registry (converted on demand); else the recorded path, else the name."""
     from flipkd.models import REGISTRY, resolve_student
 
-    if base.get("registered") or base["name"] in REGISTRY:
-        return resolve_student(base["name"]).path
-    for candidate in (base.get("path"), base["name"]):
+    if base.registered or base.name in REGISTRY:
+        return resolve_student(base.name).path
+    for candidate in (base.path, base.name):
         if candidate and Path(candidate).expanduser().is_dir():
             return str(Path(candidate).expanduser())
-    return resolve_student(base["name"]).path  # a hub id, or a one-line ModelError
+    return resolve_student(base.name).path  # a hub id, or a one-line ModelError
 
 
-def _verify_base(base: dict[str, Any], path: str, hash_weights: bool) -> None:
-    recorded = {k: base.get(k) for k in ("config_hash", "weights_hash") if base.get(k)}
+def _verify_base(base: BaseRef, path: str, hash_weights: bool) -> None:
+    recorded = {k: getattr(base, k) for k in ("config_hash", "weights_hash") if getattr(base, k)}
     if not recorded or not Path(path).is_dir():
         return
     found = base_hashes(Path(path), hash_weights=hash_weights and "weights_hash" in recorded)
     for key, value in recorded.items():
         if key in found and found[key] != value:
             raise ModelError(
-                f"base model {base['name']!r} differs from the exported one ({key} {found[key]} != "
+                f"base model {base.name!r} differs from the exported one ({key} {found[key]} != "
                 f"{value}); use the base the adapter was trained on",
                 where=path,
             )
 
 
-def _student_config(spec: dict[str, Any], base_path: str) -> StudentConfig:
+def _student_config(spec: ExportSpec, base_path: str) -> StudentConfig:
     """The recorded tap and prompt as a student config (LoRA settings come with the adapter)."""
-    tap = {k: spec["tap"][k] for k in TapConfig.model_fields}
-    prompt = {k: spec["prompt"][k] for k in PromptConfig.model_fields}
     return StudentConfig(
         model=base_path,
-        tap=TapConfig(**tap),
-        prompt=PromptConfig(**prompt),
-        max_length=spec["max_length"],
-        max_text_length=spec["max_text_length"],
+        tap=TapConfig(**spec.tap.model_dump(include=set(TapConfig.model_fields))),
+        prompt=PromptConfig(**spec.prompt.model_dump(include=set(PromptConfig.model_fields))),
+        max_length=spec.max_length,
+        max_text_length=spec.max_text_length,
     )
 
 
-def _check_labels(student, spec: dict[str, Any], where: str) -> None:
-    recorded = spec["prompt"].get("label_token_ids")
+def _check_labels(student, spec: ExportSpec, where: str) -> None:
+    recorded = spec.prompt.label_token_ids
     if recorded is not None and list(student.label_ids) != list(recorded):
         raise ModelError(
             f"label words tokenise to {list(student.label_ids)}, the export recorded {recorded}: "
@@ -242,8 +224,8 @@ def load_matcher(
     if threads:
         torch.set_num_threads(threads)
     spec, adapter_dir = SOURCES[kind](path)
-    base_path = _base_path(spec["base_model"])
-    _verify_base(spec["base_model"], base_path, verify_base)
+    base_path = _base_path(spec.base_model)
+    _verify_base(spec.base_model, base_path, verify_base)
     model, tokenizer = load_base(base_path)
     student = assemble_student(
         model, tokenizer, _student_config(spec, base_path), adapter_dir=adapter_dir, trainable=False
@@ -252,4 +234,4 @@ def load_matcher(
     student.model.eval()
     merged = merge and _try_merge(student)
     log.info("loaded %s (%s) on base %s, merged=%s", path, kind, base_path, merged)
-    return FlipkdMatcher(path.resolve().name, student, spec, merged=merged)
+    return FlipkdMatcher(path.resolve().name, student, spec.to_json(), merged=merged)

@@ -1,4 +1,8 @@
-"""Student pair scores for ``flipkd eval`` (the ``student`` run kind)."""
+"""Student pair scores for ``flipkd eval`` (the ``student`` run kind).
+
+The run directory is loaded as ``flipkd.load`` loads it (:func:`load_matcher`), once per
+run, so ``flipkd eval`` scores exactly what an export of the run would serve.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from flipkd.export.load import FlipkdMatcher, load_matcher
+
 
 @lru_cache(maxsize=2)
-def _matcher(run_dir: str):
-    import flipkd
-
-    return flipkd.load(run_dir)
+def _matcher(run_dir: str) -> FlipkdMatcher:
+    return load_matcher(run_dir)
 
 
 def score_run_pairs(

@@ -1,0 +1,127 @@
+"""What a run's results say about the decision thresholds, per scoring mode.
+
+Evaluation JSONs (``RUN/eval/*.json`` and any given with ``--eval``) and a ladder row's
+``RUN/result.json`` carry the thresholds chosen on dev; :func:`choose_thresholds` takes the
+first one per mode, else the default. Export writes them into ``flipkd.json``; loading a
+run directory reads them from the run the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flipkd.errors import FlipkdError
+from flipkd.modes import MODES
+
+DEFAULT_THRESHOLD = {"gen": 0.5, "rep": 0.5}
+
+
+def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar entries of a metrics record (intervals and per-seed lists left out)."""
+    return {k: v for k, v in metrics.items() if not isinstance(v, Mapping | list)}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FlipkdError("eval JSON not found", where=str(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise FlipkdError(f"invalid JSON ({err.msg})", where=f"{path}:{err.lineno}") from None
+    if not isinstance(data, dict):
+        raise FlipkdError("eval JSON must be an object", where=str(path))
+    return data
+
+
+def ladder_eval(result: dict[str, Any]) -> dict[str, Any] | None:
+    """A ladder row's ``RUN/result.json`` as an eval result (``None`` for a teacher row).
+
+    ``flipkd reproduce`` names gen metrics bare (``threshold``, ``f1``) and rep metrics
+    ``rep_*``, both chosen on dev and read on test; here they become ``gen_*`` / ``rep_*``.
+    """
+    if result.get("row") in (None, "teacher"):
+        return None
+    metrics = flat_metrics(result.get("metrics") or {})
+    named = {k if k.startswith("rep_") else f"gen_{k}": v for k, v in metrics.items()}
+    return {
+        "kind": "student",
+        "benchmark": f"ladder row {result['row']} (seed {result.get('seed', '?')})",
+        "split": "test",
+        "threshold_from": "dev",
+        "metrics": named,
+    }
+
+
+def collect_evals(
+    run_dir: Path, extra: list[Path] | tuple[Path, ...] = ()
+) -> list[tuple[Path, dict]]:
+    """Explicit eval JSONs first (in the order given), then ``RUN/eval/*.json`` by name,
+    then a ladder row's ``RUN/result.json`` (written by ``flipkd reproduce``)."""
+    paths = [Path(p) for p in extra] + sorted((Path(run_dir) / "eval").glob("*.json"))
+    seen, out = set(), []
+    for path in paths:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            out.append((path, _read_json(path)))
+    ladder = Path(run_dir) / "result.json"
+    if ladder.is_file() and ladder.resolve() not in seen:
+        converted = ladder_eval(_read_json(ladder))
+        if converted is not None:
+            out.append((ladder, converted))
+    return out
+
+
+def eval_thresholds(result: dict[str, Any]) -> dict[str, float]:
+    """Dev-chosen thresholds in one eval JSON, on the serving scale [0, 1].
+
+    Recognised: ``{"mode": "gen"|"rep", "metrics": {"threshold": t}}`` (an
+    ``evaluate_run`` result with the scoring mode recorded) and metrics named per
+    mode (``gen_threshold``, ``rep_threshold``). A rep threshold there is a
+    cosine (what ``flipkd.student.score_pairs`` returns) and is mapped to
+    ``(t + 1) / 2``, the scale of ``FlipkdMatcher.score_pairs(mode="rep")``.
+    Teacher results carry no student threshold and give ``{}``.
+    """
+    if result.get("kind") not in (None, "student"):
+        return {}
+    metrics = result.get("metrics") or {}
+    found = {m: metrics[f"{m}_threshold"] for m in MODES if f"{m}_threshold" in metrics}
+    if result.get("mode") in MODES and "threshold" in metrics:
+        found[result["mode"]] = metrics["threshold"]
+    return {m: cosine_to_unit(float(t)) if m == "rep" else float(t) for m, t in found.items()}
+
+
+def cosine_to_unit(cosine: float) -> float:
+    """Map a cosine in [-1, 1] to [0, 1] as ``(cos + 1) / 2`` (clipped)."""
+    return min(1.0, max(0.0, (cosine + 1.0) / 2.0))
+
+
+def choose_thresholds(
+    evals: list[tuple[Path, dict]], explicit: int = 0
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Per mode: the first eval JSON's dev threshold, else the default; and where each came from.
+
+    Args:
+        evals: ``(path, result)`` pairs, explicit ones first.
+        explicit: How many leading entries the user named; each must give a threshold.
+    """
+    values, sources = dict(DEFAULT_THRESHOLD), {}
+    for i, (path, result) in enumerate(evals):
+        found = eval_thresholds(result)
+        if i < explicit and not found:
+            raise FlipkdError(
+                "no student threshold: needs 'mode' (gen/rep) with metrics.threshold, "
+                "or metrics.gen_threshold / metrics.rep_threshold",
+                where=str(path),
+            )
+        for mode, value in found.items():
+            if mode not in sources:
+                origin = result.get("threshold_from", "dev")
+                values[mode], sources[mode] = value, f"{path.name} (chosen on {origin})"
+    for mode in MODES:
+        if mode not in sources:
+            what = "P(positive word) = 0.5" if mode == "gen" else "cosine 0"
+            sources[mode] = f"default {DEFAULT_THRESHOLD[mode]} ({what}; no dev threshold found)"
+    return values, sources
