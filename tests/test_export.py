@@ -20,6 +20,7 @@ import flipkd.cli.main as cli_main
 from flipkd.config import StudentConfig
 from flipkd.errors import FlipkdError, ModelError
 from flipkd.export import export_run
+from flipkd.modes import SCORE_RANGE
 from flipkd.serve.protocol import check_matcher
 from flipkd.serve.protocol import load_matcher as serve_load
 from flipkd.student import assemble_student, encode, load_base, score_pairs
@@ -98,15 +99,15 @@ def test_round_trip_scores_equal_the_in_memory_student(matcher, reference, run):
     gen, cos = score_pairs(reference, PAIRS, "gen"), score_pairs(reference, PAIRS, "rep")
     assert matcher.merged
     np.testing.assert_allclose(matcher.score_pairs(PAIRS, "gen"), gen, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(matcher.score_pairs(PAIRS, "rep"), cos, atol=1e-6, rtol=0)
     np.testing.assert_allclose(matcher.cosine_pairs(PAIRS), cos, atol=1e-6, rtol=0)
-    np.testing.assert_allclose(matcher.score_pairs(PAIRS, "rep"), (cos + 1) / 2, atol=1e-6, rtol=0)
     np.testing.assert_allclose(matcher.encode(TEXTS), encode(reference, TEXTS), atol=1e-6, rtol=0)
     unmerged = flipkd.load(run.parent / "export", merge=False)  # bitwise without the merge
     assert np.array_equal(unmerged.score_pairs(PAIRS, "gen"), gen)
     assert np.array_equal(unmerged.cosine_pairs(PAIRS), cos)
     from_run = flipkd.load(run, merge=False)  # a run directory loads the same way
     assert np.array_equal(from_run.score_pairs(PAIRS, "gen"), gen)
-    assert from_run.threshold["rep"] == pytest.approx(0.7)
+    assert from_run.threshold["rep"] == pytest.approx(0.4)  # the eval JSON's cosine
 
 
 def test_matcher_satisfies_the_serve_protocol(matcher, exported):
@@ -116,9 +117,9 @@ def test_matcher_satisfies_the_serve_protocol(matcher, exported):
     emb = matcher.encode(TEXTS)
     assert emb.dtype == np.float32 and emb.shape == (4, matcher.student.tap.dim)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
-    for mode in ("gen", "rep"):
+    for mode, (low, high) in SCORE_RANGE.items():
         scores = matcher.score_pairs(PAIRS, mode)
-        assert scores.shape == (4,) and ((scores >= 0) & (scores <= 1)).all()
+        assert scores.shape == (4,) and ((scores >= low) & (scores <= high)).all()
     same_text = matcher.score_pairs(PAIRS, "rep")[3]
     assert same_text == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError):
@@ -171,7 +172,8 @@ def test_flipkd_json_names_base_tap_prompt_thresholds_teacher(exported, run, tin
     assert spec["tap"]["layers"] == [0, -1] and spec["tap"]["modules"] == ["down_proj"]
     assert len(spec["tap"]["module_names"]) == 2 and spec["tap"]["pool"] == "mean"
     assert spec["prompt"]["label_words"] == ["yes", "no"] and spec["prompt"]["chat_template"]
-    assert spec["thresholds"] == {"gen": 0.5, "rep": pytest.approx(0.7)}  # (0.4 + 1) / 2
+    assert spec["format_version"] == 2  # 2: rep thresholds are cosines
+    assert spec["thresholds"] == {"gen": 0.5, "rep": pytest.approx(0.4)}
     assert spec["threshold_sources"]["rep"].startswith("mqp-test.json")
     assert spec["threshold_sources"]["gen"].startswith("default")
     assert spec["teacher"]["model"] == info["teacher_model"] == "synthetic"
@@ -234,7 +236,7 @@ def test_cli_export_with_explicit_eval_threshold(monkeypatch, run, tmp_path, cap
         monkeypatch, "export", str(run), "--out", str(tmp_path / "out"), "--eval", str(gen_eval)
     )
     spec = _spec(tmp_path / "out")
-    assert spec["thresholds"] == {"gen": 0.3, "rep": pytest.approx(0.7)}
+    assert spec["thresholds"] == {"gen": 0.3, "rep": pytest.approx(0.4)}
     assert spec["merged"] is None and not (tmp_path / "out" / "merged").exists()
     assert "threshold[gen] = 0.3000  from gen.json" in capsys.readouterr().out
 
@@ -308,11 +310,11 @@ def test_export_of_a_ladder_row_takes_its_dev_thresholds(run, tmp_path):
     ladder = {"row": "fip", "seed": 0, "scores": {"test": {"gen": [0.1]}}, "metrics": metrics}
     (row / "result.json").write_text(json.dumps(ladder))
     values, sources = choose_thresholds(collect_evals(row))
-    assert values == {"gen": 0.3, "rep": pytest.approx(0.6)}  # rep cosine 0.2 -> (0.2 + 1) / 2
+    assert values == {"gen": 0.3, "rep": pytest.approx(0.2)}  # rep: the cosine itself
     assert sources["gen"].startswith("result.json (chosen on dev")
     export_run(row, tmp_path / "out")
     spec = json.loads((tmp_path / "out" / "flipkd.json").read_text())
-    assert spec["thresholds"] == {"gen": 0.3, "rep": pytest.approx(0.6)}
+    assert spec["thresholds"] == {"gen": 0.3, "rep": pytest.approx(0.2)}
     card = (tmp_path / "out" / "README.md").read_text()
     assert (
         "ladder row fip (seed 0)/test [gen]" in card
@@ -339,6 +341,18 @@ def test_flipkd_json_is_checked_against_its_schema(exported, tmp_path):
         with pytest.raises(ModelError, match=re.escape(message)) as err:
             flipkd.load(copy)
         assert "\n" not in str(err.value) and "flipkd.json" in str(err.value)
+
+
+def test_a_format_1_export_loads_its_rep_threshold_as_a_cosine(exported, tmp_path):
+    """Format 1 wrote the rep threshold as (cos + 1) / 2; it is read back as the cosine."""
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy, ignore=shutil.ignore_patterns("merged"))
+    spec = _spec(copy)
+    old = {**spec, "format_version": 1, "thresholds": {"gen": 0.5, "rep": 0.7}}
+    (copy / "flipkd.json").write_text(json.dumps(old))
+    loaded = flipkd.load(copy, merge=False, verify_base=False)
+    assert loaded.threshold == {"gen": 0.5, "rep": pytest.approx(0.4)}
+    assert loaded.spec["format_version"] == 2
 
 
 def test_eval_scores_a_student_run_as_the_matcher_does(run):

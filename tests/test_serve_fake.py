@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flipkd.modes import SCORE_RANGE
 from flipkd.serve.protocol import check_matcher, load_matcher
 
 FAQ_ROWS = [
@@ -58,7 +59,7 @@ class FakeMatcher:
         self.delay_s = delay_s
         self.gate = gate
         self.poison = poison
-        self.threshold = {"gen": 0.5, "rep": 0.7}
+        self.threshold = {"gen": 0.5, "rep": 0.4}
         self.calls: list[tuple[str, int]] = []
         self.active = 0
         self.max_active = 0
@@ -100,7 +101,7 @@ class FakeMatcher:
         b = self._embed([p[1] for p in pairs])
         cos = np.sum(a * b, axis=1)
         if mode == "rep":
-            return (cos + 1.0) / 2.0
+            return cos
         return 1.0 / (1.0 + np.exp(-8.0 * (cos - 0.4)))
 
     def calls_of(self, kind: str) -> list[int]:
@@ -137,9 +138,9 @@ def test_fake_keeps_the_protocol():
 def test_fake_scores_related_pairs_higher():
     fake = FakeMatcher()
     pairs = [("reset my password", "How do I reset my password?"), ("reset my password", "ship")]
-    for mode in ("gen", "rep"):
+    for mode, (low, high) in SCORE_RANGE.items():
         scores = fake.score_pairs(pairs, mode=mode)
-        assert scores.shape == (2,) and ((scores >= 0) & (scores <= 1)).all()
+        assert scores.shape == (2,) and ((scores >= low) & (scores <= high)).all()
         assert scores[0] > scores[1]
     assert fake.calls_of("gen") == [2]
 
@@ -157,6 +158,11 @@ def test_check_matcher_rejects_bad_thresholds():
     fake.threshold = {"gen": 1.5, "rep": 0.5}
     with pytest.raises(ModelError, match="threshold"):
         check_matcher(fake)
+    fake.threshold = {"gen": 0.5, "rep": -1.5}  # a cosine: [-1, 1]
+    with pytest.raises(ModelError, match=r"threshold\['rep'\] must be in \[-1, 1\]"):
+        check_matcher(fake)
+    fake.threshold = {"gen": 0.5, "rep": -0.2}
+    check_matcher(fake)
     with pytest.raises(ModelError, match="unknown loader"):
         load_matcher(Path("."), "no-such-loader")
 

@@ -1,7 +1,10 @@
 """The two ways a student scores a pair, named once for evaluation, export and serving.
 
 * ``gen``: the generated label — P(positive label word), in [0, 1];
-* ``rep``: the representation — the A-tap cosine of the two texts.
+* ``rep``: the representation — the cosine of the two texts' A-tap representations, in
+  [-1, 1]. One scale everywhere: training aligns this cosine with the teacher's, the
+  evaluation and the ladder threshold it, ``flipkd.json`` records its threshold, and the
+  server returns it (``/search`` ranks by the same cosine).
 
 Metrics of both modes share one record; rep metrics carry a ``rep_`` prefix
 (``roc_auc`` is gen's, ``rep_roc_auc`` rep's). A light module (no torch), so the
@@ -14,6 +17,12 @@ from typing import Literal
 
 Mode = Literal["gen", "rep"]
 MODES: tuple[Mode, ...] = ("gen", "rep")
+SCORE_RANGE: dict[Mode, tuple[float, float]] = {"gen": (0.0, 1.0), "rep": (-1.0, 1.0)}
+DEFAULT_THRESHOLD: dict[Mode, float] = {"gen": 0.5, "rep": 0.0}
+MEANING: dict[Mode, str] = {
+    "gen": "P(positive label word): softmax over the two label-word logits at the answer",
+    "rep": "cosine of the two texts' A-tap representations, in [-1, 1]",
+}
 
 
 def check_mode(mode: str) -> Mode:

@@ -24,8 +24,8 @@ COLUMNS = ("accuracy", "f1", "precision", "recall", "ap", "roc_auc", "spearman",
 REPORT_PREFIXES = ("agree/", "mask/")
 LOSS_TERMS = ("loss", "gen", "contrast", "dist")
 THRESHOLD_NOTE = (
-    "Scores are in [0, 1]; a pair matches when score >= threshold. Rep thresholds chosen in "
-    "evaluation are cosines and are mapped to (cos + 1) / 2.\n\n"
+    "A pair matches when score >= threshold. Gen scores are probabilities in [0, 1]; rep "
+    "scores are cosines in [-1, 1], as in training and evaluation.\n\n"
 )
 TAGS = ["flipkd", "knowledge-distillation", "text-matching", "lora", "peft"]
 
@@ -108,7 +108,7 @@ def _usage(spec: dict[str, Any]) -> str:
     text = (
         '```python\nimport flipkd\n\nm = flipkd.load("THIS_DIR")\n'
         'm.score_pairs([("text a", "text b")], mode="gen")  # P(positive word), 0..1\n'
-        'm.score_pairs([("text a", "text b")], mode="rep")  # (cos + 1) / 2\n'
+        'm.score_pairs([("text a", "text b")], mode="rep")  # A-tap cosine, -1..1\n'
         'm.encode(["text a"])  # A-tap representations, L2-normalised\n```\n\n'
         "With peft alone (the prompt and label words are in `flipkd.json`):\n\n"
         "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForCausalLM\n\n"

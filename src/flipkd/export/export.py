@@ -34,6 +34,7 @@ from flipkd.export.card import copy_plots, write_card
 from flipkd.export.spec import EXPORT_FILE, FORMAT, FORMAT_VERSION, ExportSpec
 from flipkd.export.thresholds import choose_thresholds, collect_evals
 from flipkd.models.layers import layer_index
+from flipkd.modes import MEANING
 from flipkd.paths import atomic_dir, hash_files, write_json
 
 log = logging.getLogger(__name__)
@@ -210,10 +211,7 @@ def build_spec(
         max_text_length=student.max_text_length,
         thresholds=thresholds,
         threshold_sources=sources,
-        scores={
-            "gen": "P(positive label word): softmax over the two label-word logits at the answer",
-            "rep": "(cos + 1) / 2 of the two A-tap representations (cosine_pairs: raw cosine)",
-        },
+        scores=dict(MEANING),
         teacher={
             "model": info.get("teacher_model"),
             "weights_hash": info.get("teacher_weights_hash"),

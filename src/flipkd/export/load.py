@@ -7,10 +7,9 @@ with the recorded tap and prompt, in eval mode. It satisfies the serve layer's
 
 * ``encode(texts)``: A-tap representations, ``[n, d]`` float32, L2-normalised;
 * ``score_pairs(pairs, mode="gen")``: P(positive label word), in [0, 1];
-* ``score_pairs(pairs, mode="rep")``: ``(cos + 1) / 2`` of the two representations,
-  so both modes share the [0, 1] scale the server thresholds; ``cosine_pairs``
-  gives the raw cosine;
-* ``threshold``: the per-mode decision thresholds on that scale.
+* ``score_pairs(pairs, mode="rep")``: the cosine of the two representations, in [-1, 1]
+  (the scale training, evaluation and the ladder use; see ``flipkd.modes``);
+* ``threshold``: the per-mode decision thresholds, each on its mode's scale.
 
 By default B·A is merged into the base weights (faster generation); the A-tap
 still reads ``A · x`` on the merged model, so both modes keep working.
@@ -31,7 +30,7 @@ from flipkd.errors import ModelError
 from flipkd.export.export import base_hashes, read_student_run
 from flipkd.export.spec import EXPORT_FILE, BaseRef, ExportSpec, read_spec
 from flipkd.export.thresholds import choose_thresholds, collect_evals
-from flipkd.modes import MODES
+from flipkd.modes import MODES, check_mode
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ class FlipkdMatcher:
 
     Attributes:
         name: The export (or run) directory's name.
-        threshold: Per-mode decision thresholds in [0, 1].
+        threshold: Per-mode decision thresholds (gen: a probability, rep: a cosine).
         spec: The ``flipkd.json`` content (or its equivalent for a run directory).
         student: The underlying :class:`flipkd.student.Student`.
     """
@@ -58,31 +57,18 @@ class FlipkdMatcher:
             np.float32, copy=False
         )
 
-    def cosine_pairs(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16) -> np.ndarray:
-        """Raw cosine in [-1, 1] of the two texts' A-tap representations."""
-        from flipkd.student import score_pairs
-
-        return score_pairs(self.student, list(pairs), mode="rep", batch_size=batch_size)
-
-    def _gen(self, pairs: Sequence[tuple[str, str]], batch_size: int) -> np.ndarray:
-        from flipkd.student import score_pairs
-
-        return score_pairs(self.student, list(pairs), mode="gen", batch_size=batch_size)
-
-    def _rep(self, pairs: Sequence[tuple[str, str]], batch_size: int) -> np.ndarray:
-        return np.clip((self.cosine_pairs(pairs, batch_size) + 1.0) / 2.0, 0.0, 1.0)
-
     def score_pairs(
         self, pairs: Sequence[tuple[str, str]], mode: str = "gen", batch_size: int = 16
     ) -> np.ndarray:
-        """Match scores ``[n]`` in [0, 1]: P(positive label word) (gen) or (cos + 1) / 2 (rep)."""
-        scorers: dict[str, Callable[[Sequence, int], np.ndarray]] = {
-            "gen": self._gen,
-            "rep": self._rep,
-        }
-        if mode not in scorers:
-            raise ValueError(f"mode must be one of {list(scorers)}, not {mode!r}")
-        return scorers[mode](pairs, batch_size)
+        """Match scores ``[n]``: P(positive label word) (gen) or the A-tap cosine (rep)."""
+        from flipkd.student import score_pairs
+
+        mode = check_mode(mode)
+        return score_pairs(self.student, list(pairs), mode=mode, batch_size=batch_size)
+
+    def cosine_pairs(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16) -> np.ndarray:
+        """The A-tap cosine in [-1, 1]: ``score_pairs(pairs, mode="rep")``."""
+        return self.score_pairs(pairs, "rep", batch_size)
 
     def predict(self, pairs: Sequence[tuple[str, str]], mode: str = "gen") -> np.ndarray:
         """Boolean match decisions at this mode's threshold."""

@@ -27,6 +27,4 @@ def score_run_pairs(
     """Gen mode: P(positive label word); rep mode: A-tap cosine (loaded once per run)."""
     matcher = _matcher(str(Path(run_dir).resolve()))
     texts = [(p.text_a, p.text_b) for p in pairs]
-    if (mode or "gen") == "rep":
-        return np.asarray(matcher.cosine_pairs(texts), dtype=np.float64)
-    return np.asarray(matcher.score_pairs(texts, mode="gen"), dtype=np.float64)
+    return np.asarray(matcher.score_pairs(texts, mode=mode or "gen"), dtype=np.float64)

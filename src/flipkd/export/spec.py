@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from flipkd.config import PromptConfig, TapConfig
 from flipkd.errors import ModelError
@@ -21,7 +21,7 @@ from flipkd.modes import MODES, Mode
 
 EXPORT_FILE = "flipkd.json"
 FORMAT = "flipkd-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the rep threshold is a cosine (format 1 held (cos + 1) / 2)
 
 
 class BaseRef(BaseModel):
@@ -75,6 +75,17 @@ class ExportSpec(BaseModel):
     embedder: dict[str, Any] | None = None
     plots: list[str] | None = None
     merged: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rep_threshold_as_cosine(cls, data: Any) -> Any:
+        """Format 1 stored the rep threshold as ``(cos + 1) / 2``; read it back as a cosine."""
+        if isinstance(data, dict) and data.get("format_version") == 1:
+            thresholds = dict(data.get("thresholds") or {})
+            if isinstance(thresholds.get("rep"), int | float):
+                thresholds["rep"] = 2.0 * thresholds["rep"] - 1.0
+            data = {**data, "format_version": FORMAT_VERSION, "thresholds": thresholds}
+        return data
 
     @field_validator("thresholds")
     @classmethod

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flipkd.errors import FlipkdError
-from flipkd.modes import MODES
-
-DEFAULT_THRESHOLD = {"gen": 0.5, "rep": 0.5}
+from flipkd.modes import DEFAULT_THRESHOLD, MODES
 
 
 def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,14 +73,12 @@ def collect_evals(
 
 
 def eval_thresholds(result: dict[str, Any]) -> dict[str, float]:
-    """Dev-chosen thresholds in one eval JSON, on the serving scale [0, 1].
+    """Dev-chosen thresholds in one eval JSON, on the scale the scores have (``flipkd.modes``).
 
     Recognised: ``{"mode": "gen"|"rep", "metrics": {"threshold": t}}`` (an
     ``evaluate_run`` result with the scoring mode recorded) and metrics named per
-    mode (``gen_threshold``, ``rep_threshold``). A rep threshold there is a
-    cosine (what ``flipkd.student.score_pairs`` returns) and is mapped to
-    ``(t + 1) / 2``, the scale of ``FlipkdMatcher.score_pairs(mode="rep")``.
-    Teacher results carry no student threshold and give ``{}``.
+    mode (``gen_threshold``, ``rep_threshold``). A rep threshold is a cosine, as
+    everywhere. Teacher results carry no student threshold and give ``{}``.
     """
     if result.get("kind") not in (None, "student"):
         return {}
@@ -90,12 +86,7 @@ def eval_thresholds(result: dict[str, Any]) -> dict[str, float]:
     found = {m: metrics[f"{m}_threshold"] for m in MODES if f"{m}_threshold" in metrics}
     if result.get("mode") in MODES and "threshold" in metrics:
         found[result["mode"]] = metrics["threshold"]
-    return {m: cosine_to_unit(float(t)) if m == "rep" else float(t) for m, t in found.items()}
-
-
-def cosine_to_unit(cosine: float) -> float:
-    """Map a cosine in [-1, 1] to [0, 1] as ``(cos + 1) / 2`` (clipped)."""
-    return min(1.0, max(0.0, (cosine + 1.0) / 2.0))
+    return {m: float(t) for m, t in found.items()}
 
 
 def choose_thresholds(

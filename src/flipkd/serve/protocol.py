@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from flipkd.errors import ModelError
-from flipkd.modes import MODES
+from flipkd.modes import MODES, SCORE_RANGE
 
 
 @runtime_checkable
@@ -24,7 +24,8 @@ class Matcher(Protocol):
 
     Attributes:
         name: A short model name, shown in logs and stored with the FAQ index.
-        threshold: Decision threshold per mode, e.g. ``{"gen": 0.5, "rep": 0.7}``.
+        threshold: Decision threshold per mode, on that mode's scale (``flipkd.modes``),
+            e.g. ``{"gen": 0.5, "rep": 0.4}``.
     """
 
     name: str
@@ -35,10 +36,10 @@ class Matcher(Protocol):
         ...
 
     def score_pairs(self, pairs: list[tuple[str, str]], mode: str = "gen") -> np.ndarray:
-        """Return ``[n]`` match probabilities in [0, 1].
+        """Return ``[n]`` match scores.
 
-        ``mode="gen"`` reads the generated label, ``mode="rep"`` maps the cosine
-        of the two representations to [0, 1].
+        ``mode="gen"``: the generated label's probability, in [0, 1]; ``mode="rep"``: the
+        cosine of the two representations, in [-1, 1].
         """
         ...
 
@@ -82,9 +83,11 @@ def check_matcher(matcher: object) -> Matcher:
     if not isinstance(threshold, Mapping):
         raise ModelError(f"matcher {matcher.name!r}: threshold must be a dict per mode")
     for mode in MODES:
-        value = threshold.get(mode)
-        if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
-            raise ModelError(f"matcher {matcher.name!r}: threshold[{mode!r}] must be in [0, 1]")
+        value, (low, high) = threshold.get(mode), SCORE_RANGE[mode]
+        if not isinstance(value, int | float) or not low <= float(value) <= high:
+            raise ModelError(
+                f"matcher {matcher.name!r}: threshold[{mode!r}] must be in [{low:g}, {high:g}]"
+            )
     return matcher
 
 

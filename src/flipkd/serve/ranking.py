@@ -5,7 +5,7 @@ so an offline evaluation ranks exactly as the service does:
 
 * :func:`model_handlers`: the batch functions the server runs in its worker
   thread (``encode`` and one scorer per mode), with the same checks (finite
-  embeddings, scores clipped to [0, 1]);
+  embeddings, scores clipped to their mode's range);
 * :func:`search_depth`: how many cosine candidates a request fetches;
 * :func:`rerank_pairs` / :func:`order_by_scores`: the (query, FAQ question) pairs
   the generated label scores, and the order the scores put the hits in.
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from flipkd.modes import MODES
+from flipkd.modes import MODES, SCORE_RANGE
 from flipkd.serve.index import FaqIndex, Hit
 from flipkd.serve.protocol import Matcher
 
@@ -33,11 +33,12 @@ def encode_checked(matcher: Matcher, texts: list[str]) -> list[np.ndarray]:
 
 
 def score_checked(matcher: Matcher, mode: str, pairs: list[tuple[str, str]]) -> list[float]:
-    """``matcher.score_pairs`` in ``mode``, clipped to [0, 1]; non-finite scores are an error."""
+    """``matcher.score_pairs`` in ``mode``, clipped to the mode's range (gen [0, 1], rep [-1, 1]);
+    non-finite scores are an error."""
     scores = np.asarray(matcher.score_pairs(pairs, mode=mode), dtype=np.float64).reshape(-1)
     if not np.isfinite(scores).all():
         raise ValueError(f"{matcher.name} returned non-finite {mode} scores")
-    return np.clip(scores, 0.0, 1.0).tolist()
+    return np.clip(scores, *SCORE_RANGE[mode]).tolist()
 
 
 def model_handlers(matcher: Matcher) -> dict[str, Callable[[list[Any]], list[Any]]]:

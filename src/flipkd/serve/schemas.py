@@ -141,15 +141,18 @@ class SearchResponse(BaseModel):
 class PairScore(BaseModel):
     """Score and decision for one pair."""
 
-    score: float
-    label: bool
+    score: float = Field(
+        description="gen: P(positive label word), 0..1; rep: cosine of the A-tap "
+        "representations, -1..1 (the scale of /search's cosine)"
+    )
+    label: bool = Field(description="score >= threshold")
 
 
 class MatchResponse(BaseModel):
     """Answer to ``POST /match``."""
 
     mode: str
-    threshold: float
+    threshold: float = Field(description="the model's threshold for this mode, on its scale")
     results: list[PairScore]
 
 
