@@ -207,12 +207,14 @@ def run_directory(cfg: FlipkdConfig) -> Path:
 
 # fields that never change what a run computes (diagnostics only read; see test_diagnose)
 HASH_EXCLUDE = {"name": True, "output_dir": True, "train": {"diagnose_every"}}
-# options added after runs were kept by hash, with the value that reproduces the behaviour
-# before them: left out of the hash at that value, so existing runs keep their keys
+# options added after runs were kept by hash (by their path in the config), with the value
+# that reproduces the behaviour before them: left out of the hash at that value, so existing
+# runs keep their keys
 HASH_NEUTRAL = {
     ("loss", "gen_vocab"): "full",
     ("loss", "gen_teacher"): 0.0,
     ("train", "adam_beta2"): 0.999,
+    ("student", "tap", "shared"): True,
 }
 
 
@@ -223,9 +225,12 @@ def config_hash(cfg: FlipkdConfig, exclude: dict | None = None) -> str:
     changes); options in ``HASH_NEUTRAL`` are left out at their neutral value.
     """
     data = cfg.model_dump(mode="json", exclude=exclude or HASH_EXCLUDE)
-    for (section, key), neutral in HASH_NEUTRAL.items():
-        if data.get(section, {}).get(key, neutral) == neutral:
-            data.get(section, {}).pop(key, None)
+    for (*parents, key), neutral in HASH_NEUTRAL.items():
+        node = data
+        for name in parents:
+            node = node.get(name, {})
+        if node.get(key, neutral) == neutral:
+            node.pop(key, None)
     blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -112,6 +112,10 @@ class TapConfig(_Strict):
     modules: list[str] = Field(default_factory=lambda: ["down_proj"])
     pool: Literal["mean", "last"] = "mean"
     combine: Literal["concat", "mean"] = "concat"
+    # True: the tapped modules' LoRA is shared by the representation and the label (the
+    # paper); False: their B is frozen at zero, so the tapped A serves the representation only
+    # and generation never reads it (a tap-only adapter, for testing interference)
+    shared: bool = True
 
 
 class PromptConfig(_Strict):

@@ -12,6 +12,7 @@ from flipkd.student.lora import (
     apply_lora,
     count_parameters,
     dropout_replay_context,
+    freeze_b_at_zero,
     load_adapter,
 )
 from flipkd.student.model import Student
@@ -59,6 +60,8 @@ def assemble_student(
         peft_model.enable_input_require_grads()
     tap = ATap(peft_model, cfg.tap.layers, cfg.tap.modules, cfg.tap.pool, cfg.tap.combine)
     tap.always_compute = gradient_checkpointing
+    if not cfg.tap.shared and trainable:
+        freeze_b_at_zero(dict(zip(tap.names, tap.layers, strict=True)))
     prompt = resolve_prompt(
         cfg.prompt.language, cfg.prompt.template, cfg.prompt.label_words, benchmark
     )

@@ -184,6 +184,16 @@ def lora_a_weights(
     }
 
 
+def freeze_b_at_zero(layers: dict[str, LoraLayer], adapter: str = "default") -> None:
+    """Zero these layers' B matrices and stop their training: the layers then add nothing
+    to the model's output, while their A matrices stay trainable (a tap-only adapter)."""
+    for layer in layers.values():
+        b = layer.lora_B[adapter].weight
+        with torch.no_grad():
+            b.zero_()
+        b.requires_grad_(False)
+
+
 def lora_matrices(model: torch.nn.Module) -> set[torch.nn.Module]:
     """The modules that hold LoRA's A and B matrices (every adapter), for telling them apart
     from the base model's own modules."""
