@@ -149,10 +149,10 @@ def test_bootstrap_equals_the_one_resample_at_a_time_loop(monkeypatch, chunk):
     """All resamples at once (in chunks) give the loop's interval: same draws, same values."""
     import numpy as np
 
-    from flipkd.evaluation import pair_metric
+    from flipkd.evaluation import metrics, pair_metric
     from flipkd.reproduce import aggregate
 
-    monkeypatch.setattr(aggregate, "BOOTSTRAP_CHUNK", chunk)  # 500: 12 resamples per chunk
+    monkeypatch.setattr(metrics, "BOOTSTRAP_CHUNK", chunk)  # 500: 12 resamples per chunk
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 40).tolist()
     runs = [

@@ -11,6 +11,7 @@ from flipkd.evaluation.evaluator import (
 from flipkd.evaluation.metrics import (
     best_threshold,
     bootstrap_ci,
+    bootstrap_interval,
     correlations,
     graded_metrics,
     pair_metric,
@@ -24,6 +25,7 @@ __all__ = [
     "benchmark_slug",
     "best_threshold",
     "bootstrap_ci",
+    "bootstrap_interval",
     "correlations",
     "evaluate_run",
     "format_value",

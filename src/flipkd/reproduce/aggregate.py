@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
-from flipkd.evaluation import resampled_pair_metric
+from flipkd.evaluation import bootstrap_interval, resampled_pair_metric
 from flipkd.modes import metric_mode, metric_prefix
 
 CI_METRICS = ("f1", "accuracy", "ap", "roc_auc", "spearman")
@@ -19,9 +18,6 @@ TABLE_COLUMNS = (
 )  # fmt: skip
 
 
-BOOTSTRAP_CHUNK = 2_000_000  # resampled pairs held at once (a few arrays of this size)
-
-
 def _bootstrap(runs: list[dict], mode: str, metric: str, n: int, seed: int) -> tuple[float, float]:
     """95% interval of the seed-averaged test metric, resampling test pairs.
 
@@ -30,24 +26,18 @@ def _bootstrap(runs: list[dict], mode: str, metric: str, n: int, seed: int) -> t
     """
     if n <= 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
     prefix = metric_prefix(mode)
     series = [
         (run["scores"]["test"][mode], run["scores"]["test"]["labels"],
          run["metrics"][f"{prefix}threshold"])
         for run in runs
     ]  # fmt: skip
-    size = len(series[0][1])
-    block = max(1, BOOTSTRAP_CHUNK // size)
-    values = []
-    for start in range(0, n, block):
-        idx = rng.integers(0, size, (min(block, n - start), size))
+
+    def seed_mean(idx: np.ndarray) -> np.ndarray:  # nan where undefined in every seed
         per_run = [resampled_pair_metric(metric, thr, s, y, idx) for s, y, thr in series]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a resample undefined in every seed
-            values.append(np.nanmean(np.vstack(per_run), axis=0))
-    low, high = np.nanpercentile(np.concatenate(values), [2.5, 97.5])
-    return float(low), float(high)
+        return np.nanmean(np.vstack(per_run), axis=0)
+
+    return bootstrap_interval(seed_mean, len(series[0][1]), n, seed)
 
 
 def paired_difference_interval(
@@ -64,26 +54,18 @@ def paired_difference_interval(
     if n <= 0 or not pairs:
         return float("nan"), float("nan")
     prefix = metric_prefix(mode)
+
+    def value(run: dict, idx: np.ndarray) -> np.ndarray:
+        test = run["scores"]["test"]
+        threshold = run["metrics"][f"{prefix}threshold"]
+        return resampled_pair_metric(metric, threshold, test[mode], test["labels"], idx)
+
+    def mean_difference(idx: np.ndarray) -> np.ndarray:
+        diffs = [value(a, idx) - value(b, idx) for a, b in pairs]
+        return np.nanmean(np.vstack(diffs), axis=0)
+
     size = len(pairs[0][0]["scores"]["test"]["labels"])
-    block = max(1, BOOTSTRAP_CHUNK // size)
-    rng, values = np.random.default_rng(seed), []
-    for start in range(0, n, block):
-        idx = rng.integers(0, size, (min(block, n - start), size))
-        diffs = []
-        for a, b in pairs:
-            got = [
-                resampled_pair_metric(
-                    metric, r["metrics"][f"{prefix}threshold"], r["scores"]["test"][mode],
-                    r["scores"]["test"]["labels"], idx,
-                )
-                for r in (a, b)
-            ]  # fmt: skip
-            diffs.append(got[0] - got[1])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            values.append(np.nanmean(np.vstack(diffs), axis=0))
-    low, high = np.nanpercentile(np.concatenate(values), [2.5, 97.5])
-    return float(low), float(high)
+    return bootstrap_interval(mean_difference, size, n, seed)
 
 
 def aggregate_rows(results: list[dict], order: list[str], bootstrap: int) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flipkd.evaluation.metrics import resampled_pair_metric
+from flipkd.evaluation.metrics import bootstrap_interval, resampled_pair_metric
 from flipkd.modes import MODES, metric_prefix
 from flipkd.paths import atomic_file, write_json
 from flipkd.provenance import provenance
@@ -30,13 +30,14 @@ def paired_difference(a: dict, b: dict, mode: str, seed: int = 0) -> tuple[float
     """ROC-AUC of ``a`` minus ``b`` on the same dev pairs, with a paired 95% interval."""
     y = np.asarray(a["scores"]["dev"]["labels"])
     sa, sb = np.asarray(a["scores"]["dev"][mode]), np.asarray(b["scores"]["dev"][mode])
-    index = np.random.default_rng(seed).integers(0, len(y), size=(BOOTSTRAP, len(y)))
-    da = resampled_pair_metric("roc_auc", 0.5, sa, y, index)
-    db = resampled_pair_metric("roc_auc", 0.5, sb, y, index)
-    diff = da - db
+
+    def difference(index: np.ndarray) -> np.ndarray:
+        da = resampled_pair_metric("roc_auc", 0.5, sa, y, index)
+        return da - resampled_pair_metric("roc_auc", 0.5, sb, y, index)
+
     point = float(a["dev"][_metric(mode)] - b["dev"][_metric(mode)])
-    lo, hi = np.nanpercentile(diff, [2.5, 97.5])
-    return point, float(lo), float(hi)
+    lo, hi = bootstrap_interval(difference, len(y), BOOTSTRAP, seed)
+    return point, lo, hi
 
 
 def _metric(mode: str) -> str:
