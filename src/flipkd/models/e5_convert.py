@@ -15,7 +15,8 @@ package's ``e5.c``. All integers are little-endian::
 Q4_0 (ggml's): blocks of 32 weights along a row, each an fp16 scale ``d`` and 16
 bytes; byte ``j`` holds weight ``j`` in its low nibble and weight ``j+16`` in its
 high nibble; ``w = (nibble - 8) * d``. Only the matrices (word embeddings, Q/K/V/O,
-FFN) are Q4_0; position/type embeddings, biases and LayerNorms are fp32.
+FFN) are Q4_0; position/type embeddings, biases and LayerNorms are fp32. The
+de-quantisation is ggml's own, from the ``gguf`` package (``gguf.quants.dequantize``).
 
 The network is a plain BERT (post-LN, erf GELU, position ids from 0, token type 0),
 mean-pooled over all tokens including ``<s>``/``</s>`` and L2-normalized, with the
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from gguf import GGMLQuantizationType
+from gguf.quants import dequantize
 
 from flipkd.errors import ModelError
 from flipkd.models.packages import package_file
@@ -142,15 +145,12 @@ def dequantize_q4_0(raw: np.ndarray, count: int, where: str = "Q4_0") -> np.ndar
     """De-quantize ``count`` Q4_0 weights from their raw bytes (ggml layout, see module doc)."""
     if count % QK or raw.size != count // QK * Q4_0_BLOCK.itemsize:
         raise ModelError(f"{where}: {raw.size} bytes do not hold {count} Q4_0 weights")
-    blocks = raw.view(Q4_0_BLOCK)
-    out = np.empty((blocks.size, 2, QK // 2), dtype=np.float32)
+    blocks = np.asarray(raw, dtype=np.uint8).reshape(-1, Q4_0_BLOCK.itemsize)
+    out = np.empty((blocks.shape[0], QK), dtype=np.float32)
     step = 1 << 20  # blocks per chunk: bounds the temporaries for the 96M-weight embedding
-    for start in range(0, blocks.size, step):
-        chunk = blocks[start : start + step]
-        scale = chunk["d"].astype(np.float32)[:, None]
-        qs = chunk["qs"]
-        out[start : start + step, 0] = ((qs & 0x0F).astype(np.float32) - 8.0) * scale
-        out[start : start + step, 1] = ((qs >> 4).astype(np.float32) - 8.0) * scale
+    for start in range(0, blocks.shape[0], step):
+        chunk = blocks[start : start + step].reshape(-1)  # one row: gguf decodes it at once
+        out[start : start + step] = dequantize(chunk, GGMLQuantizationType.Q4_0).reshape(-1, QK)
     return out.reshape(-1)
 
 
