@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from flipkd.export.thresholds import flat_metrics
 from flipkd.modes import MODES
 
@@ -94,13 +92,16 @@ def _report_table(report: dict[str, Any]) -> str:
 
 
 def _front_matter(spec: dict[str, Any]) -> str:
-    meta = {
-        "base_model": spec["base_model"]["name"],
-        "library_name": "peft",
-        "pipeline_tag": "text-generation",
-        "tags": TAGS + [f"benchmark:{spec.get('benchmark')}"],
-    }
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+    """The Hub's metadata header, written by ``huggingface_hub.ModelCardData``."""
+    from huggingface_hub import ModelCardData
+
+    meta = ModelCardData(
+        base_model=spec["base_model"]["name"],
+        library_name="peft",
+        pipeline_tag="text-generation",
+        tags=TAGS + [f"benchmark:{spec.get('benchmark')}"],
+    )
+    return f"---\n{meta.to_yaml()}\n---\n"
 
 
 def _usage(spec: dict[str, Any]) -> str:
