@@ -98,6 +98,8 @@ def train(
         progress=progress,
         model_id=resolved.name,
         encode_batch_size=t.encode_batch_size,
+        freeze_embeddings=t.freeze_embeddings,
+        group_by_length=t.group_by_length,
     )
     cache = cache_splits(
         run_dir, cfg.data.benchmark, splits, batch_size=t.encode_batch_size, progress=progress

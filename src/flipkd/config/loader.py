@@ -214,6 +214,8 @@ HASH_NEUTRAL = {
     ("loss", "gen_vocab"): "full",
     ("loss", "gen_teacher"): 0.0,
     ("train", "adam_beta2"): 0.999,
+    ("teacher", "freeze_embeddings"): False,
+    ("teacher", "group_by_length"): False,
     ("student", "tap", "shared"): True,
 }
 

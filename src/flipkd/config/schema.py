@@ -77,7 +77,9 @@ class TeacherConfig(_Strict):
 
     ``noise`` > 0 makes a deliberately weaker teacher (the ``fip-weak-teacher`` row):
     seeded Gaussian noise of that std is added to every cached embedding before
-    re-normalising and re-calibrating.
+    re-normalising and re-calibrating. ``freeze_embeddings`` keeps the word-embedding table
+    fixed during fine-tuning and ``group_by_length`` batches pairs of similar token length:
+    both only make training cheaper (``results/teacher/`` has what they cost in quality).
     """
 
     model: str = "minilm-l6"
@@ -93,6 +95,17 @@ class TeacherConfig(_Strict):
     encode_batch_size: int = Field(default=64, ge=1)
     noise: float = Field(default=0.0, ge=0)
     seed: int = 0
+    freeze_embeddings: bool = False
+    group_by_length: bool = False
+
+    @model_validator(mode="after")
+    def _grouping_keeps_no_duplicates(self) -> TeacherConfig:
+        if self.group_by_length and self.loss == "mnrl":
+            raise ValueError(
+                "group_by_length cannot be used with loss 'mnrl' (its in-batch negatives need "
+                "batches without duplicate texts)"
+            )
+        return self
 
 
 class LoraConfig(_Strict):

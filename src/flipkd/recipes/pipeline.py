@@ -52,7 +52,8 @@ def ensure_teacher(cfg: FlipkdConfig, teacher_dir: Path, splits: dict, progress:
             batch_size=t.batch_size, lr=t.lr, warmup_ratio=t.warmup_ratio,
             train_fraction=t.train_fraction, finetune=t.finetune, max_length=t.max_length,
             seed=t.seed, out_dir=teacher_dir, progress=progress, model_id=resolved.name,
-            encode_batch_size=t.encode_batch_size,
+            encode_batch_size=t.encode_batch_size, freeze_embeddings=t.freeze_embeddings,
+            group_by_length=t.group_by_length,
         )  # fmt: skip
     cache = cache_splits(
         teacher_dir, cfg.data.benchmark, splits, batch_size=t.encode_batch_size, progress=progress

@@ -30,7 +30,7 @@ import numpy as np
 
 from flipkd.errors import ConfigError, DataError
 from flipkd.paths import atomic_dir, write_json
-from flipkd.teacher import encoder
+from flipkd.teacher import encoder, speed
 from flipkd.teacher.workflow import dev_metrics
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ def _fit(
 
     evaluator, primary = _dev_evaluator(dev, hp["encode_batch_size"])
     train_ds, dev_ds = pair_dataset(train, hp["loss"]), pair_dataset(dev, hp["loss"])
+    frozen = speed.freeze_word_embeddings(model) if hp["freeze_embeddings"] else 0
     eval_steps, max_steps = schedule(len(train_ds), hp["batch_size"], hp["epochs"])
     best_metric = f"eval_{primary}"
     args = SentenceTransformerTrainingArguments(
@@ -188,12 +189,9 @@ def _fit(
         data_seed=hp["seed"],
         disable_tqdm=not hp["progress"],
         prompts=hp["query_prefix"] or None,
-        batch_sampler=(
-            BatchSamplers.NO_DUPLICATES
-            if hp["loss"] in POSITIVES_ONLY
-            else BatchSamplers.BATCH_SAMPLER
-        ),
+        batch_sampler=_batch_sampler(model, hp, BatchSamplers),
     )
+    clock = speed.StepClock()
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
@@ -201,6 +199,7 @@ def _fit(
         eval_dataset=dev_ds,
         loss=_loss_table()[hp["loss"]](model),
         evaluator=evaluator,
+        callbacks=[clock],
     )
     history = [{"step": 0, **trainer.evaluate()}]
     start = time.perf_counter()
@@ -215,6 +214,10 @@ def _fit(
         "train_pairs": len(train),
         "train_seconds": round(seconds, 2),
         "train_pairs_per_second": round(max_steps * hp["batch_size"] / max(seconds, 1e-9), 1),
+        "step_seconds": round(clock.seconds, 2),
+        "step_cpu_seconds": round(clock.cpu_seconds, 2),
+        "step_pairs_per_second": round(max_steps * hp["batch_size"] / max(clock.seconds, 1e-9), 2),
+        "frozen_parameters": frozen,
         "steps": max_steps,
         "eval_steps": eval_steps,
         "train_loss": out.training_loss,
@@ -229,6 +232,16 @@ def _fit(
         log.warning("no checkpoint beat the base model on dev %s; keeping the base", best_metric)
         info.update(best_step=0, best_value=history[0][best_metric])
     return history, info
+
+
+def _batch_sampler(model: Any, hp: dict[str, Any], kinds: Any) -> Any:
+    """No duplicates for in-batch-negative losses; length-grouped batches when asked; else
+    sentence-transformers' random batches."""
+    if hp["loss"] in POSITIVES_ONLY:
+        return kinds.NO_DUPLICATES
+    if not hp["group_by_length"]:
+        return kinds.BATCH_SAMPLER
+    return speed.LengthGroupedBatches(model.tokenizer, hp["query_prefix"], hp["max_length"])
 
 
 def _step_of(checkpoint: str | None) -> int | None:
@@ -256,6 +269,8 @@ def train_teacher(
     progress: bool = True,
     model_id: str | None = None,
     encode_batch_size: int = 64,
+    freeze_embeddings: bool = False,
+    group_by_length: bool = False,
 ) -> TeacherRun:
     """Fine-tune (or just record, when ``finetune=False``) a teacher and write its run directory.
 
@@ -278,9 +293,17 @@ def train_teacher(
         progress: Show progress bars.
         model_id: Readable base model name for the records (default: the directory name).
         encode_batch_size: Texts per batch when encoding for evaluation.
+        freeze_embeddings: Keep the word-embedding table fixed (no gradient, no optimizer
+            state; see :mod:`flipkd.teacher.speed`).
+        group_by_length: Batch pairs of similar token length (less padding).
     """
     if loss not in LOSSES:
         raise ConfigError(f"teacher.loss: unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
+    if group_by_length and loss in POSITIVES_ONLY:
+        raise ConfigError(
+            f"teacher.group_by_length: loss {loss!r} needs batches without duplicate texts; "
+            "set teacher.group_by_length=false"
+        )
     if not pairs_dev:
         raise DataError("the dev split is empty; the teacher needs it to choose a checkpoint")
     from transformers import set_seed
@@ -302,6 +325,8 @@ def train_teacher(
         query_prefix=query_prefix,
         encode_batch_size=encode_batch_size,
         progress=progress,
+        freeze_embeddings=freeze_embeddings,
+        group_by_length=group_by_length,
     )
     set_seed(seed)
     model = encoder.load_encoder(base)
