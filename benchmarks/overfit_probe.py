@@ -37,7 +37,7 @@ def main() -> None:
     splits = load_splits(cfg, ("train", "dev"))
     _, cache = ensure_teacher(cfg, Path(args.teacher_dir), splits, progress=False)
     pairs = splits["train"][: args.pairs]
-    student = build_student(cfg.student, benchmark=cfg.data.benchmark)
+    student = build_student(cfg.student, benchmark=cfg.data.benchmark, init_seed=cfg.train.seed)
     labels = [int(r.label) for r in pairs]
     texts = [(r.text_a, r.text_b) for r in pairs]
     before = roc_auc_score(labels, score_pairs(student, texts, mode="gen"))

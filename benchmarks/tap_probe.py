@@ -157,7 +157,7 @@ def main() -> None:
     if args.train_pairs:
         splits["train"] = splits["train"][: args.train_pairs]
     _, cache = ensure_teacher(cfg, Path(args.teacher_dir), splits, progress=False)
-    student = build_student(cfg.student, benchmark=cfg.data.benchmark)
+    student = build_student(cfg.student, benchmark=cfg.data.benchmark, init_seed=cfg.train.seed)
     student.model.eval()
     texts = list(
         dict.fromkeys(t for s in ("train", "dev") for r in splits[s] for t in (r.text_a, r.text_b))

@@ -58,3 +58,24 @@ def test_shared_default_keeps_old_hashes():
     isolated = FlipkdConfig.model_validate({"student": {"tap": {"shared": False}}})
     assert FlipkdConfig.model_validate({"student": {"tap": {"shared": True}}}) == base
     assert config_hash(isolated) != config_hash(base)
+
+
+def test_lora_init_is_drawn_from_the_seed_alone():
+    from flipkd.student.build import assemble_student
+    from tiny_run import _tiny_llama, _tiny_tokenizer
+
+    cfg = tiny_config()
+
+    def a_matrices(seed, noise_before: int):
+        tok = _tiny_tokenizer()
+        model = _tiny_llama(len(tok))
+        torch.rand(noise_before)  # whatever ran before in the process
+        state = torch.random.get_rng_state()
+        student = assemble_student(model, tok, cfg.student, init_seed=seed)
+        assert torch.equal(torch.random.get_rng_state(), state)  # the global stream untouched
+        return {n: p.detach().clone() for n, p in student.model.named_parameters() if "lora_A" in n}
+
+    first, again, other = a_matrices(7, 10), a_matrices(7, 1000), a_matrices(8, 10)
+    assert first.keys() == again.keys() and first
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not any(torch.equal(first[k], other[k]) for k in first)

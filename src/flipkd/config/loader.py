@@ -220,6 +220,13 @@ HASH_NEUTRAL = {
 }
 
 
+# Bumped when a code change alters what the same config computes, so runs kept by hash
+# before it are not read back as if they were the same: 2 = the LoRA init drawn from
+# train.seed (before, from whatever the process had drawn earlier when a ladder or sweep
+# built the student).
+RESULTS_VERSION = 2
+
+
 def config_hash(cfg: FlipkdConfig, exclude: dict | None = None) -> str:
     """Stable hash of the resolved config, ignoring fields that do not change results.
 
@@ -233,6 +240,7 @@ def config_hash(cfg: FlipkdConfig, exclude: dict | None = None) -> str:
             node = node.get(name, {})
         if node.get(key, neutral) == neutral:
             node.pop(key, None)
+    data["results_version"] = RESULTS_VERSION
     blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -74,7 +74,7 @@ def _run_teacher(cfg, splits, cache, run_dir, progress) -> dict:
 def _run_zero_shot(cfg, splits, cache, run_dir, progress) -> dict:
     from flipkd.student import build_student
 
-    student = build_student(cfg.student, benchmark=cfg.data.benchmark)
+    student = build_student(cfg.student, benchmark=cfg.data.benchmark, init_seed=cfg.train.seed)
     student.enable_prefix_cache(cfg.student.model, cfg.train.prefix_cache_gb)  # shared with rows
     return {"scores": student_scores(student, splits, progress), "train_seconds": 0.0}
 
@@ -93,6 +93,7 @@ def _run_trained(cfg, splits, cache, run_dir, progress) -> dict:
         cfg.student,
         benchmark=cfg.data.benchmark,
         gradient_checkpointing=cfg.train.gradient_checkpointing,
+        init_seed=cfg.train.seed,
     )
     resume = latest_checkpoint(run_dir / "checkpoints") is not None
     result = train_student(

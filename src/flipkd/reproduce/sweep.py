@@ -99,7 +99,7 @@ def _run_one(cfg, row: str, splits: dict, cache, run_dir: Path, progress: bool) 
         cache = degrade_cache(cache, cfg.teacher.noise, splits["train"], cfg.teacher.seed)
     student = build_student(
         cfg.student, benchmark=cfg.data.benchmark,
-        gradient_checkpointing=cfg.train.gradient_checkpointing,
+        gradient_checkpointing=cfg.train.gradient_checkpointing, init_seed=cfg.train.seed,
     )  # fmt: skip
     resume = latest_checkpoint(run_dir / "checkpoints") is not None
     result = train_student(

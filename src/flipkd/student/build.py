@@ -43,13 +43,16 @@ def assemble_student(
     adapter_dir: str | Path | None = None,
     trainable: bool = True,
     gradient_checkpointing: bool = False,
+    init_seed: int | None = None,
 ) -> Student:
     """Wrap an already-loaded base model with LoRA (fresh or loaded), tap and prompt."""
     lc = cfg.lora
     if adapter_dir is not None:
         peft_model = load_adapter(model, adapter_dir, trainable=trainable)
     else:
-        peft_model = apply_lora(model, lc.rank, lc.alpha, lc.dropout, lc.target_modules, lc.layers)
+        peft_model = apply_lora(
+            model, lc.rank, lc.alpha, lc.dropout, lc.target_modules, lc.layers, seed=init_seed
+        )
     if gradient_checkpointing:
         peft_model.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={
@@ -89,6 +92,7 @@ def build_student(
     adapter_dir: str | Path | None = None,
     trainable: bool = True,
     gradient_checkpointing: bool = False,
+    init_seed: int | None = None,
 ) -> Student:
     """Resolve the model name through the registry, load it, and assemble the student."""
     from flipkd.models import resolve_student
@@ -103,4 +107,5 @@ def build_student(
         adapter_dir=adapter_dir,
         trainable=trainable,
         gradient_checkpointing=gradient_checkpointing,
+        init_seed=init_seed,
     )

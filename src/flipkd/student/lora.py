@@ -30,11 +30,15 @@ def apply_lora(
     dropout: float,
     target_modules: list[str] | str,
     layers: list[int] | None = None,
+    seed: int | None = None,
 ) -> PeftModel:
     """Wrap ``model`` with fresh LoRA adapters; everything else is frozen.
 
     ``layers`` restricts LoRA to those decoder layers (negative = from the top); the
     backward pass then stops at the lowest adapted layer, which is much cheaper.
+    ``seed`` draws the random A matrices from that seed without touching the global
+    random state, so a run's initial adapter depends on its seed alone and not on what
+    ran before it in the process (``None``: the global random state, as before).
     """
     n_layers = model.config.num_hidden_layers
     chosen = None
@@ -54,7 +58,10 @@ def apply_lora(
         bias="none",
     )
     try:
-        peft_model = get_peft_model(model, config)
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            peft_model = get_peft_model(model, config)
     except ValueError as err:
         raise ConfigError(f"student.lora.target_modules: {err}") from None
     return use_gap_dropout(peft_model)

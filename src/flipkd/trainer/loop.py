@@ -167,8 +167,9 @@ def train_student(
         torch.set_num_threads(tc.threads)
     set_seed(tc.seed)
     student = student or build_student(
-        cfg.student, benchmark=cfg.data.benchmark, gradient_checkpointing=tc.gradient_checkpointing
-    )
+        cfg.student, benchmark=cfg.data.benchmark,
+        gradient_checkpointing=tc.gradient_checkpointing, init_seed=tc.seed,
+    )  # fmt: skip
     student.pack_tokens = PACK_TOKENS  # exact, and far less padding (student/packing.py)
     if student.prefix is None and acc.distributed_type.name not in SHARDED:
         depth = student.enable_prefix_cache(cfg.student.model, tc.prefix_cache_gb)
