@@ -214,6 +214,7 @@ HASH_NEUTRAL = {
     ("loss", "gen_vocab"): "full",
     ("loss", "gen_teacher"): 0.0,
     ("train", "adam_beta2"): 0.999,
+    ("train", "clip_scope"): "global",
     ("teacher", "freeze_embeddings"): False,
     ("teacher", "group_by_length"): False,
     ("student", "tap", "shared"): True,

@@ -222,6 +222,10 @@ class TrainConfig(_Strict):
     adam_beta2: float = Field(default=0.999, gt=0, lt=1)
     warmup_ratio: float = Field(default=0.05, ge=0, le=1)
     max_grad_norm: float = Field(default=1.0, gt=0)
+    # "global": one norm over every trainable parameter; "tap-apart": the tapped A matrices
+    # (where the representation terms' large gradients land) are clipped apart from the rest,
+    # so the label's parameters are clipped as in sft whatever the representation terms do
+    clip_scope: Literal["global", "tap-apart"] = "global"
     gradient_checkpointing: bool = False
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     eval_every: int = Field(default=0, ge=0)

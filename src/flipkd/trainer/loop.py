@@ -23,8 +23,10 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from flipkd.config import FlipkdConfig, config_hash, save_resolved
+from flipkd.errors import ConfigError
 from flipkd.paths import write_json
 from flipkd.student import Student, build_student
+from flipkd.student.lora import lora_a
 from flipkd.trainer import checkpoint as ckpt
 from flipkd.trainer.devset import evaluate_dev
 from flipkd.trainer.diagnose import margin_stats, term_grad_norms
@@ -115,6 +117,15 @@ def _micro_step(
     return total, values
 
 
+def clip_groups(student: Student, params: list, scope: str) -> list[list]:
+    """The parameter sets whose gradient norms are clipped one by one (``train.clip_scope``)."""
+    if scope == "global":
+        return [params]
+    tap = {id(lora_a(layer, student.tap.adapter).weight) for layer in student.tap.layers}
+    sets = [[p for p in params if id(p) in tap], [p for p in params if id(p) not in tap]]
+    return [s for s in sets if s]
+
+
 def _gathered_state(acc: Accelerator, model, trainable_only: bool) -> dict[str, torch.Tensor]:
     """The peft model's state dict, gathered by the engine (DDP, FSDP, DeepSpeed ZeRO-3)."""
     state = {k.removeprefix("peft."): v for k, v in acc.get_state_dict(model).items()}
@@ -171,11 +182,17 @@ def train_student(
         gradient_checkpointing=tc.gradient_checkpointing, init_seed=tc.seed,
     )  # fmt: skip
     student.pack_tokens = PACK_TOKENS  # exact, and far less padding (student/packing.py)
+    if tc.clip_scope != "global" and acc.distributed_type.name in SHARDED:
+        raise ConfigError(
+            f"train.clip_scope {tc.clip_scope!r} needs unsharded parameters; "
+            f"{acc.distributed_type.name} clips one global norm: use clip_scope global"
+        )
     if student.prefix is None and acc.distributed_type.name not in SHARDED:
         depth = student.enable_prefix_cache(cfg.student.model, tc.prefix_cache_gb)
         log.info("frozen-prefix cache: %s", f"layers 0-{depth - 1}" if depth else "off")
     module = StudentStep(student, gen_vocab=cfg.loss.gen_vocab)
     params = [p for p in module.parameters() if p.requires_grad]
+    clip_sets = clip_groups(student, params, tc.clip_scope)
     optimizer = torch.optim.AdamW(
         params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, tc.adam_beta2)
     )
@@ -223,7 +240,8 @@ def train_student(
                     raise nonfinite_loss(step + 1, values, ckpt_dir)  # before any update
                 acc.backward(loss)
                 if acc.sync_gradients:
-                    acc.clip_grad_norm_(params, tc.max_grad_norm)
+                    for group in clip_sets:
+                        acc.clip_grad_norm_(group, tc.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
         scheduler.step()
