@@ -103,6 +103,92 @@ def test_two_gloo_processes_equal_one(tmp_path):
         torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-3)
 
 
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=str(Path(PY).parent)) is None, reason="no torchrun"
+)
+def test_two_gloo_processes_resume_from_their_checkpoint(tmp_path):
+    """accelerate's save_state/load_state: each process's RNG, the optimizer and the schedule.
+
+    Dropout is on, so the resumed half only matches if every process's RNG state came back.
+    """
+    torchrun = str(Path(PY).parent / "torchrun")
+    script = str(HERE / "tiny_run.py")
+    common = ["--steps", "6", "--dropout", "0.1", "--save-every", "3"]
+
+    def run(out: Path, *extra: str) -> None:
+        subprocess.run(
+            [torchrun, "--nproc_per_node", "2", "--master_port", "29534", script, str(out),
+             *common, *extra],
+            env=ENV, check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    run(full)
+    middle = full / "checkpoints" / "step-0000003"
+    assert {"random_states_0.pkl", "random_states_1.pkl", "trainable.safetensors",
+            "COMPLETE"} <= {p.name for p in middle.iterdir()}  # fmt: skip
+    assert not list(middle.glob("model*.safetensors")), "the frozen base must not be saved"
+    shutil.copytree(middle, resumed / "checkpoints" / middle.name)
+    run(resumed, "--resume")
+    a, b = _adapter(full), _adapter(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
+
+
+def test_a_resume_whose_rng_state_is_missing_is_refused(tmp_path):
+    cfg = tiny_config(steps=4)
+    pairs = make_pairs()
+    cache = make_cache(tmp_path / "c", pairs)
+    train_student(
+        cfg, tmp_path, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
+    )
+    (latest_checkpoint(tmp_path / "checkpoints") / "random_states_0.pkl").unlink()
+    with pytest.raises(ConfigError, match="RNG state of process 0 did not load"):
+        train_student(
+            cfg, tmp_path, cache=cache, train_pairs=pairs, resume=True,
+            student=tiny_student(cfg), progress=False,
+        )  # fmt: skip
+
+
+def test_a_checkpoint_of_the_first_format_still_resumes(tmp_path):
+    """Run directories written before the move to accelerate's save_state keep resuming."""
+    from safetensors.torch import save_file
+
+    cfg = tiny_config(steps=8, dropout=0.1, save_every=4)
+    pairs = make_pairs()
+    cache = make_cache(tmp_path / "c", pairs)
+    full = tmp_path / "full"
+    train_student(
+        cfg, full, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
+    )
+    # rewrite step 4 in the first format, from the same saved state
+    new = full / "checkpoints" / "step-0000004"
+    old = tmp_path / "old" / "checkpoints" / "step-0000004"
+    old.mkdir(parents=True)
+    weights = load_file(str(new / "trainable.safetensors"))
+    save_file({k.removeprefix("peft."): v for k, v in weights.items()},
+              str(old / "trainable.safetensors"))  # fmt: skip
+    opt = torch.load(new / "optimizer.bin", weights_only=False)
+    torch.save(opt, old / "optimizer.pt")
+    torch.save(torch.load(new / "custom_checkpoint_0.pkl", weights_only=False),
+               old / "scheduler.pt")  # fmt: skip
+    rng = torch.load(new / "random_states_0.pkl", weights_only=False)
+    torch.save({"python": rng["random_state"], "numpy": rng["numpy_random_seed"],
+                "torch": rng["torch_manual_seed"]}, old / "rng.pt")  # fmt: skip
+    state = json.loads((new / "state.json").read_text())
+    state.pop("format")
+    (old / "state.json").write_text(json.dumps(state))
+    (old / "COMPLETE").write_text("ok\n")
+    train_student(
+        cfg, tmp_path / "old", cache=cache, train_pairs=pairs, resume=True,
+        student=tiny_student(cfg), progress=False,
+    )  # fmt: skip
+    a, b = _adapter(full), _adapter(tmp_path / "old")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize(
     ("change", "error", "message"),
     [

@@ -124,11 +124,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--grad-accum", type=int, default=1)
+    ap.add_argument("--save-every", type=int, default=4)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = tiny_config(
-        args.steps, args.dropout, batch_size=args.batch_size, grad_accum=args.grad_accum
-    )
+        args.steps, args.dropout, batch_size=args.batch_size, grad_accum=args.grad_accum,
+        save_every=args.save_every,
+    )  # fmt: skip
     pairs = make_pairs()
     cache = make_cache(args.run_dir / "cache", pairs)
     train_student(

@@ -45,11 +45,20 @@ def shared_data_root() -> Path:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``target`` only on success."""
+def atomic_dir(target: Path, tmp_name: str | None = None) -> Iterator[Path]:
+    """Yield a temporary directory that replaces ``target`` only on success.
+
+    ``tmp_name`` fixes the temporary's name (a leftover of that name is removed first),
+    for when other processes write into it too; by default it is unique.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    if tmp_name is None:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    else:
+        tmp = target.parent / tmp_name
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
     try:
         yield tmp
         if target.exists():

@@ -126,20 +126,42 @@ def clip_groups(student: Student, params: list, scope: str) -> list[list]:
     return [s for s in sets if s]
 
 
-def _gathered_state(acc: Accelerator, model, trainable_only: bool) -> dict[str, torch.Tensor]:
-    """The peft model's state dict, gathered by the engine (DDP, FSDP, DeepSpeed ZeRO-3)."""
-    state = {k.removeprefix("peft."): v for k, v in acc.get_state_dict(model).items()}
-    if not trainable_only:
-        return state
-    names = {n for n, p in acc.unwrap_model(model).peft.named_parameters() if p.requires_grad}
-    return {k: v for k, v in state.items() if k in names}
-
-
 def _save_adapter(acc: Accelerator, model, target: Path) -> None:
     """A peft adapter directory any peft user can load."""
-    state = _gathered_state(acc, model, trainable_only=False)
+    # gathered by the engine (DDP, FSDP, DeepSpeed ZeRO-3)
+    state = {k.removeprefix("peft."): v for k, v in acc.get_state_dict(model).items()}
     if acc.is_main_process:
         acc.unwrap_model(model).peft.save_pretrained(str(target), state_dict=state)
+
+
+@dataclass
+class _Session:
+    """Everything the steps of one training run share (built by :func:`_setup`)."""
+
+    cfg: FlipkdConfig
+    run_dir: Path
+    acc: Accelerator
+    student: Student
+    model: torch.nn.Module  # the prepared (engine-wrapped) ``StudentStep``
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    losses: LossSet
+    clip_sets: list[list]
+    cache: object
+    train_pairs: list
+    dev_pairs: list | None
+    chash: str
+    steplog: StepLog | None = None
+    best: float = float("-inf")
+    best_dir: Path | None = None
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def main(self) -> bool:
+        return self.acc.is_main_process
 
 
 def train_student(
@@ -165,8 +187,38 @@ def train_student(
         student: An already-built student (tests); built from ``cfg.student`` otherwise.
         progress: Show a progress bar.
     """
-    tc, run_dir = cfg.train, Path(run_dir)
+    run_dir = Path(run_dir)
     validate_setup(cfg, train_pairs, cache, run_dir, resume)
+    run = _setup(cfg, run_dir, cache, train_pairs, dev_pairs, student)
+    start = _resume(run) if resume else 0
+    if run.main:
+        save_resolved(cfg, run_dir)
+    run.steplog = StepLog(run_dir / "logs", enabled=run.main)
+    tc, values = cfg.train, {}
+    t0 = time.perf_counter()
+    bar = tqdm(
+        range(start, tc.steps), initial=start, total=tc.steps, disable=not (progress and run.main)
+    )
+    run.model.train()
+    for step in bar:
+        values = _train_step(run, step)
+        done = step + 1
+        if done % tc.log_every == 0 or done == tc.steps:
+            run.steplog.write(done, values)
+        bar.set_postfix(loss=f"{values['loss']:.3f}")
+        if tc.eval_every and run.dev_pairs and (done % tc.eval_every == 0 or done == tc.steps):
+            _evaluate(run, done)
+        if tc.save_every and (done % tc.save_every == 0 or done == tc.steps):
+            _checkpoint(run, done, values)
+        run.acc.wait_for_everyone()
+    return _finish(run, time.perf_counter() - t0, values)
+
+
+def _setup(
+    cfg: FlipkdConfig, run_dir: Path, cache, train_pairs: list, dev_pairs, student
+) -> _Session:
+    """Accelerator, student, optimizer, schedule and losses, prepared by the engine."""
+    tc = cfg.train
     losses = build_losses(cfg.loss)
     acc = Accelerator(
         cpu=not torch.cuda.is_available(),  # lets torchrun / accelerate launch use gloo on CPU
@@ -182,12 +234,13 @@ def train_student(
         gradient_checkpointing=tc.gradient_checkpointing, init_seed=tc.seed,
     )  # fmt: skip
     student.pack_tokens = PACK_TOKENS  # exact, and far less padding (student/packing.py)
-    if tc.clip_scope != "global" and acc.distributed_type.name in SHARDED:
+    sharded = acc.distributed_type.name in SHARDED
+    if tc.clip_scope != "global" and sharded:
         raise ConfigError(
             f"train.clip_scope {tc.clip_scope!r} needs unsharded parameters; "
             f"{acc.distributed_type.name} clips one global norm: use clip_scope global"
         )
-    if student.prefix is None and acc.distributed_type.name not in SHARDED:
+    if student.prefix is None and not sharded:
         depth = student.enable_prefix_cache(cfg.student.model, tc.prefix_cache_gb)
         log.info("frozen-prefix cache: %s", f"layers 0-{depth - 1}" if depth else "off")
     module = StudentStep(student, gen_vocab=cfg.loss.gen_vocab)
@@ -200,94 +253,98 @@ def train_student(
         optimizer, int(tc.warmup_ratio * tc.steps), tc.steps
     )
     model, optimizer = acc.prepare(module, optimizer)
-    chash, main = config_hash(cfg), acc.is_main_process
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt.attach(acc, scheduler)
+    return _Session(
+        cfg, run_dir, acc, student, model, optimizer, scheduler, losses, clip_sets, cache,
+        train_pairs, dev_pairs, config_hash(cfg),
+    )  # fmt: skip
 
-    start = 0
-    if resume:
-        latest = ckpt.latest_checkpoint(ckpt_dir)
-        state = ckpt.load_checkpoint(
-            latest, model=acc.unwrap_model(model).peft, optimizer=optimizer, scheduler=scheduler,
-            config_hash=chash,
-        )  # fmt: skip
-        start = state["step"]
-        log.info("resuming %s at step %d", run_dir, start)
-    if main:
-        save_resolved(cfg, run_dir)
-    steplog = StepLog(run_dir / "logs", enabled=main)
-    best, best_dir = float("-inf"), None
-    if resume and (run_dir / "best.json").is_file():  # keep the best adapter found before the kill
-        best = json.loads((run_dir / "best.json").read_text())[tc.select_metric]
-        best_dir = run_dir / "best_adapter"
+
+def _resume(run: _Session) -> int:
+    """Restore the newest complete checkpoint and the best adapter kept before it; its step."""
+    latest = ckpt.latest_checkpoint(run.ckpt_dir)
+    state = ckpt.resume(
+        run.acc, latest, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler,
+        config_hash=run.chash,
+    )  # fmt: skip
+    log.info("resuming %s at step %d", run.run_dir, state["step"])
+    if (run.run_dir / "best.json").is_file():  # keep the best adapter found before the kill
+        run.best = json.loads((run.run_dir / "best.json").read_text())[run.cfg.train.select_metric]
+        run.best_dir = run.run_dir / "best_adapter"
+    return state["step"]
+
+
+def _train_step(run: _Session, step: int) -> dict:
+    """One optimizer step (``grad_accum`` micro-batches); the last micro-batch's log values."""
+    tc, acc, model = run.cfg.train, run.acc, run.model
+    t_step = time.perf_counter()
+    diagnose = bool(tc.diagnose_every) and (step % tc.diagnose_every == 0 or step + 1 == tc.steps)
     values: dict = {}
-    t0 = time.perf_counter()
-    bar = tqdm(
-        range(start, tc.steps), initial=start, total=tc.steps, disable=not (progress and main)
+    for k in range(tc.grad_accum):
+        idx = batch_indices(len(run.train_pairs), tc.batch_size, tc.seed, step * tc.grad_accum + k)
+        with acc.accumulate(model):
+            loss, values = _micro_step(
+                acc, model, run.losses, [run.train_pairs[i] for i in idx], run.cache,
+                diagnose and k == 0,
+            )  # fmt: skip
+            if acc.gather(torch.isfinite(loss.detach()).float().reshape(1)).min() < 1:
+                raise nonfinite_loss(step + 1, values, run.ckpt_dir)  # before any update
+            acc.backward(loss)
+            if acc.sync_gradients:
+                for group in run.clip_sets:
+                    acc.clip_grad_norm_(group, tc.max_grad_norm)
+            run.optimizer.step()
+            run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+    values.update(lr=run.scheduler.get_last_lr()[0], step_seconds=time.perf_counter() - t_step)
+    return values
+
+
+def _evaluate(run: _Session, step: int) -> None:
+    """Score dev in both modes; keep the adapter when the selection metric improves."""
+    tc = run.cfg.train
+    metrics = evaluate_dev(
+        run.student, run.dev_pairs, need_rep=run.losses.needs_rep, max_pairs=tc.eval_max_pairs
     )
-    model.train()
-    for step in bar:
-        t_step = time.perf_counter()
-        for k in range(tc.grad_accum):
-            idx = batch_indices(len(train_pairs), tc.batch_size, tc.seed, step * tc.grad_accum + k)
-            with acc.accumulate(model):
-                diagnose = bool(tc.diagnose_every) and (
-                    step % tc.diagnose_every == 0 or step + 1 == tc.steps
-                )
-                loss, values = _micro_step(
-                    acc, model, losses, [train_pairs[i] for i in idx], cache, diagnose and k == 0
-                )
-                if acc.gather(torch.isfinite(loss.detach()).float().reshape(1)).min() < 1:
-                    raise nonfinite_loss(step + 1, values, ckpt_dir)  # before any update
-                acc.backward(loss)
-                if acc.sync_gradients:
-                    for group in clip_sets:
-                        acc.clip_grad_norm_(group, tc.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        values.update(lr=scheduler.get_last_lr()[0], step_seconds=time.perf_counter() - t_step)
-        if (step + 1) % tc.log_every == 0 or step + 1 == tc.steps:
-            steplog.write(step + 1, values)
-        bar.set_postfix(loss=f"{values['loss']:.3f}")
-        if (
-            tc.eval_every
-            and dev_pairs
-            and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps)
-        ):
-            metrics = evaluate_dev(
-                student, dev_pairs, need_rep=losses.needs_rep, max_pairs=tc.eval_max_pairs
+    run.steplog.write(step, metrics, kind="dev")
+    score = metrics.get(tc.select_metric, metrics.get("gen_roc_auc", float("-inf")))
+    if score > run.best:
+        run.best, run.best_dir = score, run.run_dir / "best_adapter"
+        _save_adapter(run.acc, run.model, run.best_dir)
+        if run.main:
+            write_json(
+                run.run_dir / "best.json", {"step": step, tc.select_metric: score, **metrics}
             )
-            steplog.write(step + 1, metrics, kind="dev")
-            score = metrics.get(tc.select_metric, metrics.get("gen_roc_auc", float("-inf")))
-            if score > best:
-                best, best_dir = score, run_dir / "best_adapter"
-                _save_adapter(acc, model, best_dir)
-                if main:
-                    write_json(
-                        run_dir / "best.json",
-                        {"step": step + 1, tc.select_metric: score, **metrics},
-                    )
-            model.train()
-        if tc.save_every and ((step + 1) % tc.save_every == 0 or step + 1 == tc.steps):
-            weights = _gathered_state(acc, model, trainable_only=True)
-            if main:
-                ckpt.save_checkpoint(
-                    ckpt_dir, step=step + 1, weights=weights, optimizer=optimizer,
-                    scheduler=scheduler, config_hash=chash, extra={"loss": values.get("loss")},
-                )  # fmt: skip
-                ckpt.prune(ckpt_dir, keep=tc.keep_checkpoints)
-        acc.wait_for_everyone()
-    seconds = time.perf_counter() - t0
-    adapter_dir = run_dir / "adapter"
-    _save_adapter(acc, model, adapter_dir)
-    if main:
-        write_json(run_dir / "run.json", _run_info(cfg, run_dir, cache, best_dir))
-        prefix = student.prefix.stats() if student.prefix else None
-        summary = {"steps": tc.steps, "seconds": seconds, "last": values, "prefix_cache": prefix}
-        write_json(run_dir / "train_summary.json", summary)
-    steplog.close()
-    acc.wait_for_everyone()
-    return TrainResult(run_dir, adapter_dir, best_dir, tc.steps, seconds, values)
+    run.model.train()
+
+
+def _checkpoint(run: _Session, step: int, values: dict) -> None:
+    """An atomic checkpoint through accelerate (every process takes part); old ones pruned."""
+    ckpt.save(
+        run.acc, run.ckpt_dir, step=step, config_hash=run.chash,
+        extra={"loss": values.get("loss")},
+    )  # fmt: skip
+    if run.main:
+        ckpt.prune(run.ckpt_dir, keep=run.cfg.train.keep_checkpoints)
+
+
+def _finish(run: _Session, seconds: float, values: dict) -> TrainResult:
+    """The final adapter, ``run.json`` and the summary."""
+    adapter_dir = run.run_dir / "adapter"
+    _save_adapter(run.acc, run.model, adapter_dir)
+    if run.main:
+        write_json(
+            run.run_dir / "run.json", _run_info(run.cfg, run.run_dir, run.cache, run.best_dir)
+        )
+        prefix = run.student.prefix.stats() if run.student.prefix else None
+        summary = {
+            "steps": run.cfg.train.steps, "seconds": seconds, "last": values,
+            "prefix_cache": prefix,
+        }  # fmt: skip
+        write_json(run.run_dir / "train_summary.json", summary)
+    run.steplog.close()
+    run.acc.wait_for_everyone()
+    return TrainResult(run.run_dir, adapter_dir, run.best_dir, run.cfg.train.steps, seconds, values)
 
 
 def _run_info(cfg: FlipkdConfig, run_dir: Path, cache, best_dir: Path | None) -> dict:
