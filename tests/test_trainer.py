@@ -241,3 +241,25 @@ def test_stale_temporary_checkpoint_is_never_trusted(tmp_path):
     (ckpts / "step-0000010").mkdir()
     (ckpts / "step-0000010" / "state.json").write_text("{}")
     assert latest_checkpoint(ckpts).name == "step-0000004"
+
+
+def test_step_logs_go_through_accelerate_trackers(tmp_path):
+    """JSONL (flat keys, kind train/dev) and TensorBoard (kind/name scalars) from one log call."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(steps=4, save_every=0, eval_every=2, log_every=1)
+    pairs = make_pairs()
+    train_student(
+        cfg, tmp_path, cache=make_cache(tmp_path / "c", pairs), train_pairs=pairs,
+        dev_pairs=pairs[:16], student=tiny_student(cfg), progress=False,
+    )  # fmt: skip
+    rows = _log(tmp_path)
+    train = [r for r in rows if r["kind"] == "train"]
+    dev = [r for r in rows if r["kind"] == "dev"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4] and [r["step"] for r in dev] == [2, 4]
+    assert "mask/kept_pos" in train[0] and "gen_roc_auc" in dev[0]
+    events = EventAccumulator(str(tmp_path / "logs" / "tb"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/mask/kept_pos", "dev/gen_roc_auc"} <= scalars
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from flipkd.evaluation import best_threshold, pair_metrics
+from flipkd.modes import MODES
 from flipkd.student import Student, score_pairs
 
 
@@ -15,7 +16,7 @@ def evaluate_dev(
     pairs = [p for p in dev_pairs if p.label is not None][:max_pairs]
     labels = np.array([p.label for p in pairs])
     out: dict[str, float] = {}
-    for mode in ("gen", "rep") if need_rep else ("gen",):
+    for mode in MODES if need_rep else ("gen",):
         scores = score_pairs(student, [(p.text_a, p.text_b) for p in pairs], mode=mode)
         metrics = pair_metrics(scores, labels, best_threshold(scores, labels, "f1"))
         for key in ("roc_auc", "ap", "f1", "accuracy", "spearman"):

@@ -30,7 +30,7 @@ from flipkd.student.lora import lora_a
 from flipkd.trainer import checkpoint as ckpt
 from flipkd.trainer.devset import evaluate_dev
 from flipkd.trainer.diagnose import margin_stats, term_grad_norms
-from flipkd.trainer.logs import StepLog
+from flipkd.trainer.logs import StepLog, trackers
 from flipkd.trainer.sampler import batch_indices, shard
 from flipkd.trainer.step import LossSet, StudentStep, batch_loss, build_losses, gen_targets
 from flipkd.trainer.validate import nonfinite_loss, validate_setup
@@ -193,7 +193,7 @@ def train_student(
     start = _resume(run) if resume else 0
     if run.main:
         save_resolved(cfg, run_dir)
-    run.steplog = StepLog(run_dir / "logs", enabled=run.main)
+    run.steplog = StepLog(run.acc)
     tc, values = cfg.train, {}
     t0 = time.perf_counter()
     bar = tqdm(
@@ -225,6 +225,8 @@ def _setup(
         mixed_precision=_precision(tc.mixed_precision),
         gradient_accumulation_steps=tc.grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not losses.gen)],
+        log_with=trackers(run_dir / "logs"),
+        project_dir=str(run_dir / "logs"),
     )
     if tc.threads:
         torch.set_num_threads(tc.threads)
