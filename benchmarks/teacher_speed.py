@@ -131,15 +131,18 @@ def _plain(source: Any, train: list, args: argparse.Namespace, work: Path) -> di
 
 
 def _flipkd(source, train, dev, options, args, work: Path, name: str) -> dict[str, Any]:
+    from flipkd.config.schema import TeacherConfig
     from flipkd.teacher import encoder, train_teacher
 
-    start = time.perf_counter()
-    run = train_teacher(
-        train, dev, model_path=source.model_dir, query_prefix=source.query_prefix,
+    cfg = TeacherConfig(
         loss="cosent", epochs=1.0, batch_size=args.batch, lr=args.lr,
         warmup_ratio=args.warmup_ratio, max_length=args.max_length, seed=args.seed,
-        out_dir=work / name.replace("+", "_"), progress=False, model_id=source.model_id,
         encode_batch_size=args.encode_batch, **options,
+    )  # fmt: skip
+    start = time.perf_counter()
+    run = train_teacher(
+        train, dev, cfg, model_path=source.model_dir, out_dir=work / name.replace("+", "_"),
+        query_prefix=source.query_prefix, model_id=source.model_id, progress=False,
     )  # fmt: skip
     wall = time.perf_counter() - start
     info = json.loads((run.run_dir / "metrics.json").read_text(encoding="utf-8"))

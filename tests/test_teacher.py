@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
+from flipkd.config.schema import TeacherConfig
 from flipkd.errors import ConfigError, DataError
 from flipkd.evaluation import pair_metrics
 from flipkd.teacher import build_tiny_teacher, train_teacher
@@ -36,13 +38,10 @@ def test_finetune_lowers_dev_loss_and_keeps_the_best(tiny_model: Path, tmp_path:
     run = train_teacher(
         train,
         dev,
+        TeacherConfig(epochs=2, batch_size=16, lr=5e-3, seed=0),
         model_path=tiny_model,
-        epochs=2,
-        batch_size=16,
-        lr=5e-3,
         out_dir=tmp_path / "run",
         progress=False,
-        seed=0,
     )
     losses = [h["eval_loss"] for h in run.history]
     assert len(losses) == 3 and run.history[0]["step"] == 0
@@ -54,6 +53,12 @@ def test_finetune_lowers_dev_loss_and_keeps_the_best(tiny_model: Path, tmp_path:
     assert run.metrics["dev"]["ap"] == pytest.approx(ap, abs=1e-6)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["kind"] == "teacher" and info["finetuned"] and info["model_dir"] == "model"
+    assert list(info["args"]) == [
+        "loss", "epochs", "batch_size", "lr", "warmup_ratio", "train_fraction", "max_length",
+        "seed", "query_prefix", "encode_batch_size", "progress", "freeze_embeddings",
+        "group_by_length",
+    ]  # fmt: skip
+    assert info["args"]["batch_size"] == 16 and info["args"]["progress"] is False
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train_pairs"] == 96
     assert not (tmp_path / "run" / ".checkpoints").exists()
 
@@ -61,7 +66,12 @@ def test_finetune_lowers_dev_loss_and_keeps_the_best(tiny_model: Path, tmp_path:
 def test_zero_shot_run_records_the_base_model(tiny_model: Path, tmp_path: Path) -> None:
     dev = toy_pairs(24, seed=1)
     run = train_teacher(
-        [], dev, model_path=tiny_model, finetune=False, out_dir=tmp_path / "zs", progress=False
+        [],
+        dev,
+        TeacherConfig(finetune=False),
+        model_path=tiny_model,
+        out_dir=tmp_path / "zs",
+        progress=False,
     )
     assert not run.finetuned and run.history == []
     assert not (tmp_path / "zs" / "model").exists()
@@ -76,13 +86,10 @@ def test_positives_only_loss_with_a_query_prefix(tiny_model: Path, tmp_path: Pat
     run = train_teacher(
         train,
         dev,
+        TeacherConfig(loss="mnrl", epochs=1, batch_size=8, lr=1e-3),
         model_path=tiny_model,
-        loss="mnrl",
-        query_prefix="query: ",
-        epochs=1,
-        batch_size=8,
-        lr=1e-3,
         out_dir=tmp_path / "mnrl",
+        query_prefix="query: ",
         progress=False,
     )
     saved = json.loads((run.model_dir / "config_sentence_transformers.json").read_text())
@@ -115,8 +122,11 @@ def test_schedule_and_subsample() -> None:
 
 def test_bad_settings_are_user_errors(tiny_model: Path, tmp_path: Path) -> None:
     dev = toy_pairs(8, seed=1)
+    with pytest.raises(ValidationError, match="loss"):
+        TeacherConfig(loss="mse")
+    unchecked = TeacherConfig().model_copy(update={"loss": "mse"})  # skips validation
     with pytest.raises(ConfigError, match="unknown loss"):
-        train_teacher(dev, dev, model_path=tiny_model, loss="mse", out_dir=tmp_path)
+        train_teacher(dev, dev, unchecked, model_path=tiny_model, out_dir=tmp_path)
     with pytest.raises(DataError, match="dev split is empty"):
         train_teacher(dev, [], model_path=tiny_model, out_dir=tmp_path)
     graded = [type(p)(p.text_a, p.text_b, None, 3.0, "g.csv", 7) for p in dev]
@@ -132,10 +142,8 @@ def test_graded_pairs_train_with_scores(tiny_model: Path, tmp_path: Path) -> Non
     run = train_teacher(
         train,
         dev,
+        TeacherConfig(epochs=1, batch_size=16, lr=5e-3),
         model_path=tiny_model,
-        epochs=1,
-        batch_size=16,
-        lr=5e-3,
         out_dir=tmp_path / "graded",
         progress=False,
     )
@@ -149,11 +157,8 @@ def test_base_model_is_kept_when_training_only_hurts(tiny_model: Path, tmp_path:
     run = train_teacher(
         flipped,
         dev,
+        TeacherConfig(epochs=2, batch_size=16, lr=5e-3, warmup_ratio=0.0),
         model_path=tiny_model,
-        epochs=2,
-        batch_size=16,
-        lr=5e-3,
-        warmup_ratio=0.0,
         out_dir=tmp_path / "hurt",
         progress=False,
     )

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import ValidationError
 from safetensors.torch import load_file
 
 from flipkd.config import FlipkdConfig, config_hash, load_config
 from flipkd.config.loader import HASH_EXCLUDE
+from flipkd.config.schema import TeacherConfig
 from flipkd.errors import ConfigError, ModelError
 from flipkd.teacher import build_tiny_teacher, train_teacher
 from flipkd.teacher.speed import (
@@ -40,14 +42,10 @@ def _train(tiny_model: Path, out: Path, **options) -> object:
     return train_teacher(
         toy_pairs(96, seed=0),
         toy_pairs(48, seed=1),
+        TeacherConfig(epochs=3, batch_size=16, lr=1e-2, seed=0, **options),
         model_path=tiny_model,
-        epochs=3,
-        batch_size=16,
-        lr=1e-2,
         out_dir=out,
         progress=False,
-        seed=0,
-        **options,
     )
 
 
@@ -127,9 +125,12 @@ def test_row_lengths_take_the_longest_text(tiny_model: Path) -> None:
 def test_grouped_training_runs_and_mnrl_refuses_it(tiny_model: Path, tmp_path: Path) -> None:
     run = _train(tiny_model, tmp_path / "grouped", group_by_length=True, freeze_embeddings=True)
     assert run.finetuned and (run.model_dir / "modules.json").is_file()
+    with pytest.raises(ValidationError, match="group_by_length"):
+        TeacherConfig(loss="mnrl", group_by_length=True)
+    unchecked = TeacherConfig(loss="mnrl").model_copy(update={"group_by_length": True})
     with pytest.raises(ConfigError, match="group_by_length"):
-        train_teacher(toy_pairs(8), toy_pairs(8, seed=1), model_path=tiny_model, loss="mnrl",
-                      group_by_length=True, out_dir=tmp_path / "mnrl")  # fmt: skip
+        train_teacher(toy_pairs(8), toy_pairs(8, seed=1), unchecked, model_path=tiny_model,
+                      out_dir=tmp_path / "mnrl")  # fmt: skip
 
 
 def test_step_clock_counts_only_inside_steps() -> None:

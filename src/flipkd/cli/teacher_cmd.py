@@ -83,23 +83,12 @@ def train(
     run = train_teacher(
         splits["train"],
         splits["dev"],
+        t,
         model_path=resolved.path,
-        query_prefix=resolved.query_prefix,
-        loss=t.loss,
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        warmup_ratio=t.warmup_ratio,
-        train_fraction=t.train_fraction,
-        finetune=t.finetune,
-        max_length=t.max_length,
-        seed=t.seed,
         out_dir=run_dir,
-        progress=progress,
+        query_prefix=resolved.query_prefix,
         model_id=resolved.name,
-        encode_batch_size=t.encode_batch_size,
-        freeze_embeddings=t.freeze_embeddings,
-        group_by_length=t.group_by_length,
+        progress=progress,
     )
     cache = cache_splits(
         run_dir, cfg.data.benchmark, splits, batch_size=t.encode_batch_size, progress=progress

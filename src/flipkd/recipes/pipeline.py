@@ -1,6 +1,7 @@
 """The end-to-end job behind ``flipkd train``: data → teacher (+cache) → student training.
 
-Config objects stop here: everything below takes plain arguments.
+Models are resolved and splits loaded here; the teacher and the student take their
+config objects.
 """
 
 from __future__ import annotations
@@ -47,13 +48,8 @@ def ensure_teacher(cfg: FlipkdConfig, teacher_dir: Path, splits: dict, progress:
     elif not (teacher_dir / "run.json").is_file():
         resolved = resolve_teacher(t.model)
         train_teacher(
-            splits["train"], splits["dev"], model_path=resolved.path,
-            query_prefix=resolved.query_prefix, loss=t.loss, epochs=t.epochs,
-            batch_size=t.batch_size, lr=t.lr, warmup_ratio=t.warmup_ratio,
-            train_fraction=t.train_fraction, finetune=t.finetune, max_length=t.max_length,
-            seed=t.seed, out_dir=teacher_dir, progress=progress, model_id=resolved.name,
-            encode_batch_size=t.encode_batch_size, freeze_embeddings=t.freeze_embeddings,
-            group_by_length=t.group_by_length,
+            splits["train"], splits["dev"], t, model_path=resolved.path, out_dir=teacher_dir,
+            query_prefix=resolved.query_prefix, model_id=resolved.name, progress=progress,
         )  # fmt: skip
     cache = cache_splits(
         teacher_dir, cfg.data.benchmark, splits, batch_size=t.encode_batch_size, progress=progress

@@ -2,7 +2,7 @@
 
 Public API::
 
-    train_teacher(pairs_train, pairs_dev, *, model_path, ..., out_dir) -> TeacherRun
+    train_teacher(pairs_train, pairs_dev, cfg=None, *, model_path, out_dir, ...) -> TeacherRun
     build_teacher_cache(run_or_model, texts, *, out_dir, calibration_pairs=()) -> TeacherCache
     open_teacher_cache(path, *, teacher=None, texts=None) -> TeacherCache
     TeacherCache.embed(texts) / .sim(a, b) / .pair_sim(a, b) / .prob(sim)

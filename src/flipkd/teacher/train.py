@@ -11,7 +11,7 @@ fine-tuning that only hurts dev returns the base weights — and writes the run 
     RUN/model/         the fine-tuned sentence-transformers model (absent when zero-shot)
     RUN/metrics.json   dev metrics of the kept model, dev history, sizes, timings
 
-A zero-shot run (``finetune=False``) only records the base model's directory.
+A zero-shot run (``teacher.finetune: false``) only records the base model's directory.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from flipkd.config.schema import TeacherConfig
 from flipkd.errors import ConfigError, DataError
 from flipkd.paths import atomic_dir, write_json
 from flipkd.teacher import encoder, speed
@@ -152,7 +153,9 @@ def _fit(
     train: Sequence[Any],
     dev: Sequence[Any],
     ckpt_dir: Path,
-    hp: dict[str, Any],
+    cfg: TeacherConfig,
+    query_prefix: str,
+    progress: bool,
 ) -> tuple[list[dict[str, float]], dict[str, Any]]:
     """Run SentenceTransformerTrainer; the best dev checkpoint is loaded into ``model``."""
     from sentence_transformers import (
@@ -161,18 +164,18 @@ def _fit(
     )
     from sentence_transformers.base.sampler import BatchSamplers
 
-    evaluator, primary = _dev_evaluator(dev, hp["encode_batch_size"])
-    train_ds, dev_ds = pair_dataset(train, hp["loss"]), pair_dataset(dev, hp["loss"])
-    frozen = speed.freeze_word_embeddings(model) if hp["freeze_embeddings"] else 0
-    eval_steps, max_steps = schedule(len(train_ds), hp["batch_size"], hp["epochs"])
+    evaluator, primary = _dev_evaluator(dev, cfg.encode_batch_size)
+    train_ds, dev_ds = pair_dataset(train, cfg.loss), pair_dataset(dev, cfg.loss)
+    frozen = speed.freeze_word_embeddings(model) if cfg.freeze_embeddings else 0
+    eval_steps, max_steps = schedule(len(train_ds), cfg.batch_size, cfg.epochs)
     best_metric = f"eval_{primary}"
     args = SentenceTransformerTrainingArguments(
         output_dir=str(ckpt_dir),
         max_steps=max_steps,
-        per_device_train_batch_size=hp["batch_size"],
-        per_device_eval_batch_size=hp["batch_size"],
-        learning_rate=hp["lr"],
-        warmup_steps=int(round(hp["warmup_ratio"] * max_steps)),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        warmup_steps=int(round(cfg.warmup_ratio * max_steps)),
         eval_strategy="steps",
         eval_steps=eval_steps,
         save_strategy="steps",
@@ -185,11 +188,11 @@ def _fit(
         logging_steps=eval_steps,
         report_to="none",
         dataloader_pin_memory=False,
-        seed=hp["seed"],
-        data_seed=hp["seed"],
-        disable_tqdm=not hp["progress"],
-        prompts=hp["query_prefix"] or None,
-        batch_sampler=_batch_sampler(model, hp, BatchSamplers),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        disable_tqdm=not progress,
+        prompts=query_prefix or None,
+        batch_sampler=_batch_sampler(model, cfg, query_prefix, BatchSamplers),
     )
     clock = speed.StepClock()
     trainer = SentenceTransformerTrainer(
@@ -197,7 +200,7 @@ def _fit(
         args=args,
         train_dataset=train_ds,
         eval_dataset=dev_ds,
-        loss=_loss_table()[hp["loss"]](model),
+        loss=_loss_table()[cfg.loss](model),
         evaluator=evaluator,
         callbacks=[clock],
     )
@@ -213,10 +216,10 @@ def _fit(
     info = {
         "train_pairs": len(train),
         "train_seconds": round(seconds, 2),
-        "train_pairs_per_second": round(max_steps * hp["batch_size"] / max(seconds, 1e-9), 1),
+        "train_pairs_per_second": round(max_steps * cfg.batch_size / max(seconds, 1e-9), 1),
         "step_seconds": round(clock.seconds, 2),
         "step_cpu_seconds": round(clock.cpu_seconds, 2),
-        "step_pairs_per_second": round(max_steps * hp["batch_size"] / max(clock.seconds, 1e-9), 2),
+        "step_pairs_per_second": round(max_steps * cfg.batch_size / max(clock.seconds, 1e-9), 2),
         "frozen_parameters": frozen,
         "steps": max_steps,
         "eval_steps": eval_steps,
@@ -234,14 +237,14 @@ def _fit(
     return history, info
 
 
-def _batch_sampler(model: Any, hp: dict[str, Any], kinds: Any) -> Any:
+def _batch_sampler(model: Any, cfg: TeacherConfig, query_prefix: str, kinds: Any) -> Any:
     """No duplicates for in-batch-negative losses; length-grouped batches when asked; else
     sentence-transformers' random batches."""
-    if hp["loss"] in POSITIVES_ONLY:
+    if cfg.loss in POSITIVES_ONLY:
         return kinds.NO_DUPLICATES
-    if not hp["group_by_length"]:
+    if not cfg.group_by_length:
         return kinds.BATCH_SAMPLER
-    return speed.LengthGroupedBatches(model.tokenizer, hp["query_prefix"], hp["max_length"])
+    return speed.LengthGroupedBatches(model.tokenizer, query_prefix, cfg.max_length)
 
 
 def _step_of(checkpoint: str | None) -> int | None:
@@ -253,55 +256,47 @@ def _step_of(checkpoint: str | None) -> int | None:
 def train_teacher(
     pairs_train: Sequence[Any],
     pairs_dev: Sequence[Any],
+    cfg: TeacherConfig | None = None,
     *,
     model_path: str | Path,
-    query_prefix: str = "",
-    loss: str = "cosent",
-    epochs: float = 1.0,
-    batch_size: int = 32,
-    lr: float = 2e-5,
-    warmup_ratio: float = 0.1,
-    train_fraction: float = 1.0,
-    finetune: bool = True,
-    max_length: int = 128,
-    seed: int = 0,
     out_dir: str | Path,
-    progress: bool = True,
+    query_prefix: str = "",
     model_id: str | None = None,
-    encode_batch_size: int = 64,
-    freeze_embeddings: bool = False,
-    group_by_length: bool = False,
+    progress: bool = True,
 ) -> TeacherRun:
-    """Fine-tune (or just record, when ``finetune=False``) a teacher and write its run directory.
+    """Fine-tune (or just record, when ``cfg.finetune`` is false) a teacher and write its run
+    directory.
+
+    The hyperparameters come from ``cfg``: ``loss`` (one of :data:`LOSSES`), ``epochs``
+    (passes over the sub-sampled training pairs; fractions allowed), ``batch_size``, ``lr``
+    (peak; linear warmup and decay), ``warmup_ratio``, ``train_fraction`` (seeded share of
+    ``pairs_train`` used: the teacher-strength control), ``finetune`` (false records the base
+    model as a zero-shot teacher), ``max_length`` (tokens per text), ``seed`` (sub-sampling,
+    shuffling and initialisation), ``encode_batch_size`` (texts per batch when encoding for
+    evaluation), ``freeze_embeddings`` (see :mod:`flipkd.teacher.speed`) and
+    ``group_by_length``. ``cfg.model``, ``cfg.run`` and ``cfg.noise`` are not read here: the
+    caller resolves the model into ``model_path``, ``query_prefix`` and ``model_id``.
 
     Args:
         pairs_train: Training pairs (``text_a``, ``text_b``, ``label`` or ``score``).
         pairs_dev: Dev pairs: per-interval evaluation and checkpoint choice (dev AP, or
             Spearman for graded data).
+        cfg: The teacher section of the config (None: :class:`TeacherConfig` defaults).
         model_path: The base sentence-transformers directory.
-        query_prefix: Prefix of every input ("query: " for e5).
-        loss: One of :data:`LOSSES` (sentence-transformers' loss of that name).
-        epochs: Passes over the (sub-sampled) training pairs; fractions allowed.
-        batch_size: Pairs per step.
-        lr: Peak learning rate (linear warmup and decay).
-        warmup_ratio: Share of the steps spent warming up.
-        train_fraction: Seeded share of ``pairs_train`` used (teacher-strength control).
-        finetune: False records the base model as a zero-shot teacher.
-        max_length: Token limit per text.
-        seed: Seed of sub-sampling, shuffling and initialisation.
         out_dir: The run directory.
-        progress: Show progress bars.
+        query_prefix: Prefix of every input ("query: " for e5).
         model_id: Readable base model name for the records (default: the directory name).
-        encode_batch_size: Texts per batch when encoding for evaluation.
-        freeze_embeddings: Keep the word-embedding table fixed (no gradient, no optimizer
-            state; see :mod:`flipkd.teacher.speed`).
-        group_by_length: Batch pairs of similar token length (less padding).
+        progress: Show progress bars.
     """
-    if loss not in LOSSES:
-        raise ConfigError(f"teacher.loss: unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
-    if group_by_length and loss in POSITIVES_ONLY:
+    cfg = TeacherConfig() if cfg is None else cfg
+    # configs copied without validation (model_copy(update=...)) get here unchecked
+    if cfg.loss not in LOSSES:
         raise ConfigError(
-            f"teacher.group_by_length: loss {loss!r} needs batches without duplicate texts; "
+            f"teacher.loss: unknown loss {cfg.loss!r}; choose from {', '.join(LOSSES)}"
+        )
+    if cfg.group_by_length and cfg.loss in POSITIVES_ONLY:
+        raise ConfigError(
+            f"teacher.group_by_length: loss {cfg.loss!r} needs batches without duplicate texts; "
             "set teacher.group_by_length=false"
         )
     if not pairs_dev:
@@ -311,38 +306,56 @@ def train_teacher(
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     base = encoder.TeacherSource(
-        model_id or Path(model_path).name, Path(model_path), query_prefix, max_length
+        model_id or Path(model_path).name, Path(model_path), query_prefix, cfg.max_length
     )
-    hp = dict(
-        loss=loss,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        warmup_ratio=warmup_ratio,
-        train_fraction=train_fraction,
-        max_length=max_length,
-        seed=seed,
-        query_prefix=query_prefix,
-        encode_batch_size=encode_batch_size,
-        progress=progress,
-        freeze_embeddings=freeze_embeddings,
-        group_by_length=group_by_length,
-    )
-    set_seed(seed)
+    set_seed(cfg.seed)
     model = encoder.load_encoder(base)
     history: list[dict[str, float]] = []
     info: dict[str, Any] = {"train_pairs": 0}
     model_dir = base.model_dir.resolve()
-    if finetune:
-        train = subsample(pairs_train, train_fraction, seed)
+    if cfg.finetune:
+        train = subsample(pairs_train, cfg.train_fraction, cfg.seed)
         if not train:
             raise DataError("no training pairs for the teacher (train split empty?)")
-        history, info = _fit(model, train, pairs_dev, run_dir / ".checkpoints", hp)
+        history, info = _fit(
+            model, train, pairs_dev, run_dir / ".checkpoints", cfg, query_prefix, progress
+        )
         if info["best_step"] == 0:  # the base model is a candidate too
             model = encoder.load_encoder(base)
         model_dir = _save_model(model, run_dir)
-    metrics = _record(run_dir, model, base, model_dir, pairs_dev, hp, info, history, finetune)
-    return TeacherRun(run_dir, model_dir, finetune, metrics, history)
+    args = _args_record(cfg, query_prefix, progress)
+    metrics = _record(
+        run_dir,
+        model,
+        base,
+        model_dir,
+        pairs_dev,
+        cfg.encode_batch_size,
+        args,
+        info,
+        history,
+        cfg.finetune,
+    )
+    return TeacherRun(run_dir, model_dir, cfg.finetune, metrics, history)
+
+
+def _args_record(cfg: TeacherConfig, query_prefix: str, progress: bool) -> dict[str, Any]:
+    """The ``args`` of ``run.json``: the training settings, keys and order as they always were."""
+    return dict(
+        loss=cfg.loss,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup_ratio=cfg.warmup_ratio,
+        train_fraction=cfg.train_fraction,
+        max_length=cfg.max_length,
+        seed=cfg.seed,
+        query_prefix=query_prefix,
+        encode_batch_size=cfg.encode_batch_size,
+        progress=progress,
+        freeze_embeddings=cfg.freeze_embeddings,
+        group_by_length=cfg.group_by_length,
+    )
 
 
 def _save_model(model: Any, run_dir: Path) -> Path:
@@ -359,13 +372,14 @@ def _record(
     base: encoder.TeacherSource,
     model_dir: Path,
     dev: Sequence[Any],
-    hp: dict[str, Any],
+    encode_batch_size: int,
+    args: dict[str, Any],
     info: dict[str, Any],
     history: list[dict[str, float]],
     finetuned: bool,
 ) -> dict[str, Any]:
     """Score dev with the kept model; write ``metrics.json`` and ``run.json``."""
-    scores, rate = _dev_scores(model, dev, hp["encode_batch_size"])
+    scores, rate = _dev_scores(model, dev, encode_batch_size)
     metrics = {
         "dev": dev_metrics(scores, dev),
         "dev_pairs": len(dev),
@@ -382,7 +396,7 @@ def _record(
         "finetuned": finetuned,
         "query_prefix": base.query_prefix,
         "max_length": base.max_length,
-        "args": hp,
+        "args": args,
     }
     write_json(run_dir / "run.json", run_info)
     log.info("teacher run %s: dev %s", run_dir, _headline(metrics["dev"]))
