@@ -56,15 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     questions = [e.question for e in load_faq(args.faq)]
     rng = random.Random(args.seed)
     batches = [rng.sample(questions, args.batch) for _ in range(args.batches)]
-    settings = {"padded": None, "packed": student.pack_inference_above}
+    settings = {"padded": None, "packed": student.body.pack_inference_above}
     seconds: dict[str, list[float]] = {name: [] for name in settings}
     outputs: dict[str, list[np.ndarray]] = {}
     for above in settings.values():  # warm-up
-        student.pack_inference_above = above
+        student.body.pack_inference_above = above
         matcher.encode(batches[0], batch_size=args.batch)
     for _ in range(args.repeats):
         for name, above in settings.items():
-            student.pack_inference_above = above
+            student.body.pack_inference_above = above
             t0 = time.perf_counter()
             outputs[name] = [matcher.encode(b, batch_size=args.batch) for b in batches]
             seconds[name].append(round(time.perf_counter() - t0, 4))

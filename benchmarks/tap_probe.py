@@ -79,7 +79,7 @@ def pooled_inputs(student, texts: list[str], modules, layers, batch: int = 32) -
                 enc = student._batch(texts[i : i + batch], student.max_text_length)
                 current["mask"] = enc["attention_mask"]
                 with contextlib.suppress(_Done):
-                    student._run_body(enc)
+                    student.body.run(enc)
     finally:
         for h in handles:
             h.remove()

@@ -183,6 +183,17 @@ def test_settings_pick_the_benchmark_per_student():
     assert BenchSettings(["qwen2.5-0.5b"], benchmark="mqp").benchmark_of("qwen2.5-0.5b") == "mqp"
 
 
+def test_pack_tokens_reaches_the_config_as_an_override():
+    from flipkd.bench.flipkd_train import bench_config
+
+    s = BenchSettings(["tiny"], overrides=["train.batch_size=4"], pack_tokens=0)
+    assert s.task_overrides() == ["train.batch_size=4", "student.pack_tokens=0"]
+    assert BenchSettings(["tiny"]).task_overrides() == []
+    cfg = bench_config("smollm2-135m", "mqp", "rep", 2, overrides=s.task_overrides())
+    assert cfg.student.pack_tokens == 0 and cfg.train.batch_size == 4
+    assert bench_config("smollm2-135m", "mqp", "rep", 2).student.pack_tokens == 512
+
+
 # --- sequence packing (flipkd.student.packing), the trainer's speed-up -------------------------
 PACK_TEXTS = ["how do i reset my password", "aspirin", "my card was stolen what should i do", "no"]
 PACK_PAIRS = [
@@ -239,7 +250,7 @@ def test_packing_leaves_fewer_tokens_for_the_layers(tiny_llama, tiny_tokenizer):
 def test_inference_packs_only_no_grad_batches_that_are_mostly_padding(
     tiny_llama, tiny_tokenizer, monkeypatch
 ):
-    import flipkd.student.model as model_mod
+    import flipkd.student.body as body_mod
     from flipkd.student import encode, score_pairs
 
     st = _top_layer_student(tiny_llama, tiny_tokenizer)
@@ -247,20 +258,20 @@ def test_inference_packs_only_no_grad_batches_that_are_mostly_padding(
         torch.nn.init.normal_(layer.lora_B["default"].weight, std=0.1)
     st.model.eval()
     caps = []
-    real_pack = model_mod.pack
-    monkeypatch.setattr(model_mod, "pack", lambda *a: caps.append(a[2]) or real_pack(*a))
+    real_pack = body_mod.pack
+    monkeypatch.setattr(body_mod, "pack", lambda *a: caps.append(a[2]) or real_pack(*a))
     uneven = [PACK_TEXTS[1], PACK_TEXTS[2]]  # 1-2 tokens vs ~9: mostly padding
     with torch.no_grad():
         packed_rep = st.rep_forward(uneven)
-        assert caps == [model_mod.INFERENCE_PACK_TOKENS]
-        st.pack_inference_above = 0.0  # prompts share a template: little padding, any packs
+        assert caps == [512]  # student.pack_tokens
+        st.body.pack_inference_above = 0.0  # prompts share a template: little padding, any packs
         packed_gen = st.gen_forward(PACK_PAIRS).label_logits
-    assert caps == [model_mod.INFERENCE_PACK_TOKENS] * 2
-    st.pack_inference_above = None  # the padded reference
+    assert caps == [512] * 2
+    st.body.pack_inference_above = None  # the padded reference
     with torch.no_grad():
         torch.testing.assert_close(st.rep_forward(uneven), packed_rep, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(st.gen_forward(PACK_PAIRS).label_logits, packed_gen)
-    st.pack_inference_above = 0.2
+    st.body.pack_inference_above = 0.2
     caps.clear()
     st.rep_forward(uneven)  # grad on (training): never auto-packed
     with torch.no_grad():

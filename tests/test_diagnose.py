@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from flipkd.losses import build_contrastive, build_dist, dual_threshold_mask
+from flipkd.student.lora import lora_matrix_role
 from flipkd.trainer import train_student
 from flipkd.trainer.diagnose import (
     collapse_values,
@@ -18,7 +19,7 @@ from flipkd.trainer.diagnose import (
     rep_stats,
     term_grad_norms,
 )
-from flipkd.trainer.step import build_losses
+from flipkd.trainer.step import _spearman, build_losses
 from tiny_run import make_cache, make_pairs, tiny_config, tiny_student
 
 
@@ -79,6 +80,26 @@ def test_term_grad_norms_match_a_manual_backward():
     ga, gb = torch.autograd.grad(0.5 * out.sum(), [a, b], retain_graph=True)
     assert math.isclose(got["grad/contrast_A"], float(ga.norm()), rel_tol=1e-5)
     assert math.isclose(got["grad/contrast_B"], float(gb.norm()), rel_tol=1e-5)
+    wrapped = "module.peft.base_model.model.model.layers.0.mlp.down_proj.lora_A.default.weight"
+    names = (wrapped, "x.lora_B.default.weight", "x.weight")
+    assert [lora_matrix_role(n) for n in names] == ["A", "B", None]
+
+
+def test_rep_spearman_is_scipys_and_the_old_argsort_one_without_ties():
+    def argsort_spearman(x, y):  # what the trainer logged before: ranks by argsort
+        rx, ry = x.argsort().argsort().float(), y.argsort().argsort().float()
+        rx, ry = rx - rx.mean(), ry - ry.mean()
+        return float((rx * ry).sum() / (rx.norm() * ry.norm()))
+
+    gen = torch.Generator().manual_seed(0)
+    for n in (2, 5, 64):
+        x, y = torch.randn(n, generator=gen), torch.rand(n, generator=gen)
+        assert math.isclose(_spearman(x, y), argsort_spearman(x, y), abs_tol=1e-6)
+    ties = torch.tensor([0.1, 0.1, 0.5, 0.9])  # tied scores share their average rank now
+    ranked = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert math.isclose(_spearman(ties, ranked), 4.5 / math.sqrt(4.5 * 5.0), rel_tol=1e-9)
+    assert _spearman(torch.ones(4), torch.rand(4)) == 0.0  # undefined: constant scores
+    assert _spearman(torch.ones(1), torch.ones(1)) == 0.0
 
 
 def test_training_logs_diagnostics_every_n_steps_and_keeps_the_same_weights(tmp_path):

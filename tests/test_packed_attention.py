@@ -53,7 +53,7 @@ def test_packed_attention_equals_the_block_mask_in_value_and_gradient(
     tiny_llama, tiny_tokenizer, monkeypatch
 ):
     st = _student(tiny_llama, tiny_tokenizer)
-    assert st.packed_attention, "the tiny Llama uses SDPA, so packed attention should be on"
+    assert st.body.packed_attention, "the tiny Llama uses SDPA, so packed attention should be on"
     st.pack_tokens = 64
     calls = []
     real_sdpa = attention.sdpa_attention_forward
@@ -66,7 +66,7 @@ def test_packed_attention_equals_the_block_mask_in_value_and_gradient(
     labels = torch.tensor([1, 0, 1])
     results = []
     for per_text in (False, True):
-        st.packed_attention = per_text
+        st.body.packed_attention = per_text
         calls.clear()
         results.append(passes_with_grads(st, TEXTS, PAIRS, labels))
         if per_text:  # one call per layer, over the texts (4, then 3 prompts), with no mask
@@ -90,17 +90,17 @@ def test_layers_it_cannot_serve_fall_back_to_the_mask():
 
 
 def test_inference_packs_at_lower_padding_when_attention_is_per_text(tiny_llama, tiny_tokenizer):
-    import flipkd.student.model as model_mod
+    import flipkd.student.body as body_mod
 
     st = _student(tiny_llama, tiny_tokenizer)
-    assert st.packed_attention
-    assert st.pack_inference_above == model_mod.PACK_INFERENCE_ABOVE["per_text"] == 0.05
+    assert st.body.packed_attention
+    assert st.body.pack_inference_above == body_mod.PACK_INFERENCE_ABOVE["per_text"] == 0.05
     mask = torch.ones(4, 10, dtype=torch.long)
     mask[0, 9:] = 0  # 2.5% padding: under the line
     with torch.no_grad():
-        assert st._inference_pack_cap(mask) == 0
+        assert st.body.inference_rows(mask) == 0
         mask[1, 7:] = 0  # 10%
-        assert st._inference_pack_cap(mask) == model_mod.INFERENCE_PACK_TOKENS
-        st.packed_attention = False  # a block-mask model would not pack this batch
-        st.pack_inference_above = model_mod.PACK_INFERENCE_ABOVE["block_mask"]
-        assert st._inference_pack_cap(mask) == 0
+        assert st.body.inference_rows(mask) == st.pack_tokens == 512  # student.pack_tokens
+        st.body.packed_attention = False  # a block-mask model would not pack this batch
+        st.body.pack_inference_above = body_mod.PACK_INFERENCE_ABOVE["block_mask"]
+        assert st.body.inference_rows(mask) == 0

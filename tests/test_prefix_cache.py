@@ -58,11 +58,11 @@ def test_cached_forward_equals_uncached(tiny_llama, tiny_tokenizer, pack_tokens)
             torch.testing.assert_close(grad, got[3][name], rtol=1e-4, atol=1e-6)
     # the bottom layer is really skipped on a hit, and put back afterwards
     calls = []
-    hook = student.body.layers[0].register_forward_hook(lambda *a: calls.append(1))
+    hook = student.body.decoder.layers[0].register_forward_hook(lambda *a: calls.append(1))
     student.gen_forward(PAIRS)
     hook.remove()
     assert calls == []
-    assert all(type(layer).__name__ == "LlamaDecoderLayer" for layer in student.body.layers)
+    assert all(type(layer).__name__ == "LlamaDecoderLayer" for layer in student.body.decoder.layers)
 
 
 def test_cache_respects_its_memory_cap(tiny_llama, tiny_tokenizer):

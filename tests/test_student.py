@@ -242,3 +242,45 @@ def test_layer_ranges_in_messages():
 
     assert _ranges([0, 1, 2, 5, 7, 8]) == "0-2, 5, 7-8"
     assert _ranges([3]) == "3" and _ranges([]) == ""
+
+
+def test_student_is_the_module_the_trainer_wraps(tiny_llama, tiny_tokenizer):
+    from flipkd.student.lora import lora_matrices
+    from flipkd.trainer.step import StudentStep
+
+    st = _student(tiny_llama, tiny_tokenizer)
+    assert isinstance(st, torch.nn.Module) and st.peft is st.model
+    params = {id(p) for p in st.parameters()}
+    lora = [p for m in lora_matrices(st.peft) for p in m.parameters()]
+    assert lora and all(id(p) in params for p in lora)
+    assert len(params) == len(list(st.peft.parameters()))  # nothing twice, nothing else
+    module = StudentStep(st, gen_vocab="labels")  # what the trainer prepares
+    assert module is st and st.gen_vocab == "labels"
+    keys = list(module.state_dict())
+    assert keys and all(k.startswith("peft.") for k in keys)
+    assert {k.removeprefix("peft.") for k in keys} == set(st.peft.state_dict())
+    out = module(PAIRS, torch.tensor([1, 0, 1]), TEXTS, need_gen=True, need_rep=True)
+    torch.testing.assert_close(out["reps"], st.rep_forward(TEXTS))
+    gen = st.gen_forward(PAIRS, torch.tensor([1, 0, 1]), vocab="labels")
+    torch.testing.assert_close(out["gen_loss"], gen.loss)
+    torch.testing.assert_close(out["label_logits"], gen.label_logits)
+    assert set(module(PAIRS, None, TEXTS, need_gen=False, need_rep=True)) == {"reps"}
+
+
+def test_config_pack_tokens_reaches_the_packed_pass(tiny_tokenizer, _tiny_pair):
+    import copy
+
+    rows = {}
+    for tokens in (512, 8):
+        cfg = _cfg()
+        cfg.pack_tokens = tokens
+        st = _student(copy.deepcopy(_tiny_pair[1]), tiny_tokenizer, cfg)
+        assert st.pack_tokens == tokens and not st.body.always_pack
+        batch = st._batch([*TEXTS, "x"], st.max_text_length)  # "x": mostly padding
+        assert st.body.layout(batch) is None  # with grad: padded until the trainer packs
+        with torch.no_grad():
+            rows[tokens] = st.body.layout(batch).input_ids.shape[0]
+        st.pack_tokens = cfg.pack_tokens  # the trainer: every pass, in the configured rows
+        assert st.body.always_pack
+        assert st.body.layout(batch).input_ids.shape[0] == rows[tokens]
+    assert rows[8] > rows[512] == 1

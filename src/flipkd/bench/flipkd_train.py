@@ -99,7 +99,7 @@ def batch_tokens(student: Student, pairs: list[tuple[str, str]]) -> dict[str, di
     }
     out = {}
     for name, batch in batches.items():
-        mask, packed = batch["attention_mask"], student._pack(batch)
+        mask, packed = batch["attention_mask"], student.body.layout(batch)
         shape = mask.shape if packed is None else packed.input_ids.shape  # what the layers see
         out[name] = {
             "tokens": int(mask.sum()),

@@ -34,7 +34,13 @@ class BenchSettings:
     threads: int = 2
     parts: tuple[str, ...] = PARTS
     overrides: list[str] = field(default_factory=list)
-    pack_tokens: int | None = None  # None: the trainer's PACK_TOKENS; 0 turns packing off
+    # the trainer's packing rows (student.pack_tokens); None: the config's; 0: training pads
+    pack_tokens: int | None = None
+
+    def task_overrides(self) -> list[str]:
+        """The config overrides every task applies: ``overrides``, then ``pack_tokens``."""
+        pack = [] if self.pack_tokens is None else [f"student.pack_tokens={self.pack_tokens}"]
+        return [*self.overrides, *pack]
 
     def benchmark_of(self, student: str) -> str:
         """The benchmark whose batches ``student`` trains on."""
@@ -88,8 +94,7 @@ def run_bench(
             "steps": settings.steps,
             "warmup": settings.warmup,
             "threads": settings.threads,
-            "overrides": settings.overrides,
-            "pack_tokens": settings.pack_tokens,
+            "overrides": settings.task_overrides(),
         }
         entry: dict[str, Any] = {"benchmark": base["benchmark"]}
         for part in ("train", "peer", "encode"):

@@ -95,6 +95,7 @@ def task_train(spec: dict[str, Any]) -> dict[str, Any]:
     pairs = _pairs(spec)
     student, cfg, load_s = _student(spec)
     out: dict[str, Any] = {"load_seconds": load_s, "settings": cfg.student.model_dump(mode="json")}
+    out["pack_tokens"] = cfg.student.pack_tokens  # the trainer's packing rows (0: padded)
     out["trainable_parameters"] = count_parameters(student.model)[0]
     peak_spec = spec.get("peak", {})
     before = _peak(peak_spec)
@@ -165,10 +166,6 @@ def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
-    if spec.get("pack_tokens") is not None:  # to measure the trainer's packing (0 = off)
-        from flipkd.trainer import loop
-
-        loop.PACK_TOKENS = spec["pack_tokens"]
     load_start = list(os.getloadavg())
     t0 = time.perf_counter()
     try:
@@ -183,10 +180,6 @@ def main(argv: list[str]) -> int:
         load_average_start=load_start,
         load_average_end=list(os.getloadavg()),
     )
-    if spec["task"] == "train":
-        from flipkd.trainer import loop
-
-        result["pack_tokens"] = loop.PACK_TOKENS
     write_json(Path(argv[1]), result)
     return 0
 

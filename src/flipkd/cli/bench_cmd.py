@@ -40,7 +40,8 @@ def bench_cmd(
         None,
         "--pack-tokens",
         min=0,
-        help="Trainer's packing row size (0 = off; default: the trainer's).",
+        help="The trainer's packing row size, as student.pack_tokens=N (0 = off; "
+        "default: the config's, 512).",
     ),
     overrides: list[str] = typer.Argument(
         None, help="Dotted config overrides, e.g. train.batch_size=16."

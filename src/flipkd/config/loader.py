@@ -218,6 +218,7 @@ HASH_NEUTRAL = {
     ("teacher", "freeze_embeddings"): False,
     ("teacher", "group_by_length"): False,
     ("student", "tap", "shared"): True,
+    ("student", "pack_tokens"): 512,
 }
 
 

@@ -175,6 +175,11 @@ class StudentConfig(_Strict):
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     max_length: int = Field(default=128, ge=8)
     max_text_length: int = Field(default=64, ge=4)
+    # row size in tokens of packed passes (texts share rows instead of padding to the
+    # longest; exact up to float rounding): training always packs; inference packs no-grad
+    # batches whose padding share is above the threshold (student/body.py); 0 turns
+    # training packing off (no-grad packs then use rows of 512)
+    pack_tokens: int = Field(default=512, ge=0)
 
 
 class LossConfig(_Strict):

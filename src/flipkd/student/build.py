@@ -76,6 +76,7 @@ def assemble_student(
         max_length=cfg.max_length,
         max_text_length=cfg.max_text_length,
         use_chat_template=cfg.prompt.use_chat_template,
+        pack_tokens=cfg.pack_tokens,  # rows of no-grad packs; the trainer packs every pass
     )
     trainable_n, total = count_parameters(peft_model)
     log.info(

@@ -180,6 +180,13 @@ def lora_a(layer: LoraLayer, adapter: str = "default") -> torch.nn.Linear:
     return layer.lora_A[adapter]
 
 
+def lora_matrix_role(param_name: str) -> str | None:
+    """``"A"`` or ``"B"`` when a parameter (by the name ``named_parameters`` gives it, under
+    any wrapper's prefix) belongs to a LoRA A or B matrix, else ``None``."""
+    parts = param_name.split(".")
+    return "A" if "lora_A" in parts else "B" if "lora_B" in parts else None
+
+
 def lora_a_weights(
     layers: dict[str, LoraLayer], adapter: str = "default"
 ) -> dict[str, torch.Tensor]:

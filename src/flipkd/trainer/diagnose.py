@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from flipkd.losses import dual_threshold_mask
+from flipkd.student.lora import lora_matrix_role
 
 
 def effective_rank(x: Tensor) -> float:
@@ -79,11 +80,8 @@ def term_grad_norms(
     terms: dict[str, Tensor | None], weights: dict[str, float], named_params
 ) -> dict[str, float]:
     """Norm of each weighted term's gradient on the LoRA A and B matrices (graph kept)."""
-    named = [(n, p) for n, p in named_params if p.requires_grad]
-    groups = {
-        "A": [p for n, p in named if "lora_A" in n],
-        "B": [p for n, p in named if "lora_B" in n],
-    }
+    named = [(lora_matrix_role(n), p) for n, p in named_params if p.requires_grad]
+    groups = {side: [p for role, p in named if role == side] for side in ("A", "B")}
     params = groups["A"] + groups["B"]
     out = {}
     for name, value in terms.items():

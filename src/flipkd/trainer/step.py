@@ -1,42 +1,35 @@
 """One micro-step of flipped distillation: forward through one module, then the loss terms.
 
-``StudentStep`` is the single ``nn.Module`` the engine wraps (DDP, FSDP, ...): one
-forward call computes the generated-label pass on this process's pairs and the
-A-tap pass on this process's share of the batch's unique texts. Representations
-are then gathered (differentiably) so every process sees the whole batch's
-[B, B] similarity matrix, exactly as a single process would.
+The :class:`~flipkd.student.Student` is the single ``nn.Module`` the engine wraps (DDP,
+FSDP, ...): one forward call computes the generated-label pass on this process's pairs
+and the A-tap pass on this process's share of the batch's unique texts. Representations
+are then gathered (differentiably) so every process sees the whole batch's [B, B]
+similarity matrix, exactly as a single process would; the loss terms here take them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from flipkd.config.schema import LossConfig
+from flipkd.evaluation.metrics import correlations
 from flipkd.losses import build_contrastive, build_dist, dual_threshold_mask, total_loss
 from flipkd.student.model import Student
 from flipkd.trainer.diagnose import collapse_values, label_prior_entropy, rep_stats
 
 
-class StudentStep(nn.Module):
-    """Wraps the student's peft model so one forward yields both passes."""
+def StudentStep(student: Student, gen_vocab: str = "full") -> Student:  # noqa: N802
+    """Deprecated (issue 17): the trainer wraps the :class:`Student` itself.
 
-    def __init__(self, student: Student, gen_vocab: str = "full") -> None:
-        super().__init__()
-        self.peft = student.model
-        self.gen_vocab = gen_vocab
-        self.__dict__["student"] = student  # not a submodule: its model is ``self.peft``
-
-    def forward(self, pairs, labels, texts, need_gen: bool, need_rep: bool):
-        out = {}
-        if need_gen:
-            gen = self.student.gen_forward(pairs, labels, vocab=self.gen_vocab)
-            out["gen_loss"], out["label_logits"] = gen.loss, gen.label_logits
-        if need_rep:
-            out["reps"] = self.student.rep_forward(texts)
-        return out
+    Sets the student's L_gen softmax (``loss.gen_vocab``) and returns the student, the
+    ``nn.Module`` whose forward runs both passes. Kept until the loop stops calling it.
+    """
+    student.gen_vocab = gen_vocab
+    return student
 
 
 @dataclass
@@ -148,10 +141,10 @@ def batch_loss(
 
 
 def _spearman(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Rank correlation of student and teacher scores on the labelled pairs."""
+    """Rank correlation of student and teacher scores on the labelled pairs (the project's
+    one Spearman, ``evaluation.correlations``: scipy, ties share their average rank); 0
+    when it is undefined (fewer than two pairs, or constant scores)."""
     if x.numel() < 2:
         return 0.0
-    rx, ry = x.argsort().argsort().float(), y.argsort().argsort().float()
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denom = (rx.norm() * ry.norm()).clamp(min=1e-12)
-    return float((rx * ry).sum() / denom)
+    rho = correlations(x.detach().float().cpu().numpy(), y.detach().float().cpu().numpy())
+    return 0.0 if math.isnan(rho["spearman"]) else rho["spearman"] / 100
