@@ -32,13 +32,12 @@ from flipkd.trainer.devset import evaluate_dev
 from flipkd.trainer.diagnose import margin_stats, term_grad_norms
 from flipkd.trainer.logs import StepLog, trackers
 from flipkd.trainer.sampler import batch_indices, shard
-from flipkd.trainer.step import LossSet, StudentStep, batch_loss, build_losses, gen_targets
+from flipkd.trainer.step import LossSet, batch_loss, build_losses, gen_targets
 from flipkd.trainer.validate import nonfinite_loss, validate_setup
 
 log = logging.getLogger(__name__)
 
 SHARDED = ("FSDP", "DEEPSPEED", "MEGATRON_LM")  # layers are wrapped: no prefix cache
-PACK_TOKENS = 512  # training packs texts into rows of ~512 tokens (measured: results/perf)
 
 
 @dataclass
@@ -142,7 +141,7 @@ class _Session:
     run_dir: Path
     acc: Accelerator
     student: Student
-    model: torch.nn.Module  # the prepared (engine-wrapped) ``StudentStep``
+    model: torch.nn.Module  # the prepared (engine-wrapped) ``Student``
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     losses: LossSet
@@ -235,7 +234,7 @@ def _setup(
         cfg.student, benchmark=cfg.data.benchmark,
         gradient_checkpointing=tc.gradient_checkpointing, init_seed=tc.seed,
     )  # fmt: skip
-    student.pack_tokens = PACK_TOKENS  # exact, and far less padding (student/packing.py)
+    student.pack_tokens = cfg.student.pack_tokens  # every pass packed: exact, less padding
     sharded = acc.distributed_type.name in SHARDED
     if tc.clip_scope != "global" and sharded:
         raise ConfigError(
@@ -245,7 +244,8 @@ def _setup(
     if student.prefix is None and not sharded:
         depth = student.enable_prefix_cache(cfg.student.model, tc.prefix_cache_gb)
         log.info("frozen-prefix cache: %s", f"layers 0-{depth - 1}" if depth else "off")
-    module = StudentStep(student, gen_vocab=cfg.loss.gen_vocab)
+    student.gen_vocab = cfg.loss.gen_vocab
+    module = student  # the nn.Module the engine wraps
     params = [p for p in module.parameters() if p.requires_grad]
     clip_sets = clip_groups(student, params, tc.clip_scope)
     optimizer = torch.optim.AdamW(

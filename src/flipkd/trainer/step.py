@@ -18,18 +18,7 @@ from torch import nn
 from flipkd.config.schema import LossConfig
 from flipkd.evaluation.metrics import correlations
 from flipkd.losses import build_contrastive, build_dist, dual_threshold_mask, total_loss
-from flipkd.student.model import Student
 from flipkd.trainer.diagnose import collapse_values, label_prior_entropy, rep_stats
-
-
-def StudentStep(student: Student, gen_vocab: str = "full") -> Student:  # noqa: N802
-    """Deprecated (issue 17): the trainer wraps the :class:`Student` itself.
-
-    Sets the student's L_gen softmax (``loss.gen_vocab``) and returns the student, the
-    ``nn.Module`` whose forward runs both passes. Kept until the loop stops calling it.
-    """
-    student.gen_vocab = gen_vocab
-    return student
 
 
 @dataclass
