@@ -34,6 +34,16 @@ def _log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "logs" / "train.jsonl").read_text().splitlines()]
 
 
+def _trained(cfg, run: Path) -> tuple[list, object]:
+    """Train the tiny student into ``run``; its pairs and teacher cache, for a second call."""
+    pairs = make_pairs()
+    cache = make_cache(run / "c", pairs)
+    train_student(
+        cfg, run, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
+    )
+    return pairs, cache
+
+
 def test_every_active_loss_term_falls(tmp_path):
     cfg = tiny_config(steps=40, dropout=0.0, lr=1e-2, save_every=0)
     pairs = make_pairs()
@@ -138,11 +148,7 @@ def test_two_gloo_processes_resume_from_their_checkpoint(tmp_path):
 
 def test_a_resume_whose_rng_state_is_missing_is_refused(tmp_path):
     cfg = tiny_config(steps=4)
-    pairs = make_pairs()
-    cache = make_cache(tmp_path / "c", pairs)
-    train_student(
-        cfg, tmp_path, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
-    )
+    pairs, cache = _trained(cfg, tmp_path)
     (latest_checkpoint(tmp_path / "checkpoints") / "random_states_0.pkl").unlink()
     with pytest.raises(ConfigError, match="RNG state of process 0 did not load"):
         train_student(
@@ -216,11 +222,7 @@ def test_bad_setup_fails_before_the_first_step(tmp_path, change, error, message)
 
 def test_resume_with_another_config_is_refused(tmp_path):
     cfg = tiny_config(steps=4)
-    pairs = make_pairs()
-    cache = make_cache(tmp_path / "c", pairs)
-    train_student(
-        cfg, tmp_path, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
-    )
+    pairs, cache = _trained(cfg, tmp_path)
     other = tiny_config(steps=4, lr=1e-3)
     with pytest.raises(ConfigError, match="made with config"):
         train_student(other, tmp_path, cache=cache, train_pairs=pairs, resume=True, progress=False)
@@ -230,11 +232,7 @@ def test_resume_with_another_config_is_refused(tmp_path):
 
 def test_stale_temporary_checkpoint_is_never_trusted(tmp_path):
     cfg = tiny_config(steps=4)
-    pairs = make_pairs()
-    cache = make_cache(tmp_path / "c", pairs)
-    train_student(
-        cfg, tmp_path, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
-    )
+    pairs, cache = _trained(cfg, tmp_path)
     ckpts = tmp_path / "checkpoints"
     # a kill during a write leaves a temporary directory, and an incomplete one lacks COMPLETE
     (ckpts / ".step-0000009.tmp-abc").mkdir()
