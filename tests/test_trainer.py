@@ -96,9 +96,12 @@ def test_kill_dash_nine_then_resume_equals_uninterrupted(tmp_path):
 @pytest.mark.skipif(
     shutil.which("torchrun", path=str(Path(PY).parent)) is None, reason="no torchrun"
 )
-def test_two_gloo_processes_equal_one(tmp_path):
+@pytest.mark.parametrize("scope", ["global", "term-apart"])
+def test_two_gloo_processes_equal_one(tmp_path, scope):
+    """term-apart averages the representation terms' gradient over processes itself."""
     torchrun = str(Path(PY).parent / "torchrun")
-    common = [str(HERE / "tiny_run.py"), "--steps", "6", "--dropout", "0", "--grad-accum", "2"]
+    common = [str(HERE / "tiny_run.py"), "--steps", "6", "--dropout", "0", "--grad-accum", "2",
+              "--clip-scope", scope]  # fmt: skip
     subprocess.run([PY, common[0], str(tmp_path / "one"), *common[1:]], env=ENV, check=True,
                    stderr=subprocess.DEVNULL)  # fmt: skip
     subprocess.run(

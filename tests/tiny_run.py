@@ -125,11 +125,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--grad-accum", type=int, default=1)
     ap.add_argument("--save-every", type=int, default=4)
+    ap.add_argument("--clip-scope", default="global")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = tiny_config(
         args.steps, args.dropout, batch_size=args.batch_size, grad_accum=args.grad_accum,
-        save_every=args.save_every,
+        save_every=args.save_every, clip_scope=args.clip_scope,
     )  # fmt: skip
     pairs = make_pairs()
     cache = make_cache(args.run_dir / "cache", pairs)

@@ -229,8 +229,10 @@ class TrainConfig(_Strict):
     max_grad_norm: float = Field(default=1.0, gt=0)
     # "global": one norm over every trainable parameter; "tap-apart": the tapped A matrices
     # (where the representation terms' large gradients land) are clipped apart from the rest,
-    # so the label's parameters are clipped as in sft whatever the representation terms do
-    clip_scope: Literal["global", "tap-apart"] = "global"
+    # so the label's parameters are clipped as in sft whatever the representation terms do;
+    # "term-apart": the label term's gradient and the representation terms' gradient are each
+    # clipped by its own norm, then added (neither shrinks the other's step, wherever the tap is)
+    clip_scope: Literal["global", "tap-apart", "term-apart"] = "global"
     gradient_checkpointing: bool = False
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     eval_every: int = Field(default=0, ge=0)
@@ -246,6 +248,15 @@ class TrainConfig(_Strict):
     # frozen-prefix activation cache (student/prefix.py): exact, skips the frozen bottom
     # layers for token sequences seen before; memory cap in GB, 0 turns it off
     prefix_cache_gb: float = Field(default=2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _term_apart_unscaled(self) -> TrainConfig:
+        if self.clip_scope == "term-apart" and self.mixed_precision == "fp16":
+            raise ValueError(
+                "clip_scope 'term-apart' does not work with fp16 loss scaling; "
+                "use mixed_precision bf16 or no"
+            )
+        return self
 
 
 class FlipkdConfig(_Strict):

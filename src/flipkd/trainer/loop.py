@@ -26,8 +26,8 @@ from flipkd.config import FlipkdConfig, config_hash, save_resolved
 from flipkd.errors import ConfigError
 from flipkd.paths import write_json
 from flipkd.student import Student, build_student
-from flipkd.student.lora import lora_a
 from flipkd.trainer import checkpoint as ckpt
+from flipkd.trainer.clip import TermApart, clip, clip_groups
 from flipkd.trainer.devset import evaluate_dev
 from flipkd.trainer.diagnose import margin_stats, term_grad_norms
 from flipkd.trainer.logs import StepLog, trackers
@@ -72,12 +72,13 @@ def _gather(acc: Accelerator, reps: torch.Tensor) -> torch.Tensor:
 
 
 def _micro_step(
-    acc, model, losses: LossSet, records, cache, diagnose: bool = False
+    acc, model, losses: LossSet, records, cache, diagnose: bool = False, parts: dict | None = None
 ) -> tuple[torch.Tensor, dict]:
     """Forward and loss for one global micro-batch; this process handles its slice.
 
     ``diagnose`` adds the batch's diagnostics (``diagnose.py``) to the returned values,
-    per-term gradient norms included (one extra backward per term).
+    per-term gradient norms included (one extra backward per term). ``parts`` (a dict)
+    receives the label and representation parts of the total (``batch_loss``).
     """
     rank, world = acc.process_index, acc.num_processes
     labels = torch.tensor([r.label if r.label is not None else -1 for r in records])
@@ -102,7 +103,7 @@ def _micro_step(
     terms: dict | None = {} if diagnose else None
     total, values = batch_loss(
         losses, out.get("gen_loss"), rep_a, rep_b, teacher_cos, cache.prob(teacher_cos),
-        labels.to(teacher_cos.device), terms_out=terms,
+        labels.to(teacher_cos.device), terms_out=terms, parts_out=parts,
     )  # fmt: skip
     if terms is not None:
         values.update(term_grad_norms(terms, losses.weights, model.named_parameters()))
@@ -114,15 +115,6 @@ def _micro_step(
             (gen_pos.cpu() == (pair_prob[local] >= 0.5)).float().mean()
         )
     return total, values
-
-
-def clip_groups(student: Student, params: list, scope: str) -> list[list]:
-    """The parameter sets whose gradient norms are clipped one by one (``train.clip_scope``)."""
-    if scope == "global":
-        return [params]
-    tap = {id(lora_a(layer, student.tap.adapter).weight) for layer in student.tap.layers}
-    sets = [[p for p in params if id(p) in tap], [p for p in params if id(p) not in tap]]
-    return [s for s in sets if s]
 
 
 def _save_adapter(acc: Accelerator, model, target: Path) -> None:
@@ -146,6 +138,7 @@ class _Session:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     losses: LossSet
     clip_sets: list[list]
+    term_apart: TermApart | None
     cache: object
     train_pairs: list
     dev_pairs: list | None
@@ -248,6 +241,8 @@ def _setup(
     module = student  # the nn.Module the engine wraps
     params = [p for p in module.parameters() if p.requires_grad]
     clip_sets = clip_groups(student, params, tc.clip_scope)
+    split = tc.clip_scope == "term-apart" and losses.gen and losses.needs_rep
+    term_apart = TermApart(params) if split else None
     optimizer = torch.optim.AdamW(
         params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, tc.adam_beta2)
     )
@@ -257,8 +252,8 @@ def _setup(
     model, optimizer = acc.prepare(module, optimizer)
     ckpt.attach(acc, scheduler)
     return _Session(
-        cfg, run_dir, acc, student, model, optimizer, scheduler, losses, clip_sets, cache,
-        train_pairs, dev_pairs, config_hash(cfg),
+        cfg, run_dir, acc, student, model, optimizer, scheduler, losses, clip_sets, term_apart,
+        cache, train_pairs, dev_pairs, config_hash(cfg),
     )  # fmt: skip
 
 
@@ -282,22 +277,31 @@ def _train_step(run: _Session, step: int) -> dict:
     t_step = time.perf_counter()
     diagnose = bool(tc.diagnose_every) and (step % tc.diagnose_every == 0 or step + 1 == tc.steps)
     values: dict = {}
+    norms: dict = {}
     for k in range(tc.grad_accum):
         idx = batch_indices(len(run.train_pairs), tc.batch_size, tc.seed, step * tc.grad_accum + k)
         with acc.accumulate(model):
+            parts: dict | None = {} if run.term_apart else None
             loss, values = _micro_step(
                 acc, model, run.losses, [run.train_pairs[i] for i in idx], run.cache,
-                diagnose and k == 0,
+                diagnose and k == 0, parts,
             )  # fmt: skip
             if acc.gather(torch.isfinite(loss.detach()).float().reshape(1)).min() < 1:
                 raise nonfinite_loss(step + 1, values, run.ckpt_dir)  # before any update
-            acc.backward(loss)
+            if parts and parts["rep"] is not None and parts["gen"] is not None:
+                run.term_apart.add(parts["rep"], 1.0 / tc.grad_accum)  # as backward scales
+                acc.backward(parts["gen"])
+            else:
+                acc.backward(loss)
             if acc.sync_gradients:
-                for group in run.clip_sets:
-                    acc.clip_grad_norm_(group, tc.max_grad_norm)
+                norms = (
+                    run.term_apart.apply(acc, tc.max_grad_norm) if run.term_apart
+                    else clip(acc, run.clip_sets, tc.clip_scope, tc.max_grad_norm)
+                )  # fmt: skip
             run.optimizer.step()
             run.optimizer.zero_grad(set_to_none=True)
     run.scheduler.step()
+    values.update(norms)
     values.update(lr=run.scheduler.get_last_lr()[0], step_seconds=time.perf_counter() - t_step)
     return values
 

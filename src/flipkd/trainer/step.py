@@ -95,11 +95,15 @@ def batch_loss(
     teacher_prob: torch.Tensor,
     labels: torch.Tensor,
     terms_out: dict | None = None,
+    parts_out: dict | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """L = w_gen·L_gen + α·L_contrast + β·L_dist on one global batch, with log values.
 
     Given ``terms_out`` (a dict), the unweighted term tensors are put there and the log
     gets the batch's diagnostics (``trainer/diagnose.py``: anisotropy, collapse values).
+    Given ``parts_out``, the total's two parts go there: ``"gen"`` (w_gen·L_gen) and
+    ``"rep"`` (α·L_contrast + β·L_dist), each ``None`` when switched off
+    (``train.clip_scope: term-apart`` clips their gradients apart).
     """
     terms: dict[str, torch.Tensor | None] = {"gen": gen_loss, "contrast": None, "dist": None}
     log: dict[str, float] = {}
@@ -126,7 +130,16 @@ def batch_loss(
         log["agree/rep_spearman"] = _spearman(sim.diagonal().detach(), teacher_prob.diagonal())
     total, term_log = total_loss(terms, losses.weights)
     log.update(term_log)
+    if parts_out is not None:
+        parts_out["gen"] = _weighted(terms, losses.weights, ("gen",))
+        parts_out["rep"] = _weighted(terms, losses.weights, ("contrast", "dist"))
     return total, log
+
+
+def _weighted(terms: dict, weights: dict[str, float], names: tuple[str, ...]):
+    """Σ weight·term over ``names`` (terms switched off or weighted 0 skipped); None if none."""
+    kept = [weights[n] * terms[n] for n in names if terms[n] is not None and weights[n]]
+    return sum(kept[1:], kept[0]) if kept else None
 
 
 def _spearman(x: torch.Tensor, y: torch.Tensor) -> float:
