@@ -33,9 +33,13 @@ ALL_ROWS = (
 # depth and length — top 8 adapted layers and 150 steps (mqp-length), with the plain prompt
 # (mqp-prompt: 50 tokens instead of the chat template's 77, a third faster, gen not worse), and
 # the A-tap at the lowest adapted layer's q_proj (mqp-interference: rep 0.810 vs 0.758 with the
-# tap at the last layer's down_proj, gen 0.712 vs 0.697). The tapped A is clipped apart from the
-# label's parameters (mqp-clip-scope: fip gen 0.763 vs 0.706 with one global norm, rep unchanged;
-# the representation terms' gradients dominate a shared norm and shrink every label step).
+# tap at the last layer's down_proj, gen 0.712 vs 0.697) plus the top layer's q_proj, whose
+# gradients run through the label's layers (mqp-term-apart: fip gen 0.786 vs 0.772 with the low
+# tap alone, rep 0.793 vs 0.798, 2 seeds; ~2x the training time of a fip step). The label's and
+# the representation terms' gradients are clipped apart (term-apart): one shared norm, dominated
+# by the representation terms, shrinks every label step (mqp-clip-scope: gen 0.763 vs 0.706), and
+# with a tap above the label's layers clipping only the tapped A apart costs the label again
+# (mqp-tap-place: tap at layer 26 / 29 q_proj under tap-apart, gen 0.736 / 0.722 vs 0.763).
 TOP8 = [-8, -7, -6, -5, -4, -3, -2, -1]
 _CPU_STUDENT = {
     "student.model": "smollm2-135m",
@@ -43,9 +47,9 @@ _CPU_STUDENT = {
     "student.lora.alpha": 32,
     "student.lora.layers": TOP8,
     "student.prompt.use_chat_template": False,
-    "student.tap.layers": [-8],
+    "student.tap.layers": [-8, -1],
     "student.tap.modules": ["q_proj"],
-    "train.clip_scope": "tap-apart",
+    "train.clip_scope": "term-apart",
     "student.max_text_length": 40,
     "student.max_length": 128,
     "train.batch_size": 8,
