@@ -63,6 +63,26 @@ def test_finetune_lowers_dev_loss_and_keeps_the_best(tiny_model: Path, tmp_path:
     assert not (tmp_path / "run" / ".checkpoints").exists()
 
 
+def test_a_middle_checkpoint_that_wins_is_the_one_kept(tiny_model: Path, tmp_path: Path) -> None:
+    # flipkd loads the best checkpoint itself (the trainer's own load failed on e5's pooler,
+    # which this tiny model does not reproduce); the last step is not the one to keep here
+    train, dev = toy_pairs(64, seed=2, noise=0.3), toy_pairs(48, seed=3)
+    run = train_teacher(
+        train,
+        dev,
+        TeacherConfig(epochs=4, batch_size=16, lr=3e-2, warmup_ratio=0.0, seed=0),
+        model_path=tiny_model,
+        out_dir=tmp_path / "run",
+        progress=False,
+    )
+    aps = [h["eval_dev_cosine_ap"] for h in run.history]
+    best = int(np.argmax(aps))
+    assert 0 < best < len(aps) - 1, aps  # the premise: neither the base nor the last step wins
+    assert run.metrics["best_step"] == run.history[best]["step"]
+    ap = pair_metrics(_dev_cosines(run.model_dir, dev), [p.label for p in dev], 0.5)["ap"]
+    assert ap == pytest.approx(aps[best], abs=1e-6)
+
+
 def test_zero_shot_run_records_the_base_model(tiny_model: Path, tmp_path: Path) -> None:
     dev = toy_pairs(24, seed=1)
     run = train_teacher(

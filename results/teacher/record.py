@@ -5,7 +5,8 @@ Usage (after `flipkd teacher train` and `flipkd eval` have run):
     .venv/bin/python results/teacher/record.py NAME RUN BENCHMARK WALL_S "COMMANDS"
 
 Reads RUN/run.json, RUN/metrics.json, RUN/cache/<benchmark>/manifest.json and
-RUN/eval/<benchmark>-test.json; adds the git commit, package versions and machine.
+RUN/eval/<benchmark>-test.json (and any other RUN/eval/*-test.json, under
+``other_tests``); adds the git commit, package versions and machine.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def main(name: str, run: str, benchmark: str, wall_s: str, commands: str) -> Non
         "dev_history": metrics.get("history", []),
         "dev": metrics["dev"],
         "test": test,
+        "other_tests": {
+            f.stem.removesuffix("-test"): json.loads(f.read_text())
+            for f in sorted((run_dir / "eval").glob("*-test.json"))
+            if f.stem != f"{benchmark}-test"
+        },
         "cache": {k: manifest[k] for k in ("count", "dim", "encode_seconds", "texts_per_second")}
         | {"calibration": manifest["calibration"]},
     }

@@ -22,7 +22,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +156,9 @@ def _fit(
     cfg: TeacherConfig,
     query_prefix: str,
     progress: bool,
-) -> tuple[list[dict[str, float]], dict[str, Any]]:
-    """Run SentenceTransformerTrainer; the best dev checkpoint is loaded into ``model``."""
+) -> tuple[list[dict[str, float]], dict[str, Any], Path | None]:
+    """Run SentenceTransformerTrainer: (dev history, training info, the best dev checkpoint's
+    directory). ``info["best_step"]`` is 0 when the base model beat every checkpoint."""
     from sentence_transformers import (
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
@@ -180,9 +181,11 @@ def _fit(
         eval_steps=eval_steps,
         save_strategy="steps",
         save_steps=eval_steps,
-        save_total_limit=1,
+        save_total_limit=1,  # the trainer's rotation always keeps the best one too
         save_only_model=True,
-        load_best_model_at_end=True,
+        # loaded below by our own loader: the trainer's in-place load fails on models whose
+        # checkpoint gains weights the base lacked (e5's unused pooler) and only logs it
+        load_best_model_at_end=False,
         metric_for_best_model=best_metric,
         greater_is_better=True,
         logging_steps=eval_steps,
@@ -208,6 +211,7 @@ def _fit(
     start = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - start
+    best = trainer.state.best_model_checkpoint
     history += [
         {k: v for k, v in entry.items() if k.startswith("eval_") or k in ("step", "epoch")}
         for entry in trainer.state.log_history
@@ -234,7 +238,7 @@ def _fit(
     ):
         log.warning("no checkpoint beat the base model on dev %s; keeping the base", best_metric)
         info.update(best_step=0, best_value=history[0][best_metric])
-    return history, info
+    return history, info, Path(best) if best else None
 
 
 def _batch_sampler(model: Any, cfg: TeacherConfig, query_prefix: str, kinds: Any) -> Any:
@@ -317,11 +321,13 @@ def train_teacher(
         train = subsample(pairs_train, cfg.train_fraction, cfg.seed)
         if not train:
             raise DataError("no training pairs for the teacher (train split empty?)")
-        history, info = _fit(
+        history, info, best = _fit(
             model, train, pairs_dev, run_dir / ".checkpoints", cfg, query_prefix, progress
         )
         if info["best_step"] == 0:  # the base model is a candidate too
             model = encoder.load_encoder(base)
+        elif best is not None:  # the trainer leaves the last step's weights in memory
+            model = encoder.load_encoder(replace(base, model_dir=best))
         model_dir = _save_model(model, run_dir)
     args = _args_record(cfg, query_prefix, progress)
     metrics = _record(
