@@ -172,7 +172,7 @@ def test_flipkd_json_names_base_tap_prompt_thresholds_teacher(exported, run, tin
     assert spec["tap"]["layers"] == [0, -1] and spec["tap"]["modules"] == ["down_proj"]
     assert len(spec["tap"]["module_names"]) == 2 and spec["tap"]["pool"] == "mean"
     assert spec["prompt"]["label_words"] == ["yes", "no"] and spec["prompt"]["chat_template"]
-    assert spec["format_version"] == 2  # 2: rep thresholds are cosines
+    assert spec["format_version"] == 3  # 2: rep thresholds are cosines; 3: label prefix recorded
     assert spec["thresholds"] == {"gen": 0.5, "rep": pytest.approx(0.4)}
     assert spec["threshold_sources"]["rep"].startswith("mqp-test.json")
     assert spec["threshold_sources"]["gen"].startswith("default")
@@ -352,7 +352,25 @@ def test_a_format_1_export_loads_its_rep_threshold_as_a_cosine(exported, tmp_pat
     (copy / "flipkd.json").write_text(json.dumps(old))
     loaded = flipkd.load(copy, merge=False, verify_base=False)
     assert loaded.threshold == {"gen": 0.5, "rep": pytest.approx(0.4)}
-    assert loaded.spec["format_version"] == 2
+    assert loaded.spec["format_version"] == 3
+
+
+def test_a_format_2_plain_prompt_export_keeps_the_space_before_its_label(exported, tmp_path):
+    """Formats 1-2 put a space before every plain prompt's label word and did not record it;
+    such an export reads back with that space, whatever its language's default now is."""
+    from flipkd.export.spec import read_spec
+
+    spec = _spec(exported)
+    prompt = {k: v for k, v in spec["prompt"].items() if k not in ("answer_suffix", "label_prefix")}
+    old = {**spec, "format_version": 2,
+           "prompt": {**prompt, "language": "zh", "use_chat_template": False, "chat_template": None}}  # fmt: skip
+    (tmp_path / "flipkd.json").write_text(json.dumps(old))
+    read = read_spec(tmp_path / "flipkd.json")
+    assert (read.prompt.answer_suffix, read.prompt.label_prefix) == ("\nAnswer:", " ")
+    assert read.format_version == 3
+    chat = {**spec, "format_version": 2, "prompt": prompt}  # a chat prompt has no cue to keep
+    (tmp_path / "flipkd.json").write_text(json.dumps(chat))
+    assert read_spec(tmp_path / "flipkd.json").prompt.label_prefix is None
 
 
 def test_eval_scores_a_student_run_as_the_matcher_does(run):

@@ -283,3 +283,23 @@ def test_config_pack_tokens_reaches_the_packed_pass(tiny_tokenizer, _tiny_pair):
         assert st.body.always_pack
         assert st.body.layout(batch).input_ids.shape[0] == rows[tokens]
     assert rows[8] > rows[512] == 1
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "prompt", "suffix", "prefix"),
+    [
+        ("mqp", {}, "\nAnswer:", " "),
+        ("atec", {}, "\n答案：", ""),  # a full-width colon takes no space before 是/否
+        ("atec", {"language": "en"}, "\nAnswer:", " "),
+        ("atec", {"answer_suffix": "\nA:", "label_prefix": " "}, "\nA:", " "),
+    ],
+)
+def test_the_plain_prompt_ends_with_the_languages_answer_cue(benchmark, prompt, suffix, prefix):
+    from flipkd.config.schema import PromptConfig
+    from flipkd.student.prompt import label_prefix, render, resolve_prompt
+
+    spec = resolve_prompt(PromptConfig(**prompt), benchmark)
+    assert (spec.answer_suffix, spec.label_prefix) == (suffix, prefix)
+    assert render(None, spec, "a", "b", use_chat_template=False).endswith(suffix)
+    assert label_prefix(spec, use_chat_template=False) == prefix
+    assert label_prefix(spec, use_chat_template=True) == ""

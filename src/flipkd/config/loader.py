@@ -219,6 +219,8 @@ HASH_NEUTRAL = {
     ("teacher", "group_by_length"): False,
     ("student", "tap", "shared"): True,
     ("student", "pack_tokens"): 512,
+    ("student", "prompt", "answer_suffix"): None,
+    ("student", "prompt", "label_prefix"): None,
 }
 
 

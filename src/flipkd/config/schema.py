@@ -132,12 +132,19 @@ class TapConfig(_Strict):
 
 
 class PromptConfig(_Strict):
-    """Prompt template and the two label words (positive first)."""
+    """Prompt template and the two label words (positive first).
+
+    Without a chat template the prompt ends with ``answer_suffix`` and the label word follows
+    after ``label_prefix`` (None: the language's, ``"\nAnswer:"`` + ``" "`` in English,
+    ``"\n答案："`` + ``""`` in Chinese).
+    """
 
     language: Literal["auto", "en", "zh"] = "auto"
     template: str | None = None
     label_words: tuple[str, str] | None = None
     use_chat_template: bool = True
+    answer_suffix: str | None = None
+    label_prefix: str | None = None
 
     @field_validator("template")
     @classmethod

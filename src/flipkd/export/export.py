@@ -166,7 +166,8 @@ def prompt_spec(student) -> dict[str, Any]:
         "label_token_ids": list(student.label_ids),
         "use_chat_template": student.use_chat_template,
         "chat_template": chat,
-        "answer_suffix": None if student.use_chat_template else "\nAnswer:",
+        "answer_suffix": None if student.use_chat_template else student.prompt.answer_suffix,
+        "label_prefix": None if student.use_chat_template else student.prompt.label_prefix,
     }
 
 

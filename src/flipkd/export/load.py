@@ -97,9 +97,7 @@ def _run_source(path: Path) -> tuple[ExportSpec, Path]:
 
     run = read_student_run(path)
     sc = run.config.student
-    prompt = resolve_prompt(
-        sc.prompt.language, sc.prompt.template, sc.prompt.label_words, run.config.data.benchmark
-    )
+    prompt = resolve_prompt(sc.prompt, run.config.data.benchmark)
     thresholds, sources = choose_thresholds(collect_evals(path))
     spec = ExportSpec(
         name=run.config.name,
@@ -110,6 +108,8 @@ def _run_source(path: Path) -> tuple[ExportSpec, Path]:
             "template": prompt.template,
             "label_words": list(prompt.label_words),
             "use_chat_template": sc.prompt.use_chat_template,
+            "answer_suffix": prompt.answer_suffix,
+            "label_prefix": prompt.label_prefix,
         },
         max_length=sc.max_length,
         max_text_length=sc.max_text_length,

@@ -21,7 +21,8 @@ from flipkd.modes import MODES, Mode
 
 EXPORT_FILE = "flipkd.json"
 FORMAT = "flipkd-export"
-FORMAT_VERSION = 2  # 2: the rep threshold is a cosine (format 1 held (cos + 1) / 2)
+FORMAT_VERSION = 3  # 2: the rep threshold is a cosine (format 1 held (cos + 1) / 2);
+# 3: the plain prompt's answer cue and label prefix are the language's (recorded)
 
 
 class BaseRef(BaseModel):
@@ -47,7 +48,6 @@ class PromptSpec(PromptConfig):
 
     label_token_ids: list[int] | None = None
     chat_template: str | None = None
-    answer_suffix: str | None = None
 
 
 class ExportSpec(BaseModel):
@@ -78,14 +78,22 @@ class ExportSpec(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _rep_threshold_as_cosine(cls, data: Any) -> Any:
-        """Format 1 stored the rep threshold as ``(cos + 1) / 2``; read it back as a cosine."""
-        if isinstance(data, dict) and data.get("format_version") == 1:
+    def _older_formats(cls, data: Any) -> Any:
+        """Read older formats as the current one: format 1 stored the rep threshold as
+        ``(cos + 1) / 2``; formats 1-2 put a space before the label word of every plain
+        (non-chat) prompt, Chinese ones included, and did not record it."""
+        if not isinstance(data, dict) or data.get("format_version") not in (1, 2):
+            return data
+        if data["format_version"] == 1:
             thresholds = dict(data.get("thresholds") or {})
             if isinstance(thresholds.get("rep"), int | float):
                 thresholds["rep"] = 2.0 * thresholds["rep"] - 1.0
-            data = {**data, "format_version": FORMAT_VERSION, "thresholds": thresholds}
-        return data
+            data = {**data, "thresholds": thresholds}
+        prompt = data.get("prompt")
+        if isinstance(prompt, dict) and not prompt.get("use_chat_template", True):
+            prompt = {"answer_suffix": "\nAnswer:", "label_prefix": " ", **prompt}
+            data = {**data, "prompt": prompt}
+        return {**data, "format_version": FORMAT_VERSION}
 
     @field_validator("thresholds")
     @classmethod

@@ -65,9 +65,7 @@ def assemble_student(
     tap.always_compute = gradient_checkpointing
     if not cfg.tap.shared and trainable:
         freeze_b_at_zero(dict(zip(tap.names, tap.layers, strict=True)))
-    prompt = resolve_prompt(
-        cfg.prompt.language, cfg.prompt.template, cfg.prompt.label_words, benchmark
-    )
+    prompt = resolve_prompt(cfg.prompt, benchmark)
     student = Student(
         peft_model,
         tokenizer,

@@ -14,7 +14,13 @@ import warnings
 
 from flipkd.config.schema import StudentConfig
 from flipkd.errors import ConfigError, ModelError
-from flipkd.student.prompt import PromptSpec, label_token_ids, render, resolve_prompt
+from flipkd.student.prompt import (
+    PromptSpec,
+    label_prefix,
+    label_token_ids,
+    render,
+    resolve_prompt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +73,7 @@ def check_prompt(tokenizer, spec: PromptSpec, use_chat_template: bool) -> tuple[
             f"student.prompt.use_chat_template: the tokenizer's chat template fails ({err}); "
             "set student.prompt.use_chat_template=false"
         ) from None
-    return label_token_ids(tokenizer, spec.label_words, leading_space=not chat)
+    return label_token_ids(tokenizer, spec.label_words, label_prefix(spec, chat))
 
 
 def check_student(cfg: StudentConfig, *, benchmark: str | None = None) -> None:
@@ -76,9 +82,7 @@ def check_student(cfg: StudentConfig, *, benchmark: str | None = None) -> None:
     Resolves ``cfg.model`` (a registered model is converted once, as training would), builds
     it on the meta device with LoRA, finds the tap and checks the prompt with the tokenizer.
     """
-    spec = resolve_prompt(
-        cfg.prompt.language, cfg.prompt.template, cfg.prompt.label_words, benchmark
-    )
+    spec = resolve_prompt(cfg.prompt, benchmark)
     from flipkd.models import resolve_student  # imports torch: after the checks that need none
 
     resolved = resolve_student(cfg.model)

@@ -26,7 +26,7 @@ from torch import nn
 from flipkd.student.body import FALLBACK_PACK_TOKENS, Body
 from flipkd.student.lora import no_lora_dropout
 from flipkd.student.prefix import PrefixCache, frozen_depth, shared_cache
-from flipkd.student.prompt import PromptSpec, label_token_ids, render
+from flipkd.student.prompt import PromptSpec, label_prefix, label_token_ids, render
 from flipkd.student.tap import ATap
 
 
@@ -68,7 +68,7 @@ class Student(nn.Module):
             getattr(tokenizer, "chat_template", None)
         )
         self.label_ids = label_token_ids(
-            tokenizer, prompt.label_words, leading_space=not self.use_chat_template
+            tokenizer, prompt.label_words, label_prefix(prompt, self.use_chat_template)
         )
         base = model.get_base_model()
         self.softcap = getattr(base.config, "final_logit_softcapping", None)

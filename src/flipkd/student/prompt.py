@@ -3,6 +3,12 @@
 The student answers by generating a label word right after the prompt. The match
 score is the softmax over the two label-word logits at the answer position.
 
+Without a chat template the prompt ends with the language's answer cue and the label
+word follows it as the tokenizer would continue the text: `` yes`` after ``Answer:``,
+``是`` after ``答案：`` (a full-width colon takes no space; `` 否`` with one is two
+byte-level tokens in Qwen2.5 and a bare space plus ``否`` in Gemma-3, so the "no"
+label would be a partial character or the space token).
+
 Multi-token rule: a label word must be one token, or the first sub-tokens of
 the two words must differ; then the first sub-token stands for the word (stated
 in the log). Identical first sub-tokens are an error.
@@ -13,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from flipkd.config.schema import template_problem
+from flipkd.config.schema import PromptConfig, template_problem
 from flipkd.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -26,6 +32,8 @@ class PromptSpec:
     language: str
     template: str
     label_words: tuple[str, str]
+    answer_suffix: str = "\nAnswer:"  # after the body, without a chat template
+    label_prefix: str = " "  # between the answer cue and the label word
 
 
 PROMPTS: dict[str, PromptSpec] = {
@@ -39,25 +47,30 @@ PROMPTS: dict[str, PromptSpec] = {
         "zh",
         "判断下面两个句子的意思是否相同。\n句子1：{a}\n句子2：{b}\n请回答是或否。",
         ("是", "否"),
+        "\n答案：",
+        "",
     ),
 }
 
 LANGUAGE_OF_BENCHMARK = {"atec": "zh", "bq": "zh", "lcqmc": "zh", "pawsx-zh": "zh"}
 
 
-def resolve_prompt(
-    language: str,
-    template: str | None = None,
-    label_words: tuple[str, str] | None = None,
-    benchmark: str | None = None,
-) -> PromptSpec:
-    """Pick the prompt for a language ("auto" looks at the benchmark name)."""
+def resolve_prompt(prompt: PromptConfig, benchmark: str | None = None) -> PromptSpec:
+    """The prompt a student config asks for ("auto" language looks at the benchmark name);
+    unset fields take the language's defaults."""
+    language = prompt.language
     if language == "auto":
         language = LANGUAGE_OF_BENCHMARK.get(benchmark or "", "en")
     if language not in PROMPTS:
         raise ConfigError(f"student.prompt.language {language!r}: choose one of {list(PROMPTS)}")
     base = PROMPTS[language]
-    spec = PromptSpec(language, template or base.template, tuple(label_words or base.label_words))
+    spec = PromptSpec(
+        language,
+        prompt.template or base.template,
+        tuple(prompt.label_words or base.label_words),
+        base.answer_suffix if prompt.answer_suffix is None else prompt.answer_suffix,
+        base.label_prefix if prompt.label_prefix is None else prompt.label_prefix,
+    )
     problem = template_problem(spec.template)
     if problem:
         raise ConfigError(f"student.prompt.template: {problem}")
@@ -67,17 +80,15 @@ def resolve_prompt(
     return spec
 
 
-def label_token_ids(
-    tokenizer, words: tuple[str, str], leading_space: bool = False
-) -> tuple[int, int]:
+def label_token_ids(tokenizer, words: tuple[str, str], prefix: str = "") -> tuple[int, int]:
     """Token ids of the two label words as they start the answer.
 
-    ``leading_space`` is set for plain (non-chat) prompts, where the answer
-    follows ``Answer:`` after a space.
+    ``prefix`` is what comes between the prompt and the word: the spec's ``label_prefix``
+    for plain prompts (a space after ``Answer:``), nothing after a chat template.
     """
     ids, lengths = [], []
     for word in words:
-        text = f" {word}" if leading_space else word
+        text = prefix + word
         toks = tokenizer(text, add_special_tokens=False)["input_ids"]
         if not toks:
             raise ConfigError(f"label word {word!r} encodes to no token")
@@ -100,4 +111,9 @@ def render(tokenizer, spec: PromptSpec, a: str, b: str, use_chat_template: bool)
     if use_chat_template and getattr(tokenizer, "chat_template", None):
         messages = [{"role": "user", "content": body}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return body + "\nAnswer:"
+    return body + spec.answer_suffix
+
+
+def label_prefix(spec: PromptSpec, use_chat_template: bool) -> str:
+    """What precedes the label word: nothing after a chat template's generation prompt."""
+    return "" if use_chat_template else spec.label_prefix

@@ -38,7 +38,7 @@ def check_config(cfg: FlipkdConfig) -> None:
     from flipkd.student.prompt import resolve_prompt  # the template's slots, the words
 
     p = cfg.student.prompt
-    resolve_prompt(p.language, p.template, p.label_words, cfg.data.benchmark)
+    resolve_prompt(p, cfg.data.benchmark)
     problem = loss_problem(cfg.loss, cfg.train)
     if problem:
         raise ConfigError(problem)
