@@ -362,8 +362,8 @@ def test_a_format_2_plain_prompt_export_keeps_the_space_before_its_label(exporte
 
     spec = _spec(exported)
     prompt = {k: v for k, v in spec["prompt"].items() if k not in ("answer_suffix", "label_prefix")}
-    old = {**spec, "format_version": 2,
-           "prompt": {**prompt, "language": "zh", "use_chat_template": False, "chat_template": None}}  # fmt: skip
+    plain = {**prompt, "language": "zh", "use_chat_template": False, "chat_template": None}
+    old = {**spec, "format_version": 2, "prompt": plain}
     (tmp_path / "flipkd.json").write_text(json.dumps(old))
     read = read_spec(tmp_path / "flipkd.json")
     assert (read.prompt.answer_suffix, read.prompt.label_prefix) == ("\nAnswer:", " ")

@@ -76,8 +76,10 @@ def test_label_words_are_the_single_token_that_follows_the_plain_prompt(name, la
     tok = AutoTokenizer.from_pretrained(resolve(name, "student").path)
     spec = resolve_prompt(PromptConfig(language=language))
     ids = label_token_ids(tok, spec.label_words, label_prefix(spec, False))
-    prompt = render(tok, spec, "甲" if language == "zh" else "a", "乙" if language == "zh" else "b", False)
+    a, b = ("甲", "乙") if language == "zh" else ("a", "b")
+    prompt = render(tok, spec, a, b, False)
     head = tok(prompt, add_special_tokens=False)["input_ids"]
     for word, want in zip(spec.label_words, ids, strict=True):
         whole = tok(prompt + spec.label_prefix + word, add_special_tokens=False)["input_ids"]
-        assert whole == [*head, want], (name, word, tok.convert_ids_to_tokens(whole[len(head) - 1 :]))
+        tail = tok.convert_ids_to_tokens(whole[len(head) - 1 :])
+        assert whole == [*head, want], (name, word, tail)
