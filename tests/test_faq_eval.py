@@ -287,3 +287,32 @@ def test_paraphrase_groups_and_files(tmp_path):
                                                   ("d", "t-00001"), ("k", "t-00001")]  # fmt: skip
     with pytest.raises(DataError, match="outside the repository"):
         script.main(["mqp", "--out-dir", str(Path(__file__).parent / "x")])
+
+
+def test_rerank_prefix_benchmark_compares_the_two_ways(tmp_path, monkeypatch):
+    """benchmarks/rerank_prefix.py: both ways re-rank the same queries in turns, agree on
+    every order and score, and the report says so."""
+    import importlib.util
+
+    from conftest import CORPUS as TEXTS
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "rerank_prefix", root / "benchmarks" / "rerank_prefix.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    faq = tmp_path / "faq.csv"
+    faq.write_text("id,question\n" + "".join(f"e{i},{t}\n" for i, t in enumerate(TEXTS)))
+    queries = write_queries(tmp_path / "q.tsv", [("reset password", "e0"), ("wire fee", "e2")])
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    out = tmp_path / "rr"
+    bench.main([
+        "unused", "--loader", "test_faq_eval:tiny_student", "--faq", str(faq),
+        "--queries", str(queries), "--rerank-k", "4", "--rounds", "1", "--out", str(out),
+    ])  # fmt: skip
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert [r["way"] for r in report["rounds"]] == ["plain", "shared"]
+    assert report["same_order"] and report["max_score_difference"] < 1e-5
+    assert report["queries"]["n"] == 2 and report["speedup"] > 0
+    assert "Speed-up" in out.with_suffix(".md").read_text()

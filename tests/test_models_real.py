@@ -83,3 +83,20 @@ def test_label_words_are_the_single_token_that_follows_the_plain_prompt(name, la
         whole = tok(prompt + spec.label_prefix + word, add_special_tokens=False)["input_ids"]
         tail = tok.convert_ids_to_tokens(whole[len(head) - 1 :])
         assert whole == [*head, want], (name, word, tail)
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-0.5b", "gemma3-270m"])
+def test_a_shared_prompt_prefix_scores_as_the_plain_pass_on_real_students(name):
+    """Gemma-3 (sliding-window layers, soft-capped logits) and Qwen2.5 through the KV cache."""
+    from flipkd.config import StudentConfig
+    from flipkd.student import build_student
+    from flipkd.student.shared import shared_prefix_label_logits
+
+    cfg = StudentConfig(model=name, max_length=128, max_text_length=32)
+    cfg.prompt.use_chat_template = False
+    st = build_student(cfg, benchmark="atec").eval()
+    candidates = ["借呗怎么还款", "花呗还款方式", "我的花呗额度为什么降低了"]
+    pairs = [("花呗怎么还款", c) for c in candidates]
+    with torch.no_grad():
+        want = st.gen_forward(pairs).label_logits
+    torch.testing.assert_close(shared_prefix_label_logits(st, pairs), want, atol=1e-3, rtol=1e-3)

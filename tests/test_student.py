@@ -303,3 +303,44 @@ def test_the_plain_prompt_ends_with_the_languages_answer_cue(benchmark, prompt, 
     assert render(None, spec, "a", "b", use_chat_template=False).endswith(suffix)
     assert label_prefix(spec, use_chat_template=False) == prefix
     assert label_prefix(spec, use_chat_template=True) == ""
+
+
+CANDIDATES = ["my card was stolen", "what is the fee", "aspirin", "how do i reset it", "fee?"]
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_a_shared_prompt_prefix_scores_as_the_plain_pass(tiny_llama, tiny_tokenizer, chat):
+    """Re-ranking one query's candidates runs the common prompt prefix once (shared.py); the
+    label logits are those of gen_forward on each whole prompt, and score_pairs mixes grouped
+    and lone pairs back into the caller's order."""
+    from flipkd.student.shared import common_prefix_length, shared_prefix_label_logits
+
+    cfg = _cfg()
+    cfg.prompt.use_chat_template = chat
+    cfg.prompt.label_prefix = ""  # the tiny tokenizer's ' yes' and ' no' start with one space
+    st = _student(tiny_llama, tiny_tokenizer, cfg).eval()
+    query = TEXTS[0]
+    pairs = [(query, c) for c in CANDIDATES]
+    with torch.no_grad():
+        want = st.gen_forward(pairs).label_logits
+    got = shared_prefix_label_logits(st, pairs)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    ids = [st.tokenizer(p, add_special_tokens=False)["input_ids"] for p in st.prompts(pairs)]
+    assert common_prefix_length(ids) > len(st.tokenizer(query)["input_ids"])  # it shares a lot
+    mixed = [pairs[0], ("aspirin", "fee?"), *pairs[1:], (TEXTS[2], TEXTS[3])]
+    shared = score_pairs(st, mixed, "gen", batch_size=2)
+    plain = score_pairs(st, mixed, "gen", share_prefix=False)
+    assert shared.shape == (len(mixed),)
+    assert abs(shared - plain).max() < 1e-5
+    assert len(set(shared.round(6).tolist())) > 3  # not one value for every pair
+
+
+def test_common_prefix_leaves_every_sequence_its_last_token():
+    from flipkd.student.shared import common_prefix_length, group_by_first_text
+
+    assert common_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert common_prefix_length([[1, 2, 3], [1, 2]]) == 1
+    assert common_prefix_length([[1, 2], [3, 4]]) == 0
+    assert common_prefix_length([[5]]) == 0
+    groups, alone = group_by_first_text([("a", "x"), ("b", "y"), ("a", "z"), ("c", "w")])
+    assert groups == [[0, 2]] and alone == [1, 3]

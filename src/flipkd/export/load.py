@@ -43,10 +43,14 @@ class FlipkdMatcher:
         threshold: Per-mode decision thresholds (gen: a probability, rep: a cosine).
         spec: The ``flipkd.json`` content (or its equivalent for a run directory).
         student: The underlying :class:`flipkd.student.Student`.
+        share_prefix: Gen-mode pairs with the same first text (a query and its re-ranking
+            candidates) run their common prompt prefix once (on by default; the scores are
+            the same up to float rounding).
     """
 
     def __init__(self, name: str, student, spec: dict[str, Any], *, merged: bool) -> None:
         self.name, self.student, self.spec, self.merged = name, student, spec, merged
+        self.share_prefix = True
         self.threshold: dict[str, float] = {m: float(spec["thresholds"][m]) for m in MODES}
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
@@ -64,7 +68,10 @@ class FlipkdMatcher:
         from flipkd.student import score_pairs
 
         mode = check_mode(mode)
-        return score_pairs(self.student, list(pairs), mode=mode, batch_size=batch_size)
+        return score_pairs(
+            self.student, list(pairs), mode=mode, batch_size=batch_size,
+            share_prefix=self.share_prefix,
+        )  # fmt: skip
 
     def cosine_pairs(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16) -> np.ndarray:
         """The A-tap cosine in [-1, 1]: ``score_pairs(pairs, mode="rep")``."""

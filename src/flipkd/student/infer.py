@@ -2,7 +2,8 @@
 
 Inputs are sorted by token count (characters are a poor proxy: sorted by characters,
 batches of MQP questions were still 25-47% padding) so each batch pads little, then
-results are put back in the caller's order.
+results are put back in the caller's order. In ``gen`` mode, pairs that share their first
+text (a query re-ranking its candidates) run that prompt prefix once (``shared.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from flipkd.student.model import Student
+from flipkd.student.shared import group_by_first_text, shared_prefix_label_logits
 
 
 def _bucketed(
@@ -88,20 +90,41 @@ def score_pairs(
     mode: str = "gen",
     batch_size: int = 16,
     progress: bool = False,
+    share_prefix: bool = True,
 ) -> np.ndarray:
-    """Match scores [n]: P(positive label word) for ``gen``, A-tap cosine for ``rep``."""
+    """Match scores [n]: P(positive label word) for ``gen``, A-tap cosine for ``rep``.
+
+    ``share_prefix``: in ``gen`` mode, pairs with the same first text run their common prompt
+    prefix once, in chunks of ``batch_size`` (not while the frozen-prefix cache is on, which
+    already skips the bottom layers; scores equal up to float rounding either way).
+    """
     if mode not in SCORERS:
         raise ValueError(f"mode must be one of {list(SCORERS)}, not {mode!r}")
     scorer = SCORERS[mode]
     pairs = list(pairs)
-    firsts, seconds = (_token_counts(student, [p[i] for p in pairs]) for i in (0, 1))
-    lengths = [a + b for a, b in zip(firsts, seconds, strict=True)]
+    groups: list[list[int]] = []
+    alone = list(range(len(pairs)))
+    if mode == "gen" and share_prefix and student.prefix is None:
+        groups, alone = group_by_first_text(pairs)
     was_training = student.model.training
     student.model.eval()
     try:
-        return _bucketed(
-            pairs, lengths,
+        out = np.zeros(len(pairs), dtype=np.float32)
+        for group in groups:
+            for start in range(0, len(group), batch_size):
+                idx = group[start : start + batch_size]
+                logits = shared_prefix_label_logits(student, [pairs[i] for i in idx])
+                out[idx] = logits.softmax(-1)[:, 0].cpu().numpy()
+        rest = [pairs[i] for i in alone]
+        firsts, seconds = (_token_counts(student, [p[i] for p in rest]) for i in (0, 1))
+        lengths = [a + b for a, b in zip(firsts, seconds, strict=True)]
+        scores = _bucketed(
+            rest, lengths,
             lambda chunk: scorer(student, chunk), batch_size, progress, f"score[{mode}]",
         )  # fmt: skip
+        if not groups:
+            return scores
+        out[alone] = scores
+        return out
     finally:
         student.model.train(was_training)

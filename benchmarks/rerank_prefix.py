@@ -1,0 +1,146 @@
+"""Re-ranking speed with and without the shared prompt prefix, in one process.
+
+    python benchmarks/rerank_prefix.py /work/exports/demo_fip --faq /work/faq/mqp_test/faq.csv \\
+        --queries /work/faq/mqp_test/queries.csv --rerank-k 10 --out results/perf/rerank_prefix
+
+Loads MODEL (an export or a student run) as ``flipkd serve`` does, builds its FAQ index and
+searches it as ``flipkd faq eval`` does (``src/flipkd/serve/faq_eval.py``), then re-ranks the
+same queries' top k by the generated label ``--rounds`` times each way, in turns
+(``shared``: the query's prompt prefix run once per query, ``FlipkdMatcher.share_prefix``;
+``plain``: every prompt whole), so that load from other jobs falls on both. Reports queries per
+second of the re-ranking alone, the ratio, and whether the two orders and scores agree (the
+largest score difference over every query's k candidates). Writes ``OUT.json`` and ``OUT.md``
+with the command, git commit, versions, machine and the load average around every round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from flipkd.errors import ConfigError, run_script
+from flipkd.provenance import provenance
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="exported student or student run")
+    parser.add_argument("--loader", default="flipkd", help="as flipkd serve: 'module:function'")
+    parser.add_argument("--faq", type=Path, required=True)
+    parser.add_argument("--queries", type=Path, required=True)
+    parser.add_argument("--rerank-k", type=int, default=10)
+    parser.add_argument("--max-queries", type=int, default=100, help="first N queries (0: all)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
+    return parser.parse_args(argv)
+
+
+def _scores(matcher, index, queries, hits, k: int) -> list[np.ndarray]:
+    from flipkd.serve.ranking import rerank_pairs
+
+    return [
+        np.asarray(matcher.score_pairs(rerank_pairs(index, q.query, h[:k]), "gen"))
+        for q, h in zip(queries, hits, strict=True)
+    ]
+
+
+def run(args: argparse.Namespace) -> dict:
+    from flipkd.serve.faq import load_faq
+    from flipkd.serve.faq_eval import build_index, rerank_all, search_all
+    from flipkd.serve.protocol import load_matcher
+    from flipkd.serve.queries import load_queries
+
+    entries = load_faq(args.faq)
+    queries = load_queries(args.queries, [e.id for e in entries], str(args.faq))
+    if args.max_queries:
+        queries = queries[: args.max_queries]
+    matcher = load_matcher(Path(args.model), args.loader)
+    if not hasattr(matcher, "share_prefix"):
+        raise ConfigError(f"{args.model}: this matcher has no share_prefix switch to compare")
+    index = build_index(entries, matcher.encode, {}, None).index
+    hits, _ = search_all(index, matcher, queries, depth=args.rerank_k, progress=False)
+    rounds = []
+    orders = {}
+    for r in range(args.rounds):
+        for way in ("plain", "shared"):
+            matcher.share_prefix = way == "shared"
+            load_before = os.getloadavg()[0]
+            out, seconds = rerank_all(
+                index, matcher, queries, hits, rerank_k=args.rerank_k, progress=False
+            )
+            orders[way] = [[h.position for h in found] for found in out]
+            rounds.append({
+                "round": r, "way": way, "seconds": round(seconds, 3),
+                "qps": len(queries) / seconds, "load_1min": [load_before, os.getloadavg()[0]],
+            })  # fmt: skip
+            print(f"round {r} {way}: {len(queries) / seconds:.2f} q/s", file=sys.stderr)
+    matcher.share_prefix = True
+    shared = _scores(matcher, index, queries, hits, args.rerank_k)
+    matcher.share_prefix = False
+    plain = _scores(matcher, index, queries, hits, args.rerank_k)
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(shared, plain, strict=True))
+    qps = {
+        way: float(np.median([x["qps"] for x in rounds if x["way"] == way]))
+        for way in ("plain", "shared")
+    }
+    return {
+        **provenance(),
+        "model": args.model,
+        "faq": {"path": str(args.faq), "entries": len(entries)},
+        "queries": {"path": str(args.queries), "n": len(queries)},
+        "rerank_k": args.rerank_k,
+        "rounds": rounds,
+        "median_qps": qps,
+        "speedup": qps["shared"] / qps["plain"],
+        "same_order": orders["plain"] == orders["shared"],
+        "max_score_difference": diff,
+        "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
+    }
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "# Re-ranking with the query's prompt prefix shared",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"git {report['git_commit']}, {report['date']}, {report['machine']}",
+        "",
+        f"{report['queries']['n']} queries of `{report['queries']['path']}`, FAQ of "
+        f"{report['faq']['entries']} entries, top {report['rerank_k']} re-ranked by "
+        f"`{report['model']}`'s generated label.",
+        "",
+        "| way | median q/s (re-ranking alone) |",
+        "|---|---|",
+        *(f"| {w} | {q:.2f} |" for w, q in report["median_qps"].items()),
+        "",
+        f"Speed-up {report['speedup']:.2f}x; same order: {report['same_order']}; largest score "
+        f"difference {report['max_score_difference']:.2e}.",
+        "",
+        "| round | way | seconds | q/s | 1-min load before/after |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {x['round']} | {x['way']} | {x['seconds']} | {x['qps']:.2f} | "
+            f"{x['load_1min'][0]:.2f} / {x['load_1min'][1]:.2f} |"
+            for x in report["rounds"]
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from flipkd.paths import write_json
+
+    args = parse_args(argv)
+    report = run(args)
+    write_json(args.out.with_suffix(".json"), report)
+    args.out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    run_script(main)
