@@ -223,6 +223,15 @@ def test_command_end_to_end(monkeypatch, tmp_path, capsys):
     report = json.loads(out.read_text(encoding="utf-8"))
     assert [s["name"] for s in report["systems"]] == ["student index"]
     assert report["systems"][0]["timings"]["index_loaded"] is True  # reused, as serve does
+    run_cli(
+        monkeypatch, *args, "--rerank-k", "0", "--sample", "4", "--seed", "3", "--out", str(out)
+    )
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["queries"] | {"hash": None} == {
+        "path": str(queries), "hash": None, "n": 4, "in_file": len(QUERIES), "sample_seed": 3
+    }  # fmt: skip
+    assert report["systems"][0]["metrics"]["n"] == 4
+    assert "4 queries (a sample of 10, seed 3)" in capsys.readouterr().out
 
 
 def test_language_warning(monkeypatch, tmp_path, capsys):

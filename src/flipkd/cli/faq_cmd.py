@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,13 @@ def eval_faq(
         None, help="Directory to save MODEL's FAQ index in and reuse it from (as flipkd serve)."
     ),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Queries per encode call."),
+    sample: int = typer.Option(
+        0,
+        "--sample",
+        min=0,
+        help="Evaluate a seeded random sample of this many queries (0: all); re-ranking is slow.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of --sample."),
     out: Path | None = typer.Option(None, "--out", help="Write the results as JSON here."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
@@ -115,6 +123,10 @@ def eval_faq(
 
     entries = load_faq(faq)  # fail on bad files before the (slow) model load
     labelled = load_queries(queries, [e.id for e in entries], str(faq))
+    n_file = len(labelled)
+    if 0 < sample < n_file:  # in file order
+        keep = sorted(random.Random(seed).sample(range(n_file), sample))
+        labelled = [labelled[i] for i in keep]
     opts = {"batch_size": batch_size, "progress": progress}
     loaded = load_model(model, loader)
     results = _evaluate(
@@ -124,7 +136,8 @@ def eval_faq(
         label = "teacher" if loaded.kind == "student" else "reference teacher"
         ref = load_teacher(teacher)
         results += _evaluate(label, ref, entries, labelled, faq, index_dir=None, rerank_k=0, **opts)
-    typer.echo(f"FAQ {faq}: {len(entries)} entries, {len(labelled)} queries")
+    sampled = f" (a sample of {n_file}, seed {seed})" if len(labelled) < n_file else ""
+    typer.echo(f"FAQ {faq}: {len(entries)} entries, {len(labelled)} queries{sampled}")
     typer.echo(_table(results), nl=False)
     if out is not None:
         report = {
@@ -132,7 +145,13 @@ def eval_faq(
             "model": model,
             "teacher": teacher,
             "faq": {"path": str(faq), "hash": hash_files([faq]), "entries": len(entries)},
-            "queries": {"path": str(queries), "hash": hash_files([queries]), "n": len(labelled)},
+            "queries": {
+                "path": str(queries),
+                "hash": hash_files([queries]),
+                "n": len(labelled),
+                "in_file": n_file,
+                "sample_seed": seed if len(labelled) < n_file else None,
+            },  # fmt: skip
             "rerank_k": rerank_k,
             "systems": [r.as_json() for r in results],
         }
