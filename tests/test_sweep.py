@@ -25,7 +25,7 @@ def bench(tmp_path_factory):
 def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_path, monkeypatch):
     root, teacher = bench
     spec = SweepSpec(
-        name="t", benchmark=str(root), profile="tiny", rows=["sft", "fip"], seeds=1,
+        name="t", benchmark=str(root), profile="tiny", rows=["teacher", "sft", "fip"], seeds=1,
         overrides=[
             f"student.model={tiny_llama_dir}", f"teacher.model={teacher}", "train.diagnose_every=2",
             "train.eval_every=2",
@@ -34,13 +34,20 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     )  # fmt: skip
     records = run_sweep(spec, tmp_path / "work", progress=False)
     assert [(r["variant"], r["row"]) for r in records] == [
+        ("base", "teacher"),
         ("base", "sft"),
         ("base", "fip"),
+        ("lr", "teacher"),
         ("lr", "sft"),
         ("lr", "fip"),
     ]
     assert all(set(r["scores"]) == {"dev"} for r in records)  # test is never scored
     assert all({"roc_auc", "rep_roc_auc", "gen_label_accuracy"} <= set(r["dev"]) for r in records)
+    teacher = records[0]  # the teacher's cosine on the same dev pairs, nothing trained
+    assert teacher["scores"]["dev"]["gen"] == teacher["scores"]["dev"]["rep"]
+    assert teacher["scores"]["dev"]["labels"] == records[1]["scores"]["dev"]["labels"]
+    assert teacher["dev"]["gen_label_accuracy"] is None and teacher["train_seconds"] == 0
+    assert teacher["dev"]["roc_auc"] > 0.6  # the synthetic teacher separates the pairs
     # a second call reads everything back (nothing trains again)
     monkeypatch.setattr(sweep_mod, "_run_one", _explode)
     again = run_sweep(spec, tmp_path / "work", progress=False)
@@ -49,6 +56,7 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     table = write_sweep_report(again, spec, tmp_path / "out", ["flipkd", "sweep"])
     text = table.read_text()
     assert "| lr | fip | 1 |" in text and "Δgen AUC vs base" in text
+    assert "| base | teacher | 1 |" in text and "| – |" in text
     spearman = next(r for r in records if r["variant"] == "lr" and r["row"] == "fip")
     assert f"| {spearman['dev']['rep_spearman']:.1f} |" in text  # already ×100, not again
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -95,7 +103,7 @@ def test_paired_difference_is_zero_for_identical_runs_and_signed():
 
 def test_bad_spec_names_file_and_field(tmp_path):
     spec = tmp_path / "s.yaml"
-    spec.write_text("name: x\nrows: [teacher]\nvariants: {a: []}\n")
+    spec.write_text("name: x\nrows: [zero-shot]\nvariants: {a: []}\n")
     with pytest.raises(ConfigError, match=r"s\.yaml: rows: .*not trained rows"):
         load_spec(spec)
     spec.write_text("name: x\n")

@@ -17,10 +17,12 @@ def _labels(pairs) -> list[int]:
     return [int(p.label) for p in pairs]
 
 
-def teacher_scores(cache, splits: dict) -> dict[str, Any]:
+def teacher_scores(
+    cache, splits: dict, split_names: tuple[str, ...] = ("dev", "test")
+) -> dict[str, Any]:
     """Teacher cosine per pair (the same numbers stand for both modes)."""
     out: dict[str, Any] = {}
-    for split in ("dev", "test"):
+    for split in split_names:
         pairs = splits[split]
         sims = cache.pair_sim([p.text_a for p in pairs], [p.text_b for p in pairs]).tolist()
         out[split] = {"labels": _labels(pairs), "gen": sims, "rep": sims}

@@ -6,7 +6,7 @@ named variants (each a list of dotted overrides on top of the profile)::
     name: mqp-layers              # results go to results/dev/<benchmark>/<name>/
     benchmark: mqp
     profile: cpu
-    rows: [sft, fip]
+    rows: [sft, fip]              # trained rows; "teacher" adds its cosine on the same dev pairs
     seeds: 1                      # or a list, e.g. [0, 1]
     overrides: [data.max_dev_pairs=null]   # shared by every variant (null: all of dev)
     variants:
@@ -58,10 +58,13 @@ class SweepSpec(BaseModel):
     @field_validator("rows")
     @classmethod
     def _known_rows(cls, rows: list[str]) -> list[str]:
-        bad = [r for r in rows if ROWS.get(r, ("",))[0] != TRAINED]
+        bad = [r for r in rows if r != "teacher" and ROWS.get(r, ("",))[0] != TRAINED]
         if bad:
             trained = [r for r, (kind, _) in ROWS.items() if kind == TRAINED]
-            raise ValueError(f"rows {bad} are not trained rows; choose from {trained}")
+            raise ValueError(
+                f"rows {bad} are not trained rows; choose from {trained} (or teacher, the "
+                "reference)"
+            )
         return rows
 
     @property
@@ -116,13 +119,23 @@ def _run_one(cfg, row: str, splits: dict, cache, run_dir: Path, progress: bool) 
     }
 
 
-def dev_summary(scores: dict) -> dict[str, float]:
-    """Threshold-free dev metrics per mode, plus gen accuracy of the generated label."""
+def _teacher_reference(cache, splits: dict) -> dict:
+    """The teacher's cosine on the same dev pairs (the same numbers stand for both modes)."""
+    from flipkd.reproduce.scoring import teacher_scores
+
+    start = time.perf_counter()
+    scores = teacher_scores(cache, splits, split_names=("dev",))
+    return {"scores": scores, "train_seconds": 0.0, "eval_seconds": time.perf_counter() - start}
+
+
+def dev_summary(scores: dict, generated: bool = True) -> dict[str, float | None]:
+    """Threshold-free dev metrics per mode, plus gen accuracy of the generated label (None
+    for the teacher, whose gen score is a cosine)."""
     from flipkd.reproduce.scoring import dev_metrics
 
-    out = dev_metrics(scores)
+    out: dict[str, float | None] = dict(dev_metrics(scores))
     gen, y = np.asarray(scores["dev"]["gen"]), np.asarray(scores["dev"]["labels"])
-    out["gen_label_accuracy"] = float(((gen >= 0.5) == (y == 1)).mean())
+    out["gen_label_accuracy"] = float(((gen >= 0.5) == (y == 1)).mean()) if generated else None
     return out
 
 
@@ -162,12 +175,15 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                 splits, cache = teachers[key]
                 log.info("sweep %s: variant %s, row %s, seed %d", spec.name, variant, row, seed)
                 t0 = time.perf_counter()
-                out = _run_one(cfg, row, splits, cache, run_dir, progress)
+                out = (
+                    _teacher_reference(cache, splits) if row == "teacher"
+                    else _run_one(cfg, row, splits, cache, run_dir, progress)
+                )  # fmt: skip
                 record = {
                     "variant": variant, "row": row, "seed": seed, "overrides": overrides,
                     "config_hash": config_hash(cfg), "wall_seconds": time.perf_counter() - t0,
                     "run_dir": str(run_dir),
-                    "dev": dev_summary(out["scores"]), **out,
+                    "dev": dev_summary(out["scores"], generated=row != "teacher"), **out,
                 }  # fmt: skip
                 write_json(done, record)
                 records.append(record)

@@ -44,7 +44,9 @@ def _metric(mode: str) -> str:
     return f"{metric_prefix(mode)}roc_auc"
 
 
-def _cell(values: list[float], digits: int) -> str:
+def _cell(values: list[float | None], digits: int) -> str:
+    if any(x is None for x in values):  # the teacher's gen acc: no generated label
+        return "–"
     v = np.asarray(values, dtype=float)
     text = f"{v.mean():.{digits}f}"
     return text + (f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else "")
