@@ -180,3 +180,20 @@ def test_bootstrap_equals_the_one_resample_at_a_time_loop(monkeypatch, chunk):
         expected = np.nanpercentile(values, [2.5, 97.5])
         got = aggregate._bootstrap(runs, "gen", metric, 100, 7)
         np.testing.assert_allclose(got, expected, rtol=1e-9, err_msg=metric)
+
+
+@pytest.mark.parametrize("benchmark", ["atec", "bq"])
+def test_the_chinese_cpu_ladders_take_the_dev_chosen_student_and_the_mqp_recipe(benchmark):
+    """results/dev/atec/atec-student/: Qwen2.5-0.5B (real Chinese vocabulary) over Gemma-3-270M;
+    everything else as the profile's MQP-chosen recipe, the plain prompt in Chinese."""
+    from flipkd.reproduce.ladder import build_config
+    from flipkd.reproduce.profiles import PROFILES, TOP8
+    from flipkd.student.prompt import resolve_prompt
+
+    cfg = build_config(PROFILES["cpu"], benchmark, "fip", 0, [])
+    mqp = build_config(PROFILES["cpu"], "mqp", "fip", 0, [])
+    assert (cfg.student.model, cfg.teacher.model) == ("qwen2.5-0.5b", "e5-small-multilingual")
+    assert cfg.student.lora.layers == TOP8 and cfg.student.tap == mqp.student.tap
+    assert cfg.train.clip_scope == "term-apart" and cfg.train.steps == mqp.train.steps
+    assert not cfg.student.prompt.use_chat_template
+    assert resolve_prompt(cfg.student.prompt, benchmark).answer_suffix.endswith("答案：")
