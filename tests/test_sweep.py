@@ -119,3 +119,18 @@ def test_bad_spec_names_file_and_field(tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "s.yaml" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[1] / "configs" / "sweeps").glob("*.yaml")),
+    ids=lambda p: p.name,
+)  # fmt: skip
+def test_every_committed_sweep_spec_builds_its_configs(path):
+    """A committed spec reads and every variant × row resolves (no model or data needed)."""
+    from flipkd.reproduce.ladder import build_config
+    from flipkd.reproduce.profiles import PROFILES
+
+    spec = load_spec(path)
+    for extra in spec.variants.values():
+        for row in spec.rows:
+            build_config(PROFILES[spec.profile], spec.benchmark, row, 0, [*spec.overrides, *extra])
