@@ -306,3 +306,41 @@ def _wait_for(condition, timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.002)
+
+
+def test_a_hung_model_call_gives_504_and_a_stalled_health():
+    """A model call that never returns: requests get 504 after the request timeout (queued
+    work of timed-out requests is dropped), /healthz says 503 'stalled' so a load balancer
+    takes the replica out, and both recover when the call returns."""
+    gate = threading.Event()
+    client, fake = make_client(FakeMatcher(gate=gate), request_timeout_s=0.3, max_wait_ms=0)
+    with client, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(client.post, "/search", json={"query": "reset password"})
+        deadline = time.monotonic() + 5
+        while fake.active == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        queued = pool.submit(client.post, "/search", json={"query": "opening hours"})
+        for response in (first.result(timeout=5), queued.result(timeout=5)):
+            assert response.status_code == 504, response.text
+            assert response.json()["detail"] == "the model did not answer within 0.3 s"
+            assert response.headers["retry-after"] == "1"
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.json()["status"] == "stalled"
+        assert health.json()["model_call_seconds"] >= 0.3
+        gate.set()
+        deadline = time.monotonic() + 5
+        while fake.active and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.post("/search", json={"query": "reset password"}).status_code == 200
+        assert "flipkd_request_timeouts_total 2.0" in client.get("/metrics").text
+    assert fake.calls_of("encode") == [1, 1]  # the timed-out queued query never ran
+
+
+def test_request_timeout_zero_means_no_limit():
+    client, _ = make_client(FakeMatcher(delay_s=0.2), request_timeout_s=0)
+    with client:
+        assert client.post("/search", json={"query": "refund"}).status_code == 200
+    with pytest.raises(ValueError, match="request_timeout_s"):
+        make_client(request_timeout_s=-1)

@@ -22,6 +22,7 @@ def build_app(
     max_batch: int = 32,
     max_wait_ms: float = 5.0,
     queue: int = 256,
+    request_timeout_s: float = 60.0,
 ) -> FastAPI:
     """Validate the FAQ, load the model, build (or reuse) the index, make the app."""
     from flipkd.serve.app import create_app
@@ -41,6 +42,7 @@ def build_app(
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         max_queue=queue,
+        request_timeout_s=request_timeout_s,
     )
 
 
@@ -59,6 +61,12 @@ def serve(
     max_batch: int = typer.Option(32, min=1, help="Most texts or pairs per model call."),
     max_wait_ms: float = typer.Option(5.0, min=0.0, help="How long a batch waits to fill."),
     queue: int = typer.Option(256, min=1, help="Most waiting items; beyond it 503 + Retry-After."),
+    request_timeout: float = typer.Option(
+        60.0,
+        min=0.0,
+        help="Seconds a request may wait for the model before 504 (0: no limit); /healthz "
+        "says 503 'stalled' while one model call runs longer.",
+    ),
     index: Path | None = typer.Option(
         None, help="Directory to save the FAQ index in and reuse it from (rebuilt on change)."
     ),
@@ -79,6 +87,7 @@ def serve(
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         queue=queue,
+        request_timeout_s=request_timeout,
     )
     typer.echo(f"flipkd: serving on http://{host}:{port} (Ctrl-C drains and stops)")
     run_server(app, host=host, port=port)

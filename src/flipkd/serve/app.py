@@ -8,6 +8,7 @@ FastAPI.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -57,6 +58,7 @@ class ServeState:
     metrics: ServeMetrics
     limits: Limits
     token: str | None
+    request_timeout_s: float | None = None
 
 
 def _state(request: Request) -> ServeState:
@@ -116,9 +118,16 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def submit(state: ServeState, kind: str, payloads: Sequence[Any]) -> list[Any]:
-    """Run ``payloads`` through the batcher; overload and shutdown become 503."""
+    """Run ``payloads`` through the batcher; overload and shutdown become 503, a model that
+    does not answer within the request timeout 504 (its items not yet started are dropped)."""
+    timeout = state.request_timeout_s
     try:
-        return await state.batcher.submit(kind, payloads)
+        return await asyncio.wait_for(state.batcher.submit(kind, payloads), timeout)
+    except TimeoutError as err:
+        state.metrics.timeouts.inc()
+        raise ApiError(
+            504, f"the model did not answer within {timeout:g} s", {"Retry-After": RETRY_AFTER_S}
+        ) from err
     except QueueFullError as err:
         state.metrics.rejections.inc()
         raise ApiError(503, f"server busy: {err}", {"Retry-After": RETRY_AFTER_S}) from err
@@ -170,10 +179,17 @@ async def match(request: Request) -> MatchResponse:
 
 
 async def healthz(request: Request) -> JSONResponse:
-    """200 while serving, 503 while draining (for load balancers)."""
-    if _state(request).batcher.running:
-        return JSONResponse({"status": "ok"})
-    return JSONResponse({"status": "draining"}, status_code=503)
+    """200 while serving; 503 while draining, or while one model call has been running for
+    longer than the request timeout (a stalled replica: take it out of the pool)."""
+    state = _state(request)
+    if not state.batcher.running:
+        return JSONResponse({"status": "draining"}, status_code=503)
+    busy, timeout = state.batcher.busy_seconds, state.request_timeout_s
+    if timeout is not None and busy > timeout:
+        return JSONResponse(
+            {"status": "stalled", "model_call_seconds": round(busy, 1)}, status_code=503
+        )
+    return JSONResponse({"status": "ok"})
 
 
 async def metrics(request: Request) -> Response:
@@ -215,6 +231,7 @@ def create_app(
     token: str | None = None,
     allowed_hosts: list[str] | None = None,
     drain_timeout_s: float = 30.0,
+    request_timeout_s: float | None = 60.0,
 ) -> FastAPI:
     """Build the app.
 
@@ -230,7 +247,12 @@ def create_app(
         allowed_hosts: If set, requests with another ``Host`` header get 400
             (defends a loopback server against DNS rebinding).
         drain_timeout_s: How long shutdown waits for queued work.
+        request_timeout_s: Longest wait for the model per request (queue included) before
+            504; ``/healthz`` reports 503 "stalled" while one model call runs longer than
+            this. None or 0: no limit.
     """
+    if request_timeout_s is not None and request_timeout_s < 0:
+        raise ValueError("request_timeout_s must be >= 0 (0: no limit)")
     limits = limits or Limits()
     largest = max(limits.max_pairs, limits.rerank_candidates)
     if max_queue < largest:
@@ -246,7 +268,9 @@ def create_app(
         on_batch=app_metrics.observe_batch,
     )
     app_metrics.track_queue(lambda: batcher.depth)
-    state = ServeState(matcher, index, batcher, app_metrics, limits, token or None)
+    state = ServeState(
+        matcher, index, batcher, app_metrics, limits, token or None, request_timeout_s or None
+    )
     app = FastAPI(
         title="flipkd",
         docs_url=None,

@@ -79,11 +79,18 @@ class MicroBatcher:
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
+        self._call_started: float | None = None  # monotonic start of the model call running now
 
     @property
     def depth(self) -> int:
         """Items waiting (not counting the batch being computed)."""
         return self._queue.qsize() if self._queue is not None else 0
+
+    @property
+    def busy_seconds(self) -> float:
+        """How long the model call running now has been running (0.0 when idle)."""
+        started = self._call_started
+        return 0.0 if started is None else time.monotonic() - started
 
     @property
     def running(self) -> bool:
@@ -199,7 +206,13 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
         payloads = [i.payload for i in items]
-        results = await loop.run_in_executor(self._executor, _call, self.handlers[kind], payloads)
+        self._call_started = time.monotonic()
+        try:
+            results = await loop.run_in_executor(
+                self._executor, _call, self.handlers[kind], payloads
+            )
+        finally:
+            self._call_started = None
         if self.on_batch is not None:
             try:
                 self.on_batch(kind, len(items), time.perf_counter() - start)

@@ -74,6 +74,11 @@ class ServeMetrics:
             "Requests refused with 503 because the queue was full.",
             registry=self.registry,
         )
+        self.timeouts = Counter(
+            "flipkd_request_timeouts",
+            "Requests answered 504 because the model did not answer within the request timeout.",
+            registry=self.registry,
+        )
 
     def endpoint_label(self, path: str) -> str:
         """Map a request path to a bounded label value."""
