@@ -386,3 +386,12 @@ def test_eval_scores_a_student_run_as_the_matcher_does(run):
     np.testing.assert_allclose(gen, matcher.score_pairs(PAIRS, "gen"), atol=1e-6, rtol=0)
     rep = scorer(run, pairs, benchmark="mqp", mode="rep")
     np.testing.assert_allclose(rep, matcher.cosine_pairs(PAIRS), atol=1e-6, rtol=0)
+
+
+def test_export_run_refuses_a_file_as_out(run, tmp_path):
+    """The Python API, like the CLI: a file where the export directory goes is a FlipkdError."""
+    target = tmp_path / "model.bin"
+    target.write_bytes(b"keep me")
+    with pytest.raises(FlipkdError, match="is a file, not a directory"):
+        export_run(run, target)
+    assert target.read_bytes() == b"keep me"

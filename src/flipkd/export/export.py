@@ -245,6 +245,8 @@ def _write_merged(student, target: Path) -> None:
 
 def _check_out(out: Path) -> None:
     """Refuse to replace anything but an earlier export (the write replaces ``out`` whole)."""
+    if out.exists() and not out.is_dir():
+        raise FlipkdError("is a file, not a directory; choose a new or empty --out", where=str(out))
     if out.exists() and any(out.iterdir()) and not (out / EXPORT_FILE).is_file():
         raise FlipkdError(
             "exists and is not a flipkd export; choose an empty or new --out", where=str(out)
