@@ -70,7 +70,9 @@ def encode(
 
 def _rep_scores(student: Student, chunk: list[tuple[str, str]]) -> np.ndarray:
     reps = student.rep_forward([t for pair in chunk for t in pair])
-    return (reps[0::2] * reps[1::2]).sum(-1).float().cpu().numpy()
+    # a cosine of unit vectors can round past ±1 in float32 (1.0000001 seen for a text with
+    # itself): keep every served score inside its documented range
+    return (reps[0::2] * reps[1::2]).sum(-1).float().clamp(-1.0, 1.0).cpu().numpy()
 
 
 def _gen_scores(student: Student, chunk: list[tuple[str, str]]) -> np.ndarray:
