@@ -264,3 +264,50 @@ def test_step_logs_go_through_accelerate_trackers(tmp_path):
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/mask/kept_pos", "dev/gen_roc_auc"} <= scalars
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
+
+
+def test_a_resumed_run_reports_its_whole_training_time(tmp_path):
+    """train_summary's seconds add the time recorded in the checkpoint resumed from; a
+    checkpoint that predates the record leaves the total unknown and says so."""
+    cfg = tiny_config(steps=6, save_every=3, keep_checkpoints=2)
+    pairs, cache = _trained(cfg, tmp_path / "run")
+    first = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    ckpts = tmp_path / "run" / "checkpoints"
+    at3 = json.loads((ckpts / "step-0000003" / "state.json").read_text())["train_seconds"]
+    at6 = json.loads((ckpts / "step-0000006" / "state.json").read_text())["train_seconds"]
+    assert 0 < at3 < at6 <= first["seconds"] and first["seconds_complete"]
+    assert first["resumed_at_step"] == 0
+
+    def resume(run: Path) -> dict:
+        train_student(cfg, run, cache=cache, train_pairs=pairs, resume=True, progress=False,
+                      student=tiny_student(cfg))  # fmt: skip
+        return json.loads((run / "train_summary.json").read_text())
+
+    # a kill after step 3: the resumed half adds to the 3 steps' recorded time
+    half = tmp_path / "half"
+    shutil.copytree(tmp_path / "run", half)
+    shutil.rmtree(half / "checkpoints" / "step-0000006")
+    summary = resume(half)
+    assert summary["resumed_at_step"] == 3 and summary["seconds_complete"]
+    assert summary["seconds"] == pytest.approx(at3 + summary["seconds_this_invocation"])
+
+    # a finished run read back (as a sweep or ladder does) keeps its own training time
+    again = resume(tmp_path / "run")
+    assert again["resumed_at_step"] == 6
+    assert again["seconds"] == pytest.approx(at6 + again["seconds_this_invocation"])
+    assert again["seconds"] >= first["seconds"] - 0.5
+
+    # checkpoints written before the record: unknown unless the finished run's summary has it
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "half", old)
+    for ckpt in (old / "checkpoints").iterdir():
+        state = json.loads((ckpt / "state.json").read_text())
+        state.pop("train_seconds")
+        (ckpt / "state.json").write_text(json.dumps(state))
+    kept = json.loads((old / "train_summary.json").read_text())["seconds"]
+    assert resume(old)["seconds"] == pytest.approx(kept, abs=0.5)  # read from the old summary
+    shutil.rmtree(old / "checkpoints" / "step-0000006")
+    (old / "train_summary.json").unlink()
+    partial = resume(old)
+    assert not partial["seconds_complete"]
+    assert partial["seconds"] == partial["seconds_this_invocation"]

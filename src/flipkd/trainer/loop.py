@@ -146,6 +146,16 @@ class _Session:
     steplog: StepLog | None = None
     best: float = float("-inf")
     best_dir: Path | None = None
+    start_step: int = 0
+    # training seconds spent before this invocation (read from the checkpoint resumed); None
+    # when that checkpoint predates the record, so the run's total time is unknown
+    prior_seconds: float | None = 0.0
+    t0: float = 0.0
+
+    def train_seconds(self) -> float | None:
+        """Training seconds of the whole run so far, over every invocation (None: unknown)."""
+        elapsed = time.perf_counter() - self.t0
+        return None if self.prior_seconds is None else self.prior_seconds + elapsed
 
     @property
     def ckpt_dir(self) -> Path:
@@ -182,12 +192,12 @@ def train_student(
     run_dir = Path(run_dir)
     validate_setup(cfg, train_pairs, cache, run_dir, resume)
     run = _setup(cfg, run_dir, cache, train_pairs, dev_pairs, student)
-    start = _resume(run) if resume else 0
+    start = run.start_step = _resume(run) if resume else 0
     if run.main:
         save_resolved(cfg, run_dir)
     run.steplog = StepLog(run.acc)
     tc, values = cfg.train, {}
-    t0 = time.perf_counter()
+    run.t0 = time.perf_counter()
     bar = tqdm(
         range(start, tc.steps), initial=start, total=tc.steps, disable=not (progress and run.main)
     )
@@ -203,7 +213,7 @@ def train_student(
         if tc.save_every and (done % tc.save_every == 0 or done == tc.steps):
             _checkpoint(run, done, values)
         run.acc.wait_for_everyone()
-    return _finish(run, time.perf_counter() - t0, values)
+    return _finish(run, values)
 
 
 def _setup(
@@ -265,6 +275,10 @@ def _resume(run: _Session) -> int:
         config_hash=run.chash,
     )  # fmt: skip
     log.info("resuming %s at step %d", run.run_dir, state["step"])
+    run.prior_seconds = state.get("train_seconds")
+    summary = run.run_dir / "train_summary.json"
+    if run.prior_seconds is None and state["step"] == run.cfg.train.steps and summary.is_file():
+        run.prior_seconds = json.loads(summary.read_text()).get("seconds")  # an older finish
     if (run.run_dir / "best.json").is_file():  # keep the best adapter found before the kill
         run.best = json.loads((run.run_dir / "best.json").read_text())[run.cfg.train.select_metric]
         run.best_dir = run.run_dir / "best_adapter"
@@ -326,16 +340,24 @@ def _evaluate(run: _Session, step: int) -> None:
 
 def _checkpoint(run: _Session, step: int, values: dict) -> None:
     """An atomic checkpoint through accelerate (every process takes part); old ones pruned."""
-    ckpt.save(
-        run.acc, run.ckpt_dir, step=step, config_hash=run.chash,
-        extra={"loss": values.get("loss")},
-    )  # fmt: skip
+    extra = {"loss": values.get("loss")}
+    if (seconds := run.train_seconds()) is not None:
+        extra["train_seconds"] = seconds
+    ckpt.save(run.acc, run.ckpt_dir, step=step, config_hash=run.chash, extra=extra)
     if run.main:
         ckpt.prune(run.ckpt_dir, keep=run.cfg.train.keep_checkpoints)
 
 
-def _finish(run: _Session, seconds: float, values: dict) -> TrainResult:
-    """The final adapter, ``run.json`` and the summary."""
+def _finish(run: _Session, values: dict) -> TrainResult:
+    """The final adapter, ``run.json`` and the summary.
+
+    ``seconds`` is the run's training time over every invocation (a resumed run adds the time
+    recorded in its checkpoint); when a checkpoint predates that record only this
+    invocation's time is known, and ``seconds_complete`` says so.
+    """
+    this_call = time.perf_counter() - run.t0
+    total = None if run.prior_seconds is None else run.prior_seconds + this_call
+    seconds = this_call if total is None else total
     adapter_dir = run.run_dir / "adapter"
     _save_adapter(run.acc, run.model, adapter_dir)
     if run.main:
@@ -344,8 +366,9 @@ def _finish(run: _Session, seconds: float, values: dict) -> TrainResult:
         )
         prefix = run.student.prefix.stats() if run.student.prefix else None
         summary = {
-            "steps": run.cfg.train.steps, "seconds": seconds, "last": values,
-            "prefix_cache": prefix,
+            "steps": run.cfg.train.steps, "seconds": seconds, "seconds_complete": total is not None,
+            "seconds_this_invocation": this_call, "resumed_at_step": run.start_step,
+            "last": values, "prefix_cache": prefix,
         }  # fmt: skip
         write_json(run.run_dir / "train_summary.json", summary)
     run.steplog.close()
