@@ -30,7 +30,7 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
             f"student.model={tiny_llama_dir}", f"teacher.model={teacher}", "train.diagnose_every=2",
             "train.eval_every=2",
         ],
-        variants={"base": [], "lr": ["train.lr=1e-2"]},
+        variants={"base": [], "lr": ["train.lr=1e-2"]}, row_baseline="sft",
     )  # fmt: skip
     records = run_sweep(spec, tmp_path / "work", progress=False)
     assert [(r["variant"], r["row"]) for r in records] == [
@@ -63,6 +63,15 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     lr_fip = next(e for e in saved["summary"] if e["variant"] == "lr" and e["row"] == "fip")
     point, lo, hi = lr_fip["rep_auc_vs_base"][0]
     assert lo <= hi and {"git_commit", "versions"} <= set(saved)
+    # fip against sft inside each variant (row_baseline), never the teacher or sft itself
+    assert "## Rows against `sft`" in text and "Δgen AUC vs sft [95%]" in text
+    point, lo, hi = lr_fip["gen_auc_vs_row_sft"][0]
+    lr_sft = next(r for r in records if r["variant"] == "lr" and r["row"] == "sft")
+    assert point == pytest.approx(spearman["dev"]["roc_auc"] - lr_sft["dev"]["roc_auc"])
+    assert lo <= hi and f"| lr | fip | {point:+.3f} [{lo:+.3f}, {hi:+.3f}] |" in text
+    assert not any(
+        "gen_auc_vs_row_sft" in e for e in saved["summary"] if e["row"] in ("teacher", "sft")
+    )
     diag = (tmp_path / "out" / "diagnostics.md").read_text()
     assert "## lr / fip / seed 0" in diag and "## base / sft / seed 0" in diag
     assert "∇con A" in diag
@@ -101,6 +110,34 @@ def test_paired_difference_is_zero_for_identical_runs_and_signed():
     assert point > 0.2 and 0 < lo < point < hi
 
 
+def test_rows_against_a_baseline_row_are_paired_per_seed():
+    """Two seeds: each seed's interval is listed, and the count of those above 0."""
+    from flipkd.reproduce.sweep_report import markdown, summarise
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+
+    def record(row, seed, noise):
+        from sklearn.metrics import roc_auc_score
+
+        s = (y + rng.normal(0, noise, 300)).tolist()
+        auc = roc_auc_score(y, s)
+        dev = {"roc_auc": auc, "rep_roc_auc": auc, "gen_label_accuracy": 0.5, "rep_spearman": 1.0}
+        return {"variant": "v", "row": row, "seed": seed, "overrides": [], "dev": dev,
+                "scores": {"dev": {"labels": y.tolist(), "gen": s, "rep": s}},
+                "train_seconds": 1.0, "eval_seconds": 1.0}  # fmt: skip
+
+    records = [record("sft", k, 3.0) for k in (0, 1)] + [record("fip", k, 0.3) for k in (0, 1)]
+    entries = summarise(records, "sft")
+    fip = next(e for e in entries if e["row"] == "fip")
+    diffs = fip["gen_auc_vs_row_sft"]
+    assert len(diffs) == 2 and all(lo > 0 for _, lo, _ in diffs)
+    spec = SweepSpec(name="x", rows=["sft", "fip"], variants={"v": []}, row_baseline="sft")
+    text = markdown(entries, spec, 300, ["flipkd", "sweep"])
+    assert "(2/2 above 0: " in text and text.count("| v | fip |") == 2  # main and row tables
+    assert "gen_auc_vs_row_sft" not in next(e for e in entries if e["row"] == "sft")
+
+
 def test_bad_spec_names_file_and_field(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text("name: x\nrows: [zero-shot]\nvariants: {a: []}\n")
@@ -108,6 +145,9 @@ def test_bad_spec_names_file_and_field(tmp_path):
         load_spec(spec)
     spec.write_text("name: x\n")
     with pytest.raises(ConfigError, match=r"s\.yaml: variants: Field required"):
+        load_spec(spec)
+    spec.write_text("name: x\nrows: [fip]\nrow_baseline: sft\nvariants: {a: []}\n")
+    with pytest.raises(ConfigError, match=r"s\.yaml: row_baseline: 'sft' is not one of rows"):
         load_spec(spec)
     bad = SweepSpec(name="x", profile="tiny", variants={"ok": [], "bad": ["train.steps=abc"]})
     with pytest.raises(ConfigError, match=r"sweep 'x', variant 'bad': .*train\.steps"):

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from flipkd.config import config_hash
 from flipkd.errors import ConfigError
@@ -54,6 +54,8 @@ class SweepSpec(BaseModel):
     seeds: int | list[int] = 1
     overrides: list[str] = Field(default_factory=list)
     variants: dict[str, list[str]] = Field(min_length=1)
+    # a row the others are compared with inside each variant (paired, same seed): "fip vs sft"
+    row_baseline: str | None = None
 
     @field_validator("rows")
     @classmethod
@@ -66,6 +68,14 @@ class SweepSpec(BaseModel):
                 "reference)"
             )
         return rows
+
+    @field_validator("row_baseline")
+    @classmethod
+    def _baseline_is_a_row(cls, row: str | None, info: ValidationInfo) -> str | None:
+        rows = info.data.get("rows", [])
+        if row is not None and row not in rows:
+            raise ValueError(f"{row!r} is not one of rows {rows}")
+        return row
 
     @property
     def seed_list(self) -> list[int]:
@@ -87,7 +97,8 @@ def load_spec(path: Path) -> SweepSpec:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{path}: {where}: {msg}") from None
 
 
 def _run_one(cfg, row: str, splits: dict, cache, run_dir: Path, progress: bool) -> dict:

@@ -5,7 +5,8 @@ later); ``table.md`` shows, per variant and row, the mean over seeds of gen ROC-
 label accuracy (P(positive word) ≥ 0.5), rep ROC-AUC, rep Spearman, train and eval seconds,
 and the paired-bootstrap 95% interval of the ROC-AUC difference to the first variant (same
 row, same seed, same dev pairs resampled together): an interval that spans 0 is a
-difference this dev set cannot resolve.
+difference this dev set cannot resolve. A spec with ``row_baseline`` also gets, per variant,
+every other row against that row (same variant, same seed): "does `fip` beat `sft` here?".
 """
 
 from __future__ import annotations
@@ -52,8 +53,23 @@ def _cell(values: list[float | None], digits: int) -> str:
     return text + (f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else "")
 
 
-def summarise(records: list[dict]) -> list[dict]:
-    """One entry per (variant, row): seeds, mean dev metrics, times, difference to baseline."""
+def _paired_against(runs: list[dict], by: dict, variant: str, row: str) -> dict[str, list]:
+    """Per mode, each run's paired ROC-AUC difference to the run of ``variant`` / ``row`` with
+    the same seed (runs without one are skipped)."""
+    out = {}
+    for mode in MODES:
+        diffs = [
+            list(paired_difference(r, by[(variant, row, r["seed"])], mode))
+            for r in runs if (variant, row, r["seed"]) in by
+        ]  # fmt: skip
+        if diffs:
+            out[mode] = diffs
+    return out
+
+
+def summarise(records: list[dict], row_baseline: str | None = None) -> list[dict]:
+    """One entry per (variant, row): seeds, mean dev metrics, times, difference to the first
+    variant (same row) and, given ``row_baseline``, to that row (same variant)."""
     variants = list(dict.fromkeys(r["variant"] for r in records))
     rows = list(dict.fromkeys(r["row"] for r in records))
     base = variants[0]
@@ -72,27 +88,30 @@ def summarise(records: list[dict]) -> list[dict]:
                 "eval_seconds": float(np.mean([r["eval_seconds"] for r in runs])),
             }  # fmt: skip
             if variant != base:
-                for mode in MODES:
-                    diffs = [
-                        paired_difference(r, by[(base, row, r["seed"])], mode)
-                        for r in runs if (base, row, r["seed"]) in by
-                    ]  # fmt: skip
-                    if diffs:
-                        entry[f"{mode}_auc_vs_{base}"] = [list(d) for d in diffs]
+                same_row = _paired_against(runs, by, base, row)
+                entry.update({f"{mode}_auc_vs_{base}": d for mode, d in same_row.items()})
+            if row_baseline and row not in (row_baseline, "teacher"):
+                same_variant = _paired_against(runs, by, variant, row_baseline)
+                entry.update(
+                    {f"{mode}_auc_vs_row_{row_baseline}": d for mode, d in same_variant.items()}
+                )
             out.append(entry)
     return out
 
 
 def _diff_cell(entry: dict, mode: str, base: str) -> str:
-    diffs = entry.get(f"{mode}_auc_vs_{base}")
+    return _diffs_text(entry.get(f"{mode}_auc_vs_{base}"))
+
+
+def _diffs_text(diffs: list | None) -> str:
+    """One seed: ``d [lo, hi]``; several: the mean, how many intervals lie above 0, each."""
     if not diffs:
         return "–"
+    each = "; ".join(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in diffs)
     if len(diffs) == 1:
-        point, lo, hi = diffs[0]
-        return f"{point:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-    points = [d[0] for d in diffs]
+        return each
     above = sum(d[1] > 0 for d in diffs)
-    return f"{np.mean(points):+.3f} ({above}/{len(diffs)} seeds above 0)"
+    return f"{np.mean([d[0] for d in diffs]):+.3f} ({above}/{len(diffs)} above 0: {each})"
 
 
 def markdown(entries: list[dict], spec, n_dev: int, command: list[str]) -> str:
@@ -127,7 +146,28 @@ def markdown(entries: list[dict], spec, n_dev: int, command: list[str]) -> str:
     lines += [
         f"- `{name}`: `{' '.join(ov) or '(profile as is)'}`" for name, ov in spec.variants.items()
     ]
+    if spec.row_baseline:
+        lines += _row_table(entries, spec.row_baseline)
     return "\n".join(lines) + "\n"
+
+
+def _row_table(entries: list[dict], baseline: str) -> list[str]:
+    """Every row against the baseline row inside its variant, paired by seed and dev pair."""
+    key = f"auc_vs_row_{baseline}"
+    lines = [
+        "", f"## Rows against `{baseline}` (same variant, same seed, paired over dev pairs)", "",
+        "One seed: the difference and its 95% interval; several: the mean difference and in how "
+        "many seeds the interval lies above 0.", "",
+        f"| variant | row | Δgen AUC vs {baseline} [95%] | Δrep AUC vs {baseline} [95%] |",
+        "|---|---|---|---|",
+    ]  # fmt: skip
+    for e in entries:
+        if f"gen_{key}" in e or f"rep_{key}" in e:
+            lines.append(
+                f"| {e['variant']} | {e['row']} | {_diffs_text(e.get(f'gen_{key}'))} | "
+                f"{_diffs_text(e.get(f'rep_{key}'))} |"
+            )
+    return lines
 
 
 DIAG_COLUMNS = (
@@ -213,7 +253,7 @@ def curves_markdown(curves: list[dict]) -> str:
 
 def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[str]) -> Path:
     """Write ``results.json`` and ``table.md`` into ``out_dir``; returns the table's path."""
-    entries = summarise(records)
+    entries = summarise(records, spec.row_baseline)
     n_dev = len(records[0]["scores"]["dev"]["labels"]) if records else 0
     out_dir.mkdir(parents=True, exist_ok=True)
     curves = dev_curves(records)
