@@ -88,6 +88,21 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     )
 
 
+def test_a_run_copied_from_another_sweep_takes_this_sweeps_variant_name(tmp_path):
+    """Runs are matched by config hash: one finished under another sweep's variant name
+    (its directory copied under --work) is reported under this sweep's name, or the table
+    would lose the variant and its paired differences."""
+    done = tmp_path / "runs" / "two-tap" / "fip-s0-abc" / "sweep_result.json"
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps({"variant": "top8", "row": "fip", "seed": 0, "overrides": []}))
+    record = sweep_mod._read_back(done, "two-tap", ["x=1"])
+    assert record["variant"] == "two-tap" and record["overrides"] == ["x=1"]
+    assert record["read_from_variant"] == "top8" and record["read_back"]
+    assert record["run_dir"] == str(done.parent)
+    same = sweep_mod._read_back(done, "top8", [])
+    assert same["variant"] == "top8" and "read_from_variant" not in same
+
+
 def _explode(*args, **kwargs):
     raise AssertionError("a finished sweep run trained again")
 

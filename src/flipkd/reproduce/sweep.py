@@ -150,6 +150,21 @@ def dev_summary(scores: dict, generated: bool = True) -> dict[str, float | None]
     return out
 
 
+def _read_back(done: Path, variant: str, overrides: list[str]) -> dict:
+    """A finished run's record under this sweep's variant name and overrides.
+
+    The run was found by config hash, so it is this variant's training whatever another
+    sweep (whose work directory it was copied from) called it; the name it had there is
+    kept as ``read_from_variant`` when it differs.
+    """
+    old = json.loads(done.read_text())
+    record = {**old, "run_dir": str(done.parent), "read_back": True}
+    if old.get("variant") != variant:
+        record["read_from_variant"] = old.get("variant")
+    record.update(variant=variant, overrides=overrides)
+    return record
+
+
 def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[dict]:
     """Run (or read back) every variant × row × seed; returns one record per run."""
     from flipkd.recipes.pipeline import ensure_teacher, load_splits
@@ -175,8 +190,7 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                 run_dir = work_dir / "runs" / variant / f"{row}-s{seed}-{config_hash(cfg)}"
                 done = run_dir / "sweep_result.json"
                 if done.is_file():
-                    old = json.loads(done.read_text())
-                    records.append({**old, "run_dir": str(run_dir), "read_back": True})
+                    records.append(_read_back(done, variant, overrides))
                     continue
                 key = _teacher_key(cfg)
                 if key not in teachers:
