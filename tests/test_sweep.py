@@ -88,6 +88,32 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     )
 
 
+def test_unrecorded_training_time_is_shown_as_unknown_not_averaged(tmp_path):
+    """A run whose summary predates complete training times (no ``seconds_complete``: it
+    recorded a few ms when resumed at its last step) is left out of the mean, and a row with
+    none known shows `–`; no summary (the teacher reference) is a real 0 s."""
+    from flipkd.reproduce.sweep import train_time_known
+    from flipkd.reproduce.sweep_report import _seconds_cell, _train_seconds
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for d, summary in (
+        (old, {"steps": 150, "seconds": 0.0087}),
+        (new, {"steps": 150, "seconds": 400.0, "seconds_complete": True}),
+    ):
+        d.mkdir()
+        (d / "train_summary.json").write_text(json.dumps(summary))
+    assert not train_time_known(old) and train_time_known(new)
+    assert train_time_known(tmp_path / "teacher-run")  # nothing trained there
+
+    def rec(seconds, known):
+        return {"train_seconds": seconds, "train_seconds_known": known}
+
+    assert _train_seconds([rec(0.0087, False), rec(400.0, True)]) == 400.0
+    assert _train_seconds([rec(0.0087, False), rec(0.005, False)]) is None
+    assert _train_seconds([{"train_seconds": 0.0}]) == 0.0  # records from before the flag
+    assert _seconds_cell(None) == "–" and _seconds_cell(412.4) == "412"
+
+
 def test_a_run_copied_from_another_sweep_takes_this_sweeps_variant_name(tmp_path):
     """Runs are matched by config hash: one finished under another sweep's variant name
     (its directory copied under --work) is reported under this sweep's name, or the table

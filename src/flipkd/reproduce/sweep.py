@@ -150,6 +150,18 @@ def dev_summary(scores: dict, generated: bool = True) -> dict[str, float | None]
     return out
 
 
+def train_time_known(run_dir: Path) -> bool:
+    """Whether the run's training time covers all of its training: its
+    ``train_summary.json`` says ``seconds_complete`` (written since training time is kept
+    across invocations; older summaries lack it, and a run resumed at its last step then
+    recorded only that invocation's few milliseconds). No summary: nothing was trained
+    (the teacher reference), so its 0 s is right."""
+    summary = Path(run_dir) / "train_summary.json"
+    if not summary.is_file():
+        return True
+    return bool(json.loads(summary.read_text()).get("seconds_complete", False))
+
+
 def _read_back(done: Path, variant: str, overrides: list[str]) -> dict:
     """A finished run's record under this sweep's variant name and overrides.
 
@@ -159,6 +171,7 @@ def _read_back(done: Path, variant: str, overrides: list[str]) -> dict:
     """
     old = json.loads(done.read_text())
     record = {**old, "run_dir": str(done.parent), "read_back": True}
+    record["train_seconds_known"] = train_time_known(done.parent)
     if old.get("variant") != variant:
         record["read_from_variant"] = old.get("variant")
     record.update(variant=variant, overrides=overrides)
@@ -207,7 +220,7 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                 record = {
                     "variant": variant, "row": row, "seed": seed, "overrides": overrides,
                     "config_hash": config_hash(cfg), "wall_seconds": time.perf_counter() - t0,
-                    "run_dir": str(run_dir),
+                    "run_dir": str(run_dir), "train_seconds_known": train_time_known(run_dir),
                     "dev": dev_summary(out["scores"], generated=row != "teacher"), **out,
                 }  # fmt: skip
                 write_json(done, record)

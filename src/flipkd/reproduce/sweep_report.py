@@ -84,7 +84,7 @@ def summarise(records: list[dict], row_baseline: str | None = None) -> list[dict
                 "variant": variant, "row": row, "seeds": [r["seed"] for r in runs],
                 "overrides": runs[0]["overrides"],
                 "dev": {k: [r["dev"][k] for r in runs] for k in runs[0]["dev"]},
-                "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
+                "train_seconds": _train_seconds(runs),
                 "eval_seconds": float(np.mean([r["eval_seconds"] for r in runs])),
             }  # fmt: skip
             if variant != base:
@@ -97,6 +97,21 @@ def summarise(records: list[dict], row_baseline: str | None = None) -> list[dict
                 )
             out.append(entry)
     return out
+
+
+def _train_seconds(runs: list[dict]) -> float | None:
+    """Mean training time over the runs that recorded one; None when none did.
+
+    A run read back from before training time was kept across invocations recorded only
+    its last invocation (``train_seconds_known`` false); averaging it in would understate
+    the cost.
+    """
+    known = [r["train_seconds"] for r in runs if r.get("train_seconds_known", True)]
+    return float(np.mean(known)) if known else None
+
+
+def _seconds_cell(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds:.0f}"
 
 
 def _diff_cell(entry: dict, mode: str, base: str) -> str:
@@ -133,14 +148,16 @@ def markdown(entries: list[dict], spec, n_dev: int, command: list[str]) -> str:
         cells = [_cell(e["dev"][key], digits) for _, key, digits in COLUMNS]  # Spearman: ×100
         lines.append(
             f"| {e['variant']} | {e['row']} | {len(e['seeds'])} | " + " | ".join(cells)
-            + f" | {e['train_seconds']:.0f} | {e['eval_seconds']:.0f} | "
+            + f" | {_seconds_cell(e['train_seconds'])} | {e['eval_seconds']:.0f} | "
             + f"{_diff_cell(e, 'gen', base)} | {_diff_cell(e, 'rep', base)} |"
         )  # fmt: skip
     lines += [
         "",
         "Train s / eval s: wall seconds here. Runs of one `flipkd sweep` process share the "
         "frozen-prefix cache, so a variant run after another with the same adapted layers "
-        "trains and scores faster (and a shared machine slows any run): read them as rough.",
+        "trains and scores faster (and a shared machine slows any run): read them as rough. "
+        "Train s `–`: not recorded (runs read back from before training time was kept "
+        "across invocations).",
         "", "Variants (overrides on top of the profile):", "",
     ]  # fmt: skip
     lines += [
