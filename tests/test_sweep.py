@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flipkd.errors import ConfigError
+from flipkd.errors import ConfigError, FlipkdError
 from flipkd.reproduce import sweep as sweep_mod
 from flipkd.reproduce.sweep import SweepSpec, load_spec, run_sweep
 from flipkd.reproduce.sweep_report import paired_difference, write_sweep_report
@@ -127,6 +127,10 @@ def test_a_run_copied_from_another_sweep_takes_this_sweeps_variant_name(tmp_path
     assert record["run_dir"] == str(done.parent)
     same = sweep_mod._read_back(done, "top8", [])
     assert same["variant"] == "top8" and "read_from_variant" not in same
+    done.write_text('{"variant": "top8", "row"')  # cut short: one line naming the file
+    with pytest.raises(FlipkdError) as err:
+        sweep_mod._read_back(done, "two-tap", [])
+    assert str(done) in str(err.value) and "\n" not in str(err.value)
 
 
 def _explode(*args, **kwargs):

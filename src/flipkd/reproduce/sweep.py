@@ -33,7 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from flipkd.config import config_hash
-from flipkd.errors import ConfigError
+from flipkd.errors import CacheError, ConfigError
 from flipkd.paths import write_json
 from flipkd.reproduce.ladder import ROWS, TRAINED, build_config
 
@@ -159,7 +159,16 @@ def train_time_known(run_dir: Path) -> bool:
     summary = Path(run_dir) / "train_summary.json"
     if not summary.is_file():
         return True
-    return bool(json.loads(summary.read_text()).get("seconds_complete", False))
+    return bool(_run_json(summary).get("seconds_complete", False))
+
+
+def _run_json(path: Path) -> dict:
+    """A JSON file a finished run wrote; one line naming it when it cannot be read."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f"{path}: cannot read this finished run's record ({exc})".splitlines()[0]
+        raise CacheError(f"{msg}; delete its directory to run it again") from None
 
 
 def _read_back(done: Path, variant: str, overrides: list[str]) -> dict:
@@ -169,7 +178,7 @@ def _read_back(done: Path, variant: str, overrides: list[str]) -> dict:
     sweep (whose work directory it was copied from) called it; the name it had there is
     kept as ``read_from_variant`` when it differs.
     """
-    old = json.loads(done.read_text())
+    old = _run_json(done)
     record = {**old, "run_dir": str(done.parent), "read_back": True}
     record["train_seconds_known"] = train_time_known(done.parent)
     if old.get("variant") != variant:

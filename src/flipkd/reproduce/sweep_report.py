@@ -110,6 +110,12 @@ def _train_seconds(runs: list[dict]) -> float | None:
     return float(np.mean(known)) if known else None
 
 
+UNKNOWN_TIME = (
+    " Train s `–`: not recorded (runs read back from before training time was kept across"
+    " invocations)."
+)
+
+
 def _seconds_cell(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds:.0f}"
 
@@ -155,9 +161,8 @@ def markdown(entries: list[dict], spec, n_dev: int, command: list[str]) -> str:
         "",
         "Train s / eval s: wall seconds here. Runs of one `flipkd sweep` process share the "
         "frozen-prefix cache, so a variant run after another with the same adapted layers "
-        "trains and scores faster (and a shared machine slows any run): read them as rough. "
-        "Train s `–`: not recorded (runs read back from before training time was kept "
-        "across invocations).",
+        "trains and scores faster (and a shared machine slows any run): read them as rough."
+        + (UNKNOWN_TIME if any(e["train_seconds"] is None for e in entries) else ""),
         "", "Variants (overrides on top of the profile):", "",
     ]  # fmt: skip
     lines += [
