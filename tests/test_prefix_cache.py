@@ -90,3 +90,46 @@ def test_depth_counts_the_tap_too(tiny_llama, tiny_tokenizer, _tiny_pair):
     assert other.enable_prefix_cache("tiny-b", 2.0) == 1
     assert top.prefix is other.prefix  # one cache per base model and depth in a process
     assert top.enable_prefix_cache("tiny-b", 0) == 0 and top.prefix is None
+
+
+def _prefix_of(student, dtype):
+    student.prefix = PrefixCache(depth=1, max_bytes=10**8, dtype=dtype)
+    student.rep_forward(TEXTS[:4])
+    return {seq: h.clone() for seq, h in student.prefix.store.items()}
+
+
+def test_bfloat16_prefix_is_close_to_float32_and_stored_in_the_models_dtype(
+    tiny_llama, tiny_tokenizer
+):
+    student = _student(tiny_llama, tiny_tokenizer)
+    exact = _prefix_of(student, "float32")
+    low = _prefix_of(student, "bfloat16")
+    assert exact.keys() == low.keys() and exact
+    differs = False
+    for seq, h in exact.items():
+        assert low[seq].dtype == torch.float32
+        torch.testing.assert_close(low[seq], h, rtol=0.05, atol=0.05)
+        differs |= not torch.equal(low[seq], h)
+    assert differs  # the bottom layer really ran in bf16
+    # a float32 cache stays exact under the trainer's bf16 autocast (mixed_precision bf16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = _prefix_of(student, "float32")
+    for seq, h in exact.items():
+        torch.testing.assert_close(under[seq], h, rtol=1e-6, atol=1e-6)
+
+
+def test_one_shared_cache_per_precision(tiny_llama, tiny_tokenizer):
+    student = _student(tiny_llama, tiny_tokenizer)
+    student.enable_prefix_cache("tiny-c", 2.0, "float32")
+    exact = student.prefix
+    student.enable_prefix_cache("tiny-c", 2.0, "bfloat16")
+    assert student.prefix is not exact and student.prefix.dtype == "bfloat16"
+    student.enable_prefix_cache("tiny-c", 2.0, "float32")
+    assert student.prefix is exact
+
+
+def test_unknown_prefix_dtype_is_refused():
+    from flipkd.student.prefix import prefix_precision
+
+    with pytest.raises(ValueError, match="float16"):
+        prefix_precision("float16", torch.device("cpu"))

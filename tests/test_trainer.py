@@ -311,3 +311,19 @@ def test_a_resumed_run_reports_its_whole_training_time(tmp_path):
     partial = resume(old)
     assert not partial["seconds_complete"]
     assert partial["seconds"] == partial["seconds_this_invocation"]
+
+
+def test_runs_of_different_mixed_precision_follow_each_other_in_one_process(tmp_path):
+    """A sweep's variants may set train.mixed_precision: accelerate's one process-wide
+    state must not refuse the second run, and the bf16 run really trains under autocast."""
+    from accelerate.state import AcceleratorState
+
+    seen = {}
+    for mixed in ("no", "bf16", "no"):
+        cfg = tiny_config(steps=2, save_every=0)
+        cfg.train.mixed_precision = mixed
+        run = tmp_path / f"{mixed}-{len(seen)}"
+        _trained(cfg, run)
+        seen[f"{mixed}-{len(seen)}"] = AcceleratorState().mixed_precision
+        assert [r for r in _log(run) if r["kind"] == "train"]
+    assert list(seen.values()) == ["no", "bf16", "no"]

@@ -75,7 +75,9 @@ def _run_zero_shot(cfg, splits, cache, run_dir, progress) -> dict:
     from flipkd.student import build_student
 
     student = build_student(cfg.student, benchmark=cfg.data.benchmark, init_seed=cfg.train.seed)
-    student.enable_prefix_cache(cfg.student.model, cfg.train.prefix_cache_gb)  # shared with rows
+    student.enable_prefix_cache(  # shared with the rows
+        cfg.student.model, cfg.train.prefix_cache_gb, cfg.train.prefix_dtype
+    )
     return {"scores": student_scores(student, splits, progress), "train_seconds": 0.0}
 
 

@@ -30,7 +30,7 @@ import torch
 
 from flipkd.student.attention import LAYOUT_KEY, layout_of, use_packed_attention
 from flipkd.student.packing import Packed, pack
-from flipkd.student.prefix import PrefixCache, prefix_states, with_injected
+from flipkd.student.prefix import PrefixCache, prefix_precision, prefix_states, with_injected
 from flipkd.student.tap import ATap, TapStop
 
 Batch = dict[str, torch.Tensor]  # input_ids and attention_mask, [texts, tokens]
@@ -162,9 +162,10 @@ class Body:
             ids[row, :n], mask[row, :n] = torch.tensor(seqs[i]), 1
         batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
         packed = pack(batch["input_ids"], batch["attention_mask"], self._row_tokens)
-        hidden = prefix_states(
-            self.decoder, self.prefix.depth, lambda: self._forward(batch, packed)
-        )
+        with prefix_precision(self.prefix.dtype, device):
+            hidden = prefix_states(
+                self.decoder, self.prefix.depth, lambda: self._forward(batch, packed)
+            ).to(next(self.decoder.parameters()).dtype)  # bf16 autocast's states, as if not
         padded = packed.unpack(hidden, batch["attention_mask"])
         for row, (i, n) in enumerate(zip(todo, lengths, strict=True)):
             out[i] = padded[row, :n].clone()

@@ -177,14 +177,15 @@ class Student(nn.Module):
     def prefix(self, cache: PrefixCache | None) -> None:
         self.body.prefix = cache
 
-    def enable_prefix_cache(self, model_key: str, max_gb: float) -> int:
+    def enable_prefix_cache(self, model_key: str, max_gb: float, dtype: str = "float32") -> int:
         """Share the process-wide frozen-prefix cache of ``model_key``; returns its depth.
 
         Depth 0 (LoRA or the tap in the bottom layer, dropout in the base, or
-        ``max_gb`` 0) leaves the cache off.
+        ``max_gb`` 0) leaves the cache off. ``dtype`` is the precision the frozen layers
+        run in to fill it (``prefix.py``).
         """
         depth = frozen_depth(self.peft, self.tap.names) if max_gb > 0 else 0
-        self.prefix = shared_cache(model_key, depth, max_gb) if depth else None
+        self.prefix = shared_cache(model_key, depth, max_gb, dtype) if depth else None
         return depth
 
     # --- tokenisation -------------------------------------------------------------------

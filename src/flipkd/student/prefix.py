@@ -10,7 +10,15 @@ per-text attention the result equals the uncached forward up to float rounding
 recur in every run, so after the first run the bottom layers are never run again.
 
 The cache is keyed by token ids and is valid only for one set of frozen weights:
-:func:`shared_cache` hands out one cache per base model and depth within a process.
+:func:`shared_cache` hands out one cache per base model, depth and precision within a
+process.
+
+Precision: with ``dtype`` ``"bfloat16"`` the frozen layers run under bf16 autocast when
+they fill the cache (the stored states stay float32). They run once per text and are
+frozen, so no gradient ever sees the rounding; on a CPU with bf16 instructions (AVX-512
+BF16, AMX) the pass is about twice as fast, and the states differ from float32 by about
+0.8% of their norm (cosine 0.99997, SmolLM2-135M layer 22). Every state in one cache is
+computed the same way, whatever autocast the caller runs under: train and eval agree.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ class PrefixCache:
 
     depth: int
     max_bytes: int
+    dtype: str = "float32"  # precision the frozen layers run in to fill the cache
     store: dict[tuple[int, ...], torch.Tensor] = field(default_factory=dict)
     bytes: int = 0
     hits: int = 0
@@ -61,15 +70,26 @@ class PrefixCache:
         }
 
 
-_SHARED: dict[tuple[str, int], PrefixCache] = {}
+_SHARED: dict[tuple[str, int, str], PrefixCache] = {}
+PREFIX_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}  # None: autocast off
 
 
-def shared_cache(model_key: str, depth: int, max_gb: float) -> PrefixCache:
-    """One cache per (base model, depth) in this process, reused by every student of it."""
-    key = (model_key, depth)
+def shared_cache(
+    model_key: str, depth: int, max_gb: float, dtype: str = "float32"
+) -> PrefixCache:
+    """One cache per (base model, depth, precision) in this process, shared by its students."""
+    key = (model_key, depth, dtype)
     if key not in _SHARED:
-        _SHARED[key] = PrefixCache(depth, int(max_gb * 1e9))
+        _SHARED[key] = PrefixCache(depth, int(max_gb * 1e9), dtype)
     return _SHARED[key]
+
+
+def prefix_precision(dtype: str, device: torch.device):
+    """The autocast context the frozen layers fill a ``dtype`` cache under."""
+    if dtype not in PREFIX_DTYPES:
+        raise ValueError(f"prefix dtype {dtype!r}; expected one of {', '.join(PREFIX_DTYPES)}")
+    low = PREFIX_DTYPES[dtype]
+    return torch.autocast(device.type, dtype=low or torch.float32, enabled=low is not None)
 
 
 def frozen_depth(peft_model: torch.nn.Module, tap_names: list[str]) -> int:

@@ -58,6 +58,20 @@ def _precision(choice: str) -> str:
     return choice
 
 
+def _switch_precision(mixed: str) -> None:
+    """Let one single-process run follow another of a different mixed precision (a sweep
+    or ladder whose variants set ``train.mixed_precision``): accelerate keeps one
+    process-wide state and refuses a second precision, so that state is cleared first.
+    A distributed launch keeps its state; all its processes run the same configuration."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    state = AcceleratorState._shared_state
+    if not state or state.get("_mixed_precision") == mixed:
+        return
+    if PartialState().num_processes == 1:
+        AcceleratorState._reset_state()
+
+
 def _gather(acc: Accelerator, reps: torch.Tensor) -> torch.Tensor:
     """Concatenate every process's representations, keeping gradients to the local part."""
     if acc.num_processes == 1:
@@ -222,9 +236,11 @@ def _setup(
     """Accelerator, student, optimizer, schedule and losses, prepared by the engine."""
     tc = cfg.train
     losses = build_losses(cfg.loss)
+    mixed = _precision(tc.mixed_precision)
+    _switch_precision(mixed)
     acc = Accelerator(
         cpu=not torch.cuda.is_available(),  # lets torchrun / accelerate launch use gloo on CPU
-        mixed_precision=_precision(tc.mixed_precision),
+        mixed_precision=mixed,
         gradient_accumulation_steps=tc.grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not losses.gen)],
         log_with=trackers(run_dir / "logs"),
@@ -245,8 +261,11 @@ def _setup(
             f"{acc.distributed_type.name} clips one global norm: use clip_scope global"
         )
     if student.prefix is None and not sharded:
-        depth = student.enable_prefix_cache(cfg.student.model, tc.prefix_cache_gb)
-        log.info("frozen-prefix cache: %s", f"layers 0-{depth - 1}" if depth else "off")
+        depth = student.enable_prefix_cache(
+            cfg.student.model, tc.prefix_cache_gb, tc.prefix_dtype
+        )
+        where = f"layers 0-{depth - 1} in {tc.prefix_dtype}" if depth else "off"
+        log.info("frozen-prefix cache: %s", where)
     student.gen_vocab = cfg.loss.gen_vocab
     module = student  # the nn.Module the engine wraps
     params = [p for p in module.parameters() if p.requires_grad]
