@@ -24,6 +24,16 @@ def test_overrides_parse_values_as_yaml(tmp_path):
     assert cfg.train.steps == 7 and cfg.student.lora.layers == [-2, -1] and cfg.loss.filter is False
 
 
+def test_mixed_precision_no_survives_yaml(tmp_path):
+    # YAML reads a bare `no` as false: both an override and a file must still mean "no"
+    assert load_config(None, ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  mixed_precision: no\n")
+    assert load_config(path).train.mixed_precision == "no"
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        load_config(None, ["train.mixed_precision=true"])
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -133,3 +133,18 @@ def test_unknown_prefix_dtype_is_refused():
 
     with pytest.raises(ValueError, match="float16"):
         prefix_precision("float16", torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    ("mixed", "prefix", "want"),
+    [("no", "auto", "float32"), ("bf16", "auto", "bfloat16"), ("bf16", "float32", "float32"),
+     ("no", "bfloat16", "bfloat16"), ("auto", "auto", "float32")],
+)  # fmt: skip
+def test_prefix_dtype_follows_the_resolved_precision(mixed, prefix, want, monkeypatch):
+    from flipkd.config import FlipkdConfig
+    from flipkd.trainer.precision import prefix_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # auto: float32 on a CPU
+    cfg = FlipkdConfig()
+    cfg.train.mixed_precision, cfg.train.prefix_dtype = mixed, prefix
+    assert prefix_dtype(cfg.train) == want

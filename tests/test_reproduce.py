@@ -197,3 +197,19 @@ def test_the_chinese_cpu_ladders_take_the_dev_chosen_student_and_the_mqp_recipe(
     assert cfg.train.clip_scope == "term-apart" and cfg.train.steps == mqp.train.steps
     assert not cfg.student.prompt.use_chat_template
     assert resolve_prompt(cfg.student.prompt, benchmark).answer_suffix.endswith("答案：")
+
+
+@pytest.mark.parametrize("pays", [True, False])
+def test_the_demo_trains_in_bf16_only_where_the_cpu_multiplies_bf16(pays, monkeypatch):
+    from flipkd.reproduce.ladder import build_config
+    from flipkd.reproduce.profiles import PROFILES
+    from flipkd.trainer import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_pays", lambda: pays)
+    demo = build_config(PROFILES["demo"], "mqp", "fip", 0, [])
+    assert demo.train.mixed_precision == ("bf16" if pays else "auto")
+    assert precision.prefix_dtype(demo.train) == ("bfloat16" if pays else "float32")
+    # the cpu profile's committed ladders ran in float32 and stay so; an override wins
+    assert build_config(PROFILES["cpu"], "mqp", "fip", 0, []).train.mixed_precision == "auto"
+    forced = build_config(PROFILES["demo"], "mqp", "fip", 0, ["train.mixed_precision=no"])
+    assert forced.train.mixed_precision == "no"

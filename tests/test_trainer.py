@@ -326,4 +326,5 @@ def test_runs_of_different_mixed_precision_follow_each_other_in_one_process(tmp_
         _trained(cfg, run)
         seen[f"{mixed}-{len(seen)}"] = AcceleratorState().mixed_precision
         assert [r for r in _log(run) if r["kind"] == "train"]
+        assert json.loads((run / "train_summary.json").read_text())["mixed_precision"] == mixed
     assert list(seen.values()) == ["no", "bf16", "no"]

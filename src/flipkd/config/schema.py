@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import string
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -255,9 +255,15 @@ class TrainConfig(_Strict):
     # frozen-prefix activation cache (student/prefix.py): exact, skips the frozen bottom
     # layers for token sequences seen before; memory cap in GB, 0 turns it off
     prefix_cache_gb: float = Field(default=2.0, ge=0)
-    # precision the frozen layers run in to fill that cache: bfloat16 (autocast) is ~2x
-    # faster on CPUs with bf16 instructions; no gradient passes through those layers
-    prefix_dtype: Literal["float32", "bfloat16"] = "float32"
+    # precision the frozen layers run in to fill that cache (no gradient passes through
+    # them): auto follows mixed_precision (trainer/precision.py)
+    prefix_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `no` (in a file or `train.mixed_precision=no`) as false
+        return "no" if value is False else value
 
     @model_validator(mode="after")
     def _term_apart_unscaled(self) -> TrainConfig:

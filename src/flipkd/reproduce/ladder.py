@@ -50,6 +50,11 @@ def build_config(
         **ROWS[row][1], "data.benchmark": benchmark, "train.seed": seed, "teacher.seed": seed,
         "name": f"{row}-s{seed}",
     }  # fmt: skip
+    if profile.cpu_bf16:
+        from flipkd.trainer.precision import cpu_bf16_pays
+
+        if cpu_bf16_pays():
+            layers["train.mixed_precision"] = "bf16"
     raw = apply_overrides({}, [f"{k}={_yaml(v)}" for k, v in layers.items()] + list(overrides))
     return validate(raw, f"profile {profile.name}, row {row}")
 
@@ -75,9 +80,10 @@ def _run_zero_shot(cfg, splits, cache, run_dir, progress) -> dict:
     from flipkd.student import build_student
 
     student = build_student(cfg.student, benchmark=cfg.data.benchmark, init_seed=cfg.train.seed)
-    student.enable_prefix_cache(  # shared with the rows
-        cfg.student.model, cfg.train.prefix_cache_gb, cfg.train.prefix_dtype
-    )
+    from flipkd.trainer.precision import prefix_dtype
+
+    dtype = prefix_dtype(cfg.train)  # the trained rows' cache, shared with them
+    student.enable_prefix_cache(cfg.student.model, cfg.train.prefix_cache_gb, dtype)
     return {"scores": student_scores(student, splits, progress), "train_seconds": 0.0}
 
 

@@ -22,6 +22,9 @@ class Profile:
     rows: tuple[str, ...]
     bootstrap: int = 1000
     benchmark_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # train in bf16 on a CPU-only machine whose CPU multiplies bf16 natively (AVX-512 BF16,
+    # AMX): trainer/precision.py; a user's train.mixed_precision override still wins
+    cpu_bf16: bool = False
 
 
 ALL_ROWS = (
@@ -87,6 +90,9 @@ PROFILES: dict[str, Profile] = {
         # no zero-shot row: with the two-tap default its evaluation (93 s of 624 pairs in both
         # modes) took the demo past 10 minutes (10:33 measured); the cpu ladder has that row
         ("teacher", "sft", "fip"), bootstrap=1000,
+        # bf16 training and frozen prefix where the CPU has bf16 instructions: dev metrics
+        # level with float32 in both rows (results/dev/mqp/demo-precision/, 2 seeds)
+        cpu_bf16=True,
     ),
     "cpu": Profile(
         "cpu",

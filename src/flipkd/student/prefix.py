@@ -61,12 +61,13 @@ class PrefixCache:
                     self.bytes += size
         return [found[s] for s in seqs]
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, float | str]:
         return {
             "entries": len(self.store),
             "gb": self.bytes / 1e9,
             "hits": self.hits,
             "misses": self.misses,
+            "dtype": self.dtype,
         }
 
 
@@ -74,9 +75,7 @@ _SHARED: dict[tuple[str, int, str], PrefixCache] = {}
 PREFIX_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}  # None: autocast off
 
 
-def shared_cache(
-    model_key: str, depth: int, max_gb: float, dtype: str = "float32"
-) -> PrefixCache:
+def shared_cache(model_key: str, depth: int, max_gb: float, dtype: str = "float32") -> PrefixCache:
     """One cache per (base model, depth, precision) in this process, shared by its students."""
     key = (model_key, depth, dtype)
     if key not in _SHARED:

@@ -31,6 +31,7 @@ from flipkd.trainer.clip import TermApart, clip, clip_groups
 from flipkd.trainer.devset import evaluate_dev
 from flipkd.trainer.diagnose import margin_stats, term_grad_norms
 from flipkd.trainer.logs import StepLog, trackers
+from flipkd.trainer.precision import prefix_dtype, resolve_precision, switch_precision
 from flipkd.trainer.sampler import batch_indices, shard
 from flipkd.trainer.step import LossSet, batch_loss, build_losses, gen_targets
 from flipkd.trainer.validate import nonfinite_loss, validate_setup
@@ -50,26 +51,6 @@ class TrainResult:
     steps: int
     seconds: float
     last_log: dict
-
-
-def _precision(choice: str) -> str:
-    if choice == "auto":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return choice
-
-
-def _switch_precision(mixed: str) -> None:
-    """Let one single-process run follow another of a different mixed precision (a sweep
-    or ladder whose variants set ``train.mixed_precision``): accelerate keeps one
-    process-wide state and refuses a second precision, so that state is cleared first.
-    A distributed launch keeps its state; all its processes run the same configuration."""
-    from accelerate.state import AcceleratorState, PartialState
-
-    state = AcceleratorState._shared_state
-    if not state or state.get("_mixed_precision") == mixed:
-        return
-    if PartialState().num_processes == 1:
-        AcceleratorState._reset_state()
 
 
 def _gather(acc: Accelerator, reps: torch.Tensor) -> torch.Tensor:
@@ -236,8 +217,8 @@ def _setup(
     """Accelerator, student, optimizer, schedule and losses, prepared by the engine."""
     tc = cfg.train
     losses = build_losses(cfg.loss)
-    mixed = _precision(tc.mixed_precision)
-    _switch_precision(mixed)
+    mixed = resolve_precision(tc.mixed_precision)
+    switch_precision(mixed)
     acc = Accelerator(
         cpu=not torch.cuda.is_available(),  # lets torchrun / accelerate launch use gloo on CPU
         mixed_precision=mixed,
@@ -261,10 +242,9 @@ def _setup(
             f"{acc.distributed_type.name} clips one global norm: use clip_scope global"
         )
     if student.prefix is None and not sharded:
-        depth = student.enable_prefix_cache(
-            cfg.student.model, tc.prefix_cache_gb, tc.prefix_dtype
-        )
-        where = f"layers 0-{depth - 1} in {tc.prefix_dtype}" if depth else "off"
+        dtype = prefix_dtype(tc)
+        depth = student.enable_prefix_cache(cfg.student.model, tc.prefix_cache_gb, dtype)
+        where = f"layers 0-{depth - 1} in {dtype}" if depth else "off"
         log.info("frozen-prefix cache: %s", where)
     student.gen_vocab = cfg.loss.gen_vocab
     module = student  # the nn.Module the engine wraps
@@ -387,7 +367,7 @@ def _finish(run: _Session, values: dict) -> TrainResult:
         summary = {
             "steps": run.cfg.train.steps, "seconds": seconds, "seconds_complete": total is not None,
             "seconds_this_invocation": this_call, "resumed_at_step": run.start_step,
-            "last": values, "prefix_cache": prefix,
+            "last": values, "prefix_cache": prefix, "mixed_precision": run.acc.mixed_precision,
         }  # fmt: skip
         write_json(run.run_dir / "train_summary.json", summary)
     run.steplog.close()
