@@ -328,3 +328,18 @@ def test_runs_of_different_mixed_precision_follow_each_other_in_one_process(tmp_
         assert [r for r in _log(run) if r["kind"] == "train"]
         assert json.loads((run / "train_summary.json").read_text())["mixed_precision"] == mixed
     assert list(seen.values()) == ["no", "bf16", "no"]
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_is_warned(tmp_path, monkeypatch, caplog):
+    from flipkd.trainer import precision
+
+    monkeypatch.setattr(precision, "native_bf16_cpu", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert precision.precision_warning("no") is None
+    cfg = tiny_config(steps=1, save_every=0)
+    cfg.train.mixed_precision = "bf16"
+    with caplog.at_level("WARNING", logger="flipkd.trainer.loop"):
+        _trained(cfg, tmp_path / "run")
+    assert any("without bf16 instructions" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(precision, "native_bf16_cpu", lambda: True)
+    assert precision.precision_warning("bf16") is None

@@ -31,7 +31,12 @@ from flipkd.trainer.clip import TermApart, clip, clip_groups
 from flipkd.trainer.devset import evaluate_dev
 from flipkd.trainer.diagnose import margin_stats, term_grad_norms
 from flipkd.trainer.logs import StepLog, trackers
-from flipkd.trainer.precision import prefix_dtype, resolve_precision, switch_precision
+from flipkd.trainer.precision import (
+    precision_warning,
+    prefix_dtype,
+    resolve_precision,
+    switch_precision,
+)
 from flipkd.trainer.sampler import batch_indices, shard
 from flipkd.trainer.step import LossSet, batch_loss, build_losses, gen_targets
 from flipkd.trainer.validate import nonfinite_loss, validate_setup
@@ -218,6 +223,8 @@ def _setup(
     tc = cfg.train
     losses = build_losses(cfg.loss)
     mixed = resolve_precision(tc.mixed_precision)
+    if warning := precision_warning(mixed):
+        log.warning(warning)
     switch_precision(mixed)
     acc = Accelerator(
         cpu=not torch.cuda.is_available(),  # lets torchrun / accelerate launch use gloo on CPU

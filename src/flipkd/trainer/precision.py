@@ -32,6 +32,16 @@ def resolve_precision(choice: str) -> str:
     return choice
 
 
+def precision_warning(mixed: str) -> str | None:
+    """A line to log when ``mixed`` will be slow here: bf16 on a CPU without bf16 instructions."""
+    if mixed == "bf16" and not torch.cuda.is_available() and not native_bf16_cpu():
+        return (
+            "train.mixed_precision bf16 on a CPU without bf16 instructions (AVX-512 BF16, AMX): "
+            "torch emulates it, usually slower than float32; set train.mixed_precision no"
+        )
+    return None
+
+
 def prefix_dtype(train) -> str:
     """The frozen-prefix cache's precision for a ``TrainConfig``."""
     if train.prefix_dtype != "auto":
