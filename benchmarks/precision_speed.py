@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds, states[dtype] = _fill(student, texts, dtype)
             fill[dtype].append(round(seconds, 3))
     prefix_diff = max(_relative(states["bfloat16"][k], v) for k, v in states["float32"].items())
-    student.prefix = None
-    _fill(student, texts, "float32")  # a warm float32 cache: the step runs the top layers only
+    # a float32 cache of the texts; the warm-up step adds its prompts, so timed steps run
+    # the top layers only
     _fill(student, [t for p in pairs for t in p] + texts, "float32")
     _step(student, pairs, labels, step_texts, False)  # warm-up
     step = {"float32": [], "bf16 autocast": []}

@@ -78,10 +78,9 @@ def _run_teacher(cfg, splits, cache, run_dir, progress) -> dict:
 
 def _run_zero_shot(cfg, splits, cache, run_dir, progress) -> dict:
     from flipkd.student import build_student
-
-    student = build_student(cfg.student, benchmark=cfg.data.benchmark, init_seed=cfg.train.seed)
     from flipkd.trainer.precision import prefix_dtype
 
+    student = build_student(cfg.student, benchmark=cfg.data.benchmark, init_seed=cfg.train.seed)
     dtype = prefix_dtype(cfg.train)  # the trained rows' cache, shared with them
     student.enable_prefix_cache(cfg.student.model, cfg.train.prefix_cache_gb, dtype)
     return {"scores": student_scores(student, splits, progress), "train_seconds": 0.0}
