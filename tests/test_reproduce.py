@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -214,14 +213,3 @@ def test_the_demo_trains_in_bf16_only_where_the_cpu_multiplies_bf16(pays, monkey
     assert build_config(PROFILES["cpu"], "mqp", "fip", 0, []).train.mixed_precision == "auto"
     forced = build_config(PROFILES["demo"], "mqp", "fip", 0, ["train.mixed_precision=no"])
     assert forced.train.mixed_precision == "no"
-
-
-def test_provenance_names_the_commit_of_a_copy_without_git(tmp_path, monkeypatch):
-    from flipkd.provenance import git_commit
-
-    monkeypatch.delenv("FLIPKD_GIT_COMMIT", raising=False)
-    assert git_commit(tmp_path) == "unknown"  # no .git here
-    monkeypatch.setenv("FLIPKD_GIT_COMMIT", "abc123")
-    assert git_commit(tmp_path) == "abc123"
-    here = git_commit(Path(__file__).parent)  # a real checkout: its own HEAD wins
-    assert here != "abc123" and len(here.split("-")[0]) == 40

@@ -19,12 +19,7 @@ PACKAGES = (
 
 
 def git_commit(cwd: Path | None = None) -> str:
-    """The checkout's HEAD (with ``-dirty`` when it has uncommitted changes), or "unknown".
-
-    A copy of a checkout without its ``.git`` (the tree sent to a remote GPU machine, say)
-    names its commit in ``$FLIPKD_GIT_COMMIT``; a real checkout's own HEAD wins over it.
-    """
-    fallback = os.environ.get("FLIPKD_GIT_COMMIT", "").strip() or "unknown"
+    """The checkout's HEAD (with ``-dirty`` when it has uncommitted changes), or "unknown"."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
@@ -35,7 +30,7 @@ def git_commit(cwd: Path | None = None) -> str:
         ).stdout.strip()  # fmt: skip
         return f"{head}-dirty" if dirty else head
     except (OSError, subprocess.CalledProcessError):
-        return fallback
+        return "unknown"
 
 
 def versions() -> dict[str, str]:
