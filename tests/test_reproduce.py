@@ -213,3 +213,21 @@ def test_the_demo_trains_in_bf16_only_where_the_cpu_multiplies_bf16(pays, monkey
     assert build_config(PROFILES["cpu"], "mqp", "fip", 0, []).train.mixed_precision == "auto"
     forced = build_config(PROFILES["demo"], "mqp", "fip", 0, ["train.mixed_precision=no"])
     assert forced.train.mixed_precision == "no"
+
+
+@pytest.mark.parametrize("benchmark", ["mqp", "atec"])
+def test_the_gpu_profile_is_the_cpu_recipe_at_the_dev_chosen_capacity(benchmark):
+    """results/dev/mqp/mqp-capacity/: every layer at r=64 for 450 steps; all else as cpu, so
+    a gpu ladder row is the dev sweep's run with its train.threads left to the machine."""
+    from flipkd.config import config_hash
+    from flipkd.reproduce.ladder import build_config
+    from flipkd.reproduce.profiles import PROFILES
+
+    gpu = build_config(PROFILES["gpu"], benchmark, "fip", 1, [])
+    assert gpu.student.lora.layers is None and gpu.student.lora.rank == 64
+    assert (gpu.student.lora.alpha, gpu.train.steps, gpu.train.threads) == (128, 450, None)
+    swept = ["student.lora.layers=null", "student.lora.rank=64", "student.lora.alpha=128",
+             "train.steps=450", "train.threads=null"]  # fmt: skip
+    cpu = build_config(PROFILES["cpu"], benchmark, "fip", 1, swept)
+    assert config_hash(gpu) == config_hash(cpu)
+    assert PROFILES["gpu"].rows == PROFILES["cpu"].rows

@@ -219,3 +219,39 @@ def test_every_committed_sweep_spec_builds_its_configs(path):
     for extra in spec.variants.values():
         for row in spec.rows:
             build_config(PROFILES[spec.profile], spec.benchmark, row, 0, [*spec.overrides, *extra])
+
+
+def test_split_parts_run_side_by_side_and_the_whole_spec_reads_them_back(
+    bench, tiny_llama_dir, tmp_path, monkeypatch
+):
+    """benchmarks/split_sweep.py: one spec per (variant, seed) plus a teacher part per seed;
+    the parts' runs are exactly the runs the whole spec looks for."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "split_sweep.py"
+    mod_spec = importlib.util.spec_from_file_location("split_sweep", path)
+    split_sweep = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(split_sweep)
+    root, teacher = bench
+    whole = {
+        "name": "parts", "benchmark": str(root), "profile": "tiny", "rows": ["sft", "fip"],
+        "seeds": [0, 1], "row_baseline": "sft",
+        "overrides": [f"student.model={tiny_llama_dir}", f"teacher.model={teacher}"],
+        "variants": {"base": [], "lr": ["train.lr=1e-2"]},
+    }  # fmt: skip
+    spec_path = tmp_path / "whole.yaml"
+    spec_path.write_text(json.dumps(whole))  # JSON is YAML
+    parts = split_sweep.split(spec_path, tmp_path / "parts", teachers=True)
+    names = [p.name for p in parts]
+    assert names[:2] == ["teacher-s0.yaml", "teacher-s1.yaml"] and len(parts) == 2 + 4
+    work = tmp_path / "work"
+    for part in parts:  # one after another here; a GPU machine runs them side by side
+        run_sweep(load_spec(part), work, progress=False)
+    assert len(list((work / "teachers").iterdir())) == 2  # one teacher per seed, reused
+    monkeypatch.setattr(sweep_mod, "_run_one", _explode)
+    records = run_sweep(load_spec(spec_path), work, progress=False)
+    assert len(records) == 8 and all(r["read_back"] for r in records)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(json.dumps({**whole, "variants": {}}))
+    with pytest.raises(ConfigError, match="bad.yaml: variants"):
+        split_sweep.split(bad, tmp_path / "bad-parts", teachers=False)

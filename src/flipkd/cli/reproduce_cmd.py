@@ -20,7 +20,7 @@ def _quiet() -> None:
 
 def reproduce_cmd(
     benchmark: str = typer.Option("mqp", "--benchmark", help="Benchmark name (flipkd data list)."),
-    profile: str = typer.Option("demo", "--profile", help="tiny | demo | cpu | full."),
+    profile: str = typer.Option("demo", "--profile", help="tiny | demo | cpu | gpu | full."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per row."),
     rows: list[str] = typer.Option(None, "--row", help="Only these rows (repeatable)."),
     out: Path = typer.Option(
