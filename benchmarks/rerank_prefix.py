@@ -1,16 +1,21 @@
-"""Re-ranking speed with and without the shared prompt prefix, in one process.
+"""Re-ranking speed two ways, in one process: the shared prompt prefix, or bf16 weights.
 
     python benchmarks/rerank_prefix.py /work/exports/demo_fip --faq /work/faq/mqp_test/faq.csv \\
         --queries /work/faq/mqp_test/queries.csv --rerank-k 10 --out results/perf/rerank_prefix
+    python benchmarks/rerank_prefix.py MODEL --faq ... --queries ... --compare precision \\
+        --out results/perf/rerank_precision
 
 Loads MODEL (an export or a student run) as ``flipkd serve`` does, builds its FAQ index and
 searches it as ``flipkd faq eval`` does (``src/flipkd/serve/faq_eval.py``), then re-ranks the
-same queries' top k by the generated label ``--rounds`` times each way, in turns
-(``shared``: the query's prompt prefix run once per query, ``FlipkdMatcher.share_prefix``;
-``plain``: every prompt whole), so that load from other jobs falls on both. Reports queries per
-second of the re-ranking alone, the ratio, and whether the two orders and scores agree (the
-largest score difference over every query's k candidates). Writes ``OUT.json`` and ``OUT.md``
-with the command, git commit, versions, machine and the load average around every round.
+same queries' top k by the generated label ``--rounds`` times each way, in turns, so that load
+from other jobs falls on both. ``--compare prefix`` (default): ``plain`` runs every prompt
+whole, ``shared`` runs the query's prompt prefix once per query
+(``FlipkdMatcher.share_prefix``). ``--compare precision``: ``float32`` against ``bfloat16``,
+the student's every weight cast once (``flipkd serve --precision``), both sharing the prefix
+and re-ranking the same candidates (the float32 index's). Reports queries per second of the
+re-ranking alone, the ratio, in how many queries the two orders agree, and the largest score
+difference over every query's k candidates. Writes ``OUT.json`` and ``OUT.md`` with the
+command, git commit, versions, machine and the load average around every round.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rerank-k", type=int, default=10)
     parser.add_argument("--max-queries", type=int, default=100, help="first N queries (0: all)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--compare", choices=sorted(COMPARISONS), default="prefix")
     parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     return parser.parse_args(argv)
 
@@ -48,6 +54,33 @@ def _scores(matcher, index, queries, hits, k: int) -> list[np.ndarray]:
     ]
 
 
+def _prefix_ways(matcher, args) -> dict:
+    """One matcher, its prompt prefix run whole or once per query."""
+    if not hasattr(matcher, "share_prefix"):
+        raise ConfigError(f"{args.model}: this matcher has no share_prefix switch to compare")
+
+    def way(shared: bool):
+        matcher.share_prefix = shared
+        return matcher
+
+    return {"plain": lambda: way(False), "shared": lambda: way(True)}
+
+
+def _precision_ways(matcher, args) -> dict:
+    """The float32 matcher and a second copy with every weight in bf16."""
+    from flipkd.serve.protocol import load_matcher
+    from flipkd.student.precision import cast_for_inference
+
+    if not hasattr(matcher, "student"):
+        raise ConfigError(f"{args.model}: this matcher has no student to cast to bf16")
+    low = load_matcher(Path(args.model), args.loader)
+    low.precision = cast_for_inference(low.student, "bfloat16")
+    return {"float32": lambda: matcher, "bfloat16": lambda: low}
+
+
+COMPARISONS = {"prefix": _prefix_ways, "precision": _precision_ways}
+
+
 def run(args: argparse.Namespace) -> dict:
     from flipkd.serve.faq import load_faq
     from flipkd.serve.faq_eval import build_index, rerank_all, search_all
@@ -59,18 +92,16 @@ def run(args: argparse.Namespace) -> dict:
     if args.max_queries:
         queries = queries[: args.max_queries]
     matcher = load_matcher(Path(args.model), args.loader)
-    if not hasattr(matcher, "share_prefix"):
-        raise ConfigError(f"{args.model}: this matcher has no share_prefix switch to compare")
+    ways = COMPARISONS[args.compare](matcher, args)
     index = build_index(entries, matcher.encode, {}, None).index
     hits, _ = search_all(index, matcher, queries, depth=args.rerank_k, progress=False)
     rounds = []
     orders = {}
     for r in range(args.rounds):
-        for way in ("plain", "shared"):
-            matcher.share_prefix = way == "shared"
+        for way, use in ways.items():
             load_before = os.getloadavg()[0]
             out, seconds = rerank_all(
-                index, matcher, queries, hits, rerank_k=args.rerank_k, progress=False
+                index, use(), queries, hits, rerank_k=args.rerank_k, progress=False
             )
             orders[way] = [[h.position for h in found] for found in out]
             rounds.append({
@@ -78,15 +109,15 @@ def run(args: argparse.Namespace) -> dict:
                 "qps": len(queries) / seconds, "load_1min": [load_before, os.getloadavg()[0]],
             })  # fmt: skip
             print(f"round {r} {way}: {len(queries) / seconds:.2f} q/s", file=sys.stderr)
-    matcher.share_prefix = True
-    shared = _scores(matcher, index, queries, hits, args.rerank_k)
-    matcher.share_prefix = False
-    plain = _scores(matcher, index, queries, hits, args.rerank_k)
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(shared, plain, strict=True))
-    qps = {
-        way: float(np.median([x["qps"] for x in rounds if x["way"] == way]))
-        for way in ("plain", "shared")
-    }
+    first, second = ways
+    scores = {way: _scores(use(), index, queries, hits, args.rerank_k) for way, use in ways.items()}
+    diff = max(
+        float(np.abs(a - b).max()) for a, b in zip(scores[first], scores[second], strict=True)
+    )
+    agree = [a == b for a, b in zip(orders[first], orders[second], strict=True)]
+    qps = {way: float(np.median([x["qps"] for x in rounds if x["way"] == way])) for way in ways}
+    if args.compare == "prefix":
+        ways["shared"]()  # leave the matcher as it was found: sharing its prefix
     return {
         **provenance(),
         "model": args.model,
@@ -94,17 +125,25 @@ def run(args: argparse.Namespace) -> dict:
         "queries": {"path": str(args.queries), "n": len(queries)},
         "rerank_k": args.rerank_k,
         "rounds": rounds,
+        "compare": args.compare,
         "median_qps": qps,
-        "speedup": qps["shared"] / qps["plain"],
-        "same_order": orders["plain"] == orders["shared"],
+        "speedup": qps[second] / qps[first],
+        "same_order": all(agree),
+        "same_order_queries": sum(agree),
         "max_score_difference": diff,
         "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
     }
 
 
+TITLES = {
+    "prefix": "# Re-ranking with the query's prompt prefix shared",
+    "precision": "# Re-ranking with the student's weights in bf16",
+}
+
+
 def markdown(report: dict) -> str:
     lines = [
-        "# Re-ranking with the query's prompt prefix shared",
+        TITLES[report["compare"]],
         "",
         f"Command: `{report['command']}`  ",
         f"git {report['git_commit']}, {report['date']}, {report['machine']}",
@@ -117,8 +156,9 @@ def markdown(report: dict) -> str:
         "|---|---|",
         *(f"| {w} | {q:.2f} |" for w, q in report["median_qps"].items()),
         "",
-        f"Speed-up {report['speedup']:.2f}x; same order: {report['same_order']}; largest score "
-        f"difference {report['max_score_difference']:.2e}.",
+        f"Speed-up {report['speedup']:.2f}x; same order in {report['same_order_queries']} of "
+        f"{report['queries']['n']} queries; largest score difference "
+        f"{report['max_score_difference']:.2e}.",
         "",
         "| round | way | seconds | q/s | 1-min load before/after |",
         "|---|---|---|---|---|",

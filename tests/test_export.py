@@ -395,3 +395,35 @@ def test_export_run_refuses_a_file_as_out(run, tmp_path):
     with pytest.raises(FlipkdError, match="is a file, not a directory"):
         export_run(run, target)
     assert target.read_bytes() == b"keep me"
+
+
+def test_bf16_inference_casts_every_weight_and_stays_close_to_float32(matcher, exported):
+    """flipkd.load(precision=...): the whole student runs in bf16 (no per-call weight casts);
+    outputs keep their documented dtypes and ranges and stay near the float32 scores."""
+    low = flipkd.load(exported, precision="bfloat16")
+    assert low.precision == "bfloat16" and matcher.precision == "float32"
+    assert {p.dtype for p in low.student.model.parameters()} == {torch.bfloat16}
+    assert "precision='bfloat16'" in repr(low)
+    gen, cos = low.score_pairs(PAIRS, "gen"), low.score_pairs(PAIRS, "rep")
+    emb = low.encode(TEXTS)
+    assert gen.dtype == np.float32 and emb.dtype == np.float32
+    assert ((gen >= 0) & (gen <= 1)).all() and ((cos >= -1) & (cos <= 1)).all()
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-3)
+    np.testing.assert_allclose(gen, matcher.score_pairs(PAIRS, "gen"), atol=0.05)
+    np.testing.assert_allclose(cos, matcher.score_pairs(PAIRS, "rep"), atol=0.05)
+    assert not np.array_equal(gen, matcher.score_pairs(PAIRS, "gen"))  # it really ran in bf16
+    # the serve loader passes it through; a module:function loader keeps its own
+    assert serve_load(exported, precision="bfloat16").precision == "bfloat16"
+    with pytest.raises(ModelError, match="--precision bfloat16 is for flipkd's own loader"):
+        serve_load(exported, loader="tests.nowhere:load", precision="bfloat16")
+    with pytest.raises(FlipkdError, match="precision must be one of auto, float32, bfloat16"):
+        flipkd.load(exported, precision="float16")
+
+
+@pytest.mark.parametrize(("device_bf16", "want"), [(True, "bfloat16"), (False, "float32")])
+def test_auto_inference_precision_asks_the_hardware(device_bf16, want, monkeypatch):
+    from flipkd.student import precision
+
+    monkeypatch.setattr(precision, "native_bf16_cpu", lambda: device_bf16)
+    assert precision.resolve_inference_precision("auto") == want
+    assert precision.resolve_inference_precision("float32") == "float32"

@@ -325,3 +325,56 @@ def test_rerank_prefix_benchmark_compares_the_two_ways(tmp_path, monkeypatch):
     assert report["same_order"] and report["max_score_difference"] < 1e-5
     assert report["queries"]["n"] == 2 and report["speedup"] > 0
     assert "Speed-up" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("loader", "precision", "message"),
+    [
+        ("test_serve_fake:load", "bfloat16", "--precision bfloat16 is for flipkd's own loader"),
+        ("flipkd", "float16", "precision must be one of auto, float32, bfloat16, not 'float16'"),
+    ],
+)
+def test_a_precision_the_loader_cannot_give_stops_in_one_line(
+    monkeypatch, tmp_path, capsys, loader, precision, message
+):
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    queries = write_queries(tmp_path / "q.tsv")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "flipkd.json").write_text("{}")  # an export as far as the command can tell
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(monkeypatch, "faq", "eval", str(model), "--faq", str(faq), "--queries",
+                str(queries), "--loader", loader, "--precision", precision)  # fmt: skip
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_rerank_benchmark_compares_float32_with_bf16_weights(tmp_path, monkeypatch):
+    """benchmarks/rerank_prefix.py --compare precision: a second copy of the student with every
+    weight in bf16 re-ranks the same candidates; orders may differ, scores stay close."""
+    import importlib.util
+
+    from conftest import CORPUS as TEXTS
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "rerank_prefix", root / "benchmarks" / "rerank_prefix.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    faq = tmp_path / "faq.csv"
+    faq.write_text("id,question\n" + "".join(f"e{i},{t}\n" for i, t in enumerate(TEXTS)))
+    queries = write_queries(tmp_path / "q.tsv", [("reset password", "e0"), ("wire fee", "e2")])
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    out = tmp_path / "rp"
+    bench.main([
+        "unused", "--loader", "test_faq_eval:tiny_student", "--faq", str(faq),
+        "--queries", str(queries), "--rerank-k", "4", "--rounds", "1", "--compare", "precision",
+        "--out", str(out),
+    ])  # fmt: skip
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert [r["way"] for r in report["rounds"]] == ["float32", "bfloat16"]
+    assert 0 < report["max_score_difference"] < 0.05
+    assert 0 <= report["same_order_queries"] <= 2 and report["speedup"] > 0
+    assert "weights in bf16" in out.with_suffix(".md").read_text()

@@ -158,3 +158,13 @@ def test_directory_fingerprint_changes_with_files(tmp_path):
     assert directory_fingerprint(tmp_path) == before
     (tmp_path / "a.bin").write_bytes(b"12")
     assert directory_fingerprint(tmp_path) != before
+
+
+def test_a_saved_index_is_rebuilt_for_another_precision(tmp_path):
+    from flipkd.serve.index import index_keys
+
+    faq = tmp_path / "faq.csv"
+    faq.write_text("id,question\n1,a\n")
+    fp32, bf16 = (index_keys(faq, "m", tmp_path, p) for p in ("float32", "bfloat16"))
+    assert fp32 != bf16 and fp32["precision"] == "float32"
+    assert index_keys(faq, "m", tmp_path) == fp32  # the default: float32 vectors

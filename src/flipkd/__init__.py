@@ -20,7 +20,8 @@ def load(path: str | Path, **kwargs: Any) -> FlipkdMatcher:
     """Load an exported student (or a student run directory) as a ``FlipkdMatcher``.
 
     Imports torch and transformers on first call only; the keyword arguments are
-    those of :func:`flipkd.export.load_matcher` (``merge``, ``verify_base``, ``threads``).
+    those of :func:`flipkd.export.load_matcher` (``merge``, ``verify_base``, ``threads``,
+    ``precision``).
     """
     from flipkd.export import load_matcher
 

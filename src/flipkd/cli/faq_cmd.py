@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from flipkd.cli.serve_cmd import PRECISION_DEFAULT, PRECISION_HELP
 from flipkd.paths import hash_files, write_json
 
 faq_app = typer.Typer(help="FAQ retrieval: measure a model on an FAQ.", no_args_is_help=True)
@@ -41,12 +42,13 @@ def _is_student(model: str, loader: str) -> bool:
     return kind != "teacher"
 
 
-def load_model(model: str, loader: str) -> Loaded:
-    """A student through the serve loader (as ``flipkd serve``), else a teacher."""
+def load_model(model: str, loader: str, precision: str = "float32") -> Loaded:
+    """A student through the serve loader (as ``flipkd serve``), else a teacher (whose
+    encoder keeps its own precision)."""
     if _is_student(model, loader):
         from flipkd.serve.protocol import load_matcher
 
-        matcher = load_matcher(Path(model), loader)
+        matcher = load_matcher(Path(model), loader, precision=precision)
         spec = getattr(matcher, "spec", None) or {}
         language = (spec.get("prompt") or {}).get("language")
         return Loaded("student", matcher, language, Path(model))
@@ -69,7 +71,7 @@ def _evaluate(label: str, loaded: Loaded, entries, queries, faq: Path, **opts) -
     warning = language_warning(encoder.name, loaded.language, [e.question for e in entries])
     if warning:
         typer.echo(warning, err=True)
-    keys = index_keys(faq, encoder.name, loaded.path)
+    keys = index_keys(faq, encoder.name, loaded.path, getattr(encoder, "precision", "float32"))
     timed = build_index(entries, encoder.encode, keys, opts.pop("index_dir"))
     rerank_k = opts.pop("rerank_k")
     rerank_k = rerank_k if loaded.kind == "student" else 0  # a teacher has no generated label
@@ -102,6 +104,9 @@ def eval_faq(
         10, "--rerank-k", min=0, help="Re-rank a student's top k by the generated label (0: off)."
     ),
     loader: str = typer.Option("flipkd", help="How to load MODEL: 'flipkd' or 'module:function'."),
+    precision: str = typer.Option(
+        PRECISION_DEFAULT, help=f"A student's {PRECISION_HELP[0].lower()}{PRECISION_HELP[1:]}"
+    ),
     index: Path | None = typer.Option(
         None, help="Directory to save MODEL's FAQ index in and reuse it from (as flipkd serve)."
     ),
@@ -128,7 +133,7 @@ def eval_faq(
         keep = sorted(random.Random(seed).sample(range(n_file), sample))
         labelled = [labelled[i] for i in keep]
     opts = {"batch_size": batch_size, "progress": progress}
-    loaded = load_model(model, loader)
+    loaded = load_model(model, loader, precision)
     results = _evaluate(
         loaded.kind, loaded, entries, labelled, faq, index_dir=index, rerank_k=rerank_k, **opts
     )

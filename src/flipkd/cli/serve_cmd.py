@@ -7,6 +7,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
+# the student's weights at inference (flipkd.student.precision); float32 gives the scores
+# the export's thresholds were chosen on
+PRECISION_DEFAULT = "float32"
+PRECISION_HELP = (
+    "Weights at inference: float32, bfloat16, or auto (bf16 where the CPU/GPU has bf16 "
+    "instructions)."
+)
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -23,6 +31,7 @@ def build_app(
     max_wait_ms: float = 5.0,
     queue: int = 256,
     request_timeout_s: float = 60.0,
+    precision: str = "float32",
 ) -> FastAPI:
     """Validate the FAQ, load the model, build (or reuse) the index, make the app."""
     from flipkd.serve.app import create_app
@@ -31,8 +40,8 @@ def build_app(
     from flipkd.serve.protocol import load_matcher
 
     entries = load_faq(faq)  # fail on a bad FAQ before the (slow) model load
-    matcher = load_matcher(model_dir, loader)
-    keys = index_keys(faq, matcher.name, model_dir)
+    matcher = load_matcher(model_dir, loader, precision=precision)
+    keys = index_keys(faq, matcher.name, model_dir, getattr(matcher, "precision", precision))
     index = open_or_build(index_dir, entries, matcher.encode, keys)
     return create_app(
         matcher,
@@ -71,6 +80,7 @@ def serve(
         None, help="Directory to save the FAQ index in and reuse it from (rebuilt on change)."
     ),
     loader: str = typer.Option("flipkd", help="How to load DIR: 'flipkd' or 'module:function'."),
+    precision: str = typer.Option(PRECISION_DEFAULT, help=PRECISION_HELP),
 ) -> None:
     """Serve FAQ search (/search), pair matching (/match), /healthz, /metrics and a web page."""
     from flipkd.serve.server import allowed_hosts_for, is_loopback, run_server
@@ -88,6 +98,7 @@ def serve(
         max_wait_ms=max_wait_ms,
         queue=queue,
         request_timeout_s=request_timeout,
+        precision=precision,
     )
     typer.echo(f"flipkd: serving on http://{host}:{port} (Ctrl-C drains and stops)")
     run_server(app, host=host, port=port)

@@ -46,10 +46,15 @@ class FlipkdMatcher:
         share_prefix: Gen-mode pairs with the same first text (a query and its re-ranking
             candidates) run their common prompt prefix once (on by default; the scores are
             the same up to float rounding).
+        precision: The dtype every weight runs in, ``float32`` or ``bfloat16``
+            (``flipkd.student.precision``).
     """
 
-    def __init__(self, name: str, student, spec: dict[str, Any], *, merged: bool) -> None:
+    def __init__(
+        self, name: str, student, spec: dict[str, Any], *, merged: bool, precision: str = "float32"
+    ) -> None:
         self.name, self.student, self.spec, self.merged = name, student, spec, merged
+        self.precision = precision
         self.share_prefix = True
         self.threshold: dict[str, float] = {m: float(spec["thresholds"][m]) for m in MODES}
 
@@ -89,7 +94,10 @@ class FlipkdMatcher:
         return np.stack(rows) if rows else np.zeros((0, 2), np.float32)
 
     def __repr__(self) -> str:
-        return f"FlipkdMatcher({self.name!r}, threshold={self.threshold}, merged={self.merged})"
+        return (
+            f"FlipkdMatcher({self.name!r}, threshold={self.threshold}, merged={self.merged}, "
+            f"precision={self.precision!r})"
+        )
 
 
 # --- where the pieces are ---------------------------------------------------------------------
@@ -192,7 +200,12 @@ def _try_merge(student) -> bool:
 
 
 def load_matcher(
-    path: str | Path, *, merge: bool = True, verify_base: bool = True, threads: int | None = None
+    path: str | Path,
+    *,
+    merge: bool = True,
+    verify_base: bool = True,
+    threads: int | None = None,
+    precision: str = "float32",
 ) -> FlipkdMatcher:
     """Load an export directory (``flipkd.json``) or a student run directory (``run.json``).
 
@@ -201,13 +214,17 @@ def load_matcher(
         merge: Fold B·A into the base weights for faster generation (when possible).
         verify_base: Check the base model's recorded hashes (reads its weights once).
         threads: ``torch.set_num_threads`` before loading, if given.
+        precision: ``float32`` (the scores the export's thresholds were chosen on),
+            ``bfloat16``, or ``auto`` (bf16 where the hardware multiplies it natively).
 
     Raises:
         ModelError: Not an export or run directory, base model missing or different.
         FlipkdError: A run directory that is not a student run.
     """
     from flipkd.student import assemble_student, load_base
+    from flipkd.student.precision import cast_for_inference, resolve_inference_precision
 
+    resolve_inference_precision(precision)  # a bad value fails before the slow load
     path = Path(path)
     kind = next((f for f in SOURCES if (path / f).is_file()), None)
     if kind is None:
@@ -226,5 +243,8 @@ def load_matcher(
     _check_labels(student, spec, str(path))
     student.model.eval()
     merged = merge and _try_merge(student)
-    log.info("loaded %s (%s) on base %s, merged=%s", path, kind, base_path, merged)
-    return FlipkdMatcher(path.resolve().name, student, spec.to_json(), merged=merged)
+    dtype = cast_for_inference(student, precision)
+    log.info("loaded %s (%s) on base %s, merged=%s, %s", path, kind, base_path, merged, dtype)
+    return FlipkdMatcher(
+        path.resolve().name, student, spec.to_json(), merged=merged, precision=dtype
+    )

@@ -174,12 +174,16 @@ def open_or_build(
     return index
 
 
-def index_keys(faq: Path, model_name: str, model_path: Path) -> dict[str, str]:
-    """The keys a saved index must match: the FAQ file's hash, the model's name and files."""
+def index_keys(
+    faq: Path, model_name: str, model_path: Path, precision: str = "float32"
+) -> dict[str, str]:
+    """The keys a saved index must match: the FAQ file's hash, the model's name and files,
+    and the precision its vectors were computed in."""
     return {
         "faq_hash": hash_files([Path(faq)]),
         "model": model_name,
         "model_key": directory_fingerprint(Path(model_path)),
+        "precision": precision,
     }
 
 

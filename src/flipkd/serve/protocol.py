@@ -44,17 +44,17 @@ class Matcher(Protocol):
         ...
 
 
-def _load_flipkd(path: Path) -> Matcher:
+def _load_flipkd(path: Path, precision: str = "float32") -> Matcher:
     import flipkd
 
     load = getattr(flipkd, "load", None)
     if load is None:
         raise ModelError("flipkd.load is not available in this installation", where=str(path))
-    return load(path)
+    return load(path, precision=precision)
 
 
 # Named loaders; anything else must be a "module:function" spec.
-MATCHER_LOADERS: dict[str, Callable[[Path], Matcher]] = {"flipkd": _load_flipkd}
+MATCHER_LOADERS: dict[str, Callable[..., Matcher]] = {"flipkd": _load_flipkd}
 
 
 def resolve_loader(spec: str) -> Callable[[Path], Matcher]:
@@ -91,6 +91,15 @@ def check_matcher(matcher: object) -> Matcher:
     return matcher
 
 
-def load_matcher(path: Path, loader: str = "flipkd") -> Matcher:
-    """Load the matcher in ``path`` with the loader named ``loader`` and check it."""
+def load_matcher(path: Path, loader: str = "flipkd", precision: str = "float32") -> Matcher:
+    """Load the matcher in ``path`` with the loader named ``loader`` and check it.
+
+    ``precision`` (``float32``, ``bfloat16`` or ``auto``) goes to flipkd's own loader; a
+    ``module:function`` loader is called with the path alone and keeps its own precision
+    (asking it for another one is refused).
+    """
+    if loader in MATCHER_LOADERS:
+        return check_matcher(MATCHER_LOADERS[loader](Path(path), precision=precision))
+    if precision != "float32":
+        raise ModelError(f"--precision {precision} is for flipkd's own loader, not {loader!r}")
     return check_matcher(resolve_loader(loader)(Path(path)))

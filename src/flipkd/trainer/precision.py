@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import torch
 
+from flipkd.student.precision import native_bf16_cpu
 
-def native_bf16_cpu() -> bool:
-    """Whether this CPU has bf16 matrix instructions (AVX-512 BF16 or AMX tiles)."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+__all__ = [
+    "cpu_bf16_pays", "native_bf16_cpu", "precision_warning", "prefix_dtype", "resolve_precision",
+    "switch_precision",
+]  # fmt: skip
 
 
 def cpu_bf16_pays() -> bool:
