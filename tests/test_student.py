@@ -293,6 +293,9 @@ def test_config_pack_tokens_reaches_the_packed_pass(tiny_tokenizer, _tiny_pair):
         ("atec", {"language": "en"}, "\nAnswer:", " "),
         ("atec", {"answer_suffix": "\nA:", "label_prefix": " "}, "\nA:", " "),
     ],
+    # printable ids: an id holding the suffix's newline broke pytest-xdist's bookkeeping
+    # (seen on a 16-core GPU machine: "assert not crashitem")
+    ids=["mqp", "atec", "atec-en", "atec-own-cue"],
 )
 def test_the_plain_prompt_ends_with_the_languages_answer_cue(benchmark, prompt, suffix, prefix):
     from flipkd.config.schema import PromptConfig
