@@ -46,6 +46,7 @@ def test_load_faq_csv_and_jsonl_agree(tmp_path, entries):
             "ID , Question ,Answer\npw,How do I reset my password?,\nhours,Opening hours?, \n",
         ),
     ],
+    ids=["csv", "tsv", "jsonl-null-answer", "csv-padded-header-empty-answers"],  # printable
 )
 def test_answer_is_optional(tmp_path, name, text):
     path = tmp_path / name
