@@ -298,9 +298,8 @@ def test_paraphrase_groups_and_files(tmp_path):
         script.main(["mqp", "--out-dir", str(Path(__file__).parent / "x")])
 
 
-def test_rerank_prefix_benchmark_compares_the_two_ways(tmp_path, monkeypatch):
-    """benchmarks/rerank_prefix.py: both ways re-rank the same queries in turns, agree on
-    every order and score, and the report says so."""
+def _run_rerank_benchmark(tmp_path, monkeypatch, *extra: str) -> tuple[dict, str]:
+    """benchmarks/rerank_prefix.py on the tiny student: its JSON report and markdown."""
     import importlib.util
 
     from conftest import CORPUS as TEXTS
@@ -318,13 +317,19 @@ def test_rerank_prefix_benchmark_compares_the_two_ways(tmp_path, monkeypatch):
     out = tmp_path / "rr"
     bench.main([
         "unused", "--loader", "test_faq_eval:tiny_student", "--faq", str(faq),
-        "--queries", str(queries), "--rerank-k", "4", "--rounds", "1", "--out", str(out),
+        "--queries", str(queries), "--rerank-k", "4", "--rounds", "1", "--out", str(out), *extra,
     ])  # fmt: skip
-    report = json.loads(out.with_suffix(".json").read_text())
+    return json.loads(out.with_suffix(".json").read_text()), out.with_suffix(".md").read_text()
+
+
+def test_rerank_prefix_benchmark_compares_the_two_ways(tmp_path, monkeypatch):
+    """benchmarks/rerank_prefix.py: both ways re-rank the same queries in turns, agree on
+    every order and score, and the report says so."""
+    report, md = _run_rerank_benchmark(tmp_path, monkeypatch)
     assert [r["way"] for r in report["rounds"]] == ["plain", "shared"]
     assert report["same_order"] and report["max_score_difference"] < 1e-5
     assert report["queries"]["n"] == 2 and report["speedup"] > 0
-    assert "Speed-up" in out.with_suffix(".md").read_text()
+    assert "Speed-up" in md
 
 
 @pytest.mark.parametrize(
@@ -353,28 +358,8 @@ def test_a_precision_the_loader_cannot_give_stops_in_one_line(
 def test_rerank_benchmark_compares_float32_with_bf16_weights(tmp_path, monkeypatch):
     """benchmarks/rerank_prefix.py --compare precision: a second copy of the student with every
     weight in bf16 re-ranks the same candidates; orders may differ, scores stay close."""
-    import importlib.util
-
-    from conftest import CORPUS as TEXTS
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location(
-        "rerank_prefix", root / "benchmarks" / "rerank_prefix.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    faq = tmp_path / "faq.csv"
-    faq.write_text("id,question\n" + "".join(f"e{i},{t}\n" for i, t in enumerate(TEXTS)))
-    queries = write_queries(tmp_path / "q.tsv", [("reset password", "e0"), ("wire fee", "e2")])
-    monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    out = tmp_path / "rp"
-    bench.main([
-        "unused", "--loader", "test_faq_eval:tiny_student", "--faq", str(faq),
-        "--queries", str(queries), "--rerank-k", "4", "--rounds", "1", "--compare", "precision",
-        "--out", str(out),
-    ])  # fmt: skip
-    report = json.loads(out.with_suffix(".json").read_text())
+    report, md = _run_rerank_benchmark(tmp_path, monkeypatch, "--compare", "precision")
     assert [r["way"] for r in report["rounds"]] == ["float32", "bfloat16"]
     assert 0 < report["max_score_difference"] < 0.05
     assert 0 <= report["same_order_queries"] <= 2 and report["speedup"] > 0
-    assert "weights in bf16" in out.with_suffix(".md").read_text()
+    assert "weights in bf16" in md
