@@ -103,6 +103,10 @@ PROFILES: dict[str, Profile] = {
             **_CPU_STUDENT,
             "data.benchmark": "mqp", "data.max_train_pairs": 600, "data.max_dev_pairs": None,
             "data.max_test_pairs": None, "teacher.model": "minilm-l6", "teacher.epochs": 1,
+            # the teacher's batches grouped by token length, its word embeddings fixed:
+            # 34 s of fine-tuning instead of 50, dev ROC-AUC 0.929 vs 0.930
+            # (results/dev/mqp/demo-teacher/, 2 seeds)
+            "teacher.group_by_length": True, "teacher.freeze_embeddings": True,
             "train.steps": 100, "train.batch_size": 16, "train.lr": 1e-3, "train.save_every": 25,
         },
         # no zero-shot row: with the two-tap default its evaluation (93 s of 624 pairs in both
