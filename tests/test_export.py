@@ -427,3 +427,20 @@ def test_auto_inference_precision_asks_the_hardware(device_bf16, want, monkeypat
     monkeypatch.setattr(precision, "native_bf16_cpu", lambda: device_bf16)
     assert precision.resolve_inference_precision("auto") == want
     assert precision.resolve_inference_precision("float32") == "float32"
+
+
+def test_precision_agreement_benchmark_reports_both_modes(exported):
+    """benchmarks/precision_agreement.py: ROC-AUC in each precision, score differences and
+    decisions flipped at the export's own thresholds."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "precision_agreement.py"
+    spec = importlib.util.spec_from_file_location("precision_agreement", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.compare(str(exported), PAIRS, np.array([1, 0, 1, 0]))
+    assert set(report) == {"gen", "rep"}
+    for mode, m in report.items():
+        assert set(m["roc_auc"]) == {"float32", "bfloat16"}
+        assert 0 < m["max_abs_difference"] < 0.05 and 0 <= m["decisions_flipped"] <= len(PAIRS)
+        assert m["threshold"] == pytest.approx(flipkd.load(exported).threshold[mode])
