@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from flipkd.student.precision import native_bf16_cpu
+from flipkd.student.precision import native_bf16, native_bf16_cpu
 
 __all__ = [
     "cpu_bf16_pays", "native_bf16_cpu", "precision_warning", "prefix_dtype", "resolve_precision",
@@ -29,7 +29,7 @@ def cpu_bf16_pays() -> bool:
 def resolve_precision(choice: str) -> str:
     """accelerate's ``mixed_precision`` for ``train.mixed_precision`` on this machine."""
     if choice == "auto":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+        return "bf16" if native_bf16("cuda") else "no"
     return choice
 
 
