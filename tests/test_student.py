@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 import torch
 
@@ -336,6 +338,44 @@ def test_a_shared_prompt_prefix_scores_as_the_plain_pass(tiny_llama, tiny_tokeni
     assert shared.shape == (len(mixed),)
     assert abs(shared - plain).max() < 1e-5
     assert len(set(shared.round(6).tolist())) > 3  # not one value for every pair
+
+
+def test_packed_tails_see_the_prefix_and_their_own_earlier_tokens_only():
+    from flipkd.student.shared import tails_mask
+
+    mask = tails_mask([2, 1, 3], n_prefix=2)[0, 0]
+    assert mask.shape == (6, 8)
+    sees = (mask == 0).int().tolist()
+    assert sees == [
+        [1, 1, 1, 0, 0, 0, 0, 0],  # tail 0, token 0
+        [1, 1, 1, 1, 0, 0, 0, 0],  # tail 0, token 1
+        [1, 1, 0, 0, 1, 0, 0, 0],  # tail 1 (one token)
+        [1, 1, 0, 0, 0, 1, 0, 0],  # tail 2 ...
+        [1, 1, 0, 0, 0, 1, 1, 0],
+        [1, 1, 0, 0, 0, 1, 1, 1],
+    ]
+    assert mask.min() == torch.finfo(torch.float32).min
+
+
+def test_a_sliding_window_shorter_than_the_prompt_scores_the_plain_way(
+    tiny_llama, tiny_tokenizer
+):
+    from flipkd.student.shared import shared_prefix_label_logits
+
+    cfg = _cfg()
+    cfg.prompt.use_chat_template = False
+    cfg.prompt.label_prefix = ""
+    st = _student(tiny_llama, tiny_tokenizer, cfg).eval()
+    pairs = [(TEXTS[0], c) for c in CANDIDATES]
+    st.body.decoder.config.sliding_window = 4  # shorter than every prompt
+    try:
+        with torch.no_grad():
+            want = st.gen_forward(pairs).label_logits
+        with mock.patch("flipkd.student.shared.DynamicCache", side_effect=AssertionError):
+            got = shared_prefix_label_logits(st, pairs)  # no cache, no packing
+    finally:
+        st.body.decoder.config.sliding_window = None
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
 
 
 def test_common_prefix_leaves_every_sequence_its_last_token():
