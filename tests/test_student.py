@@ -357,9 +357,7 @@ def test_packed_tails_see_the_prefix_and_their_own_earlier_tokens_only():
     assert mask.min() == torch.finfo(torch.float32).min
 
 
-def test_a_sliding_window_shorter_than_the_prompt_scores_the_plain_way(
-    tiny_llama, tiny_tokenizer
-):
+def test_a_sliding_window_shorter_than_the_prompt_scores_the_plain_way(tiny_llama, tiny_tokenizer):
     from flipkd.student.shared import shared_prefix_label_logits
 
     cfg = _cfg()
