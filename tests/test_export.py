@@ -320,6 +320,10 @@ def test_export_of_a_ladder_row_takes_its_dev_thresholds(run, tmp_path):
         "ladder row fip (seed 0)/test [gen]" in card
         and "ladder row fip (seed 0)/test [rep]" in card
     )
+    # given explicitly (`flipkd export RUN --eval RUN/result.json`, as the docs do) or from
+    # elsewhere, a row's result.json still gives gen its threshold
+    for given in (row / "result.json", shutil.copy(row / "result.json", tmp_path / "r.json")):
+        assert choose_thresholds(collect_evals(row, [given]))[0] == values
     # a teacher row gives no student threshold
     (row / "result.json").write_text(json.dumps({**ladder, "row": "teacher"}))
     assert choose_thresholds(collect_evals(row))[1]["gen"].startswith("default")

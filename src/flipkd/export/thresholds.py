@@ -59,17 +59,25 @@ def collect_evals(
     """Explicit eval JSONs first (in the order given), then ``RUN/eval/*.json`` by name,
     then a ladder row's ``RUN/result.json`` (written by ``flipkd reproduce``)."""
     paths = [Path(p) for p in extra] + sorted((Path(run_dir) / "eval").glob("*.json"))
+    ladder = Path(run_dir) / "result.json"
+    if ladder.is_file():
+        paths.append(ladder)
     seen, out = set(), []
     for path in paths:
         if path.resolve() not in seen:
             seen.add(path.resolve())
-            out.append((path, _read_json(path)))
-    ladder = Path(run_dir) / "result.json"
-    if ladder.is_file() and ladder.resolve() not in seen:
-        converted = ladder_eval(_read_json(ladder))
-        if converted is not None:
-            out.append((ladder, converted))
+            data = _read_json(path)
+            # a ladder row's result.json, wherever it is given (``--eval RUN/result.json``
+            # too): its bare ``threshold`` is gen's only once converted
+            converted = ladder_eval(data) if _is_ladder_result(data) else data
+            if converted is not None:
+                out.append((path, converted))
     return out
+
+
+def _is_ladder_result(data: dict[str, Any]) -> bool:
+    """A ``flipkd reproduce`` row's result.json: a row name and metrics, no eval ``kind``."""
+    return "row" in data and "metrics" in data and "kind" not in data
 
 
 def eval_thresholds(result: dict[str, Any]) -> dict[str, float]:
