@@ -231,3 +231,22 @@ def test_the_gpu_profile_is_the_cpu_recipe_at_the_dev_chosen_capacity(benchmark)
     cpu = build_config(PROFILES["cpu"], benchmark, "fip", 1, swept)
     assert config_hash(gpu) == config_hash(cpu)
     assert PROFILES["gpu"].rows == PROFILES["cpu"].rows
+
+
+def test_one_seed_of_a_ladder_runs_alone_as_a_part(bench, tiny_llama_dir, tmp_path):
+    """--seed: a part of the ladder (one seed) runs by itself; the others stay untouched."""
+    root, teacher = bench
+    overrides = [f"student.model={tiny_llama_dir}", f"teacher.model={teacher}"]
+    out = tmp_path / "parts"
+    with pytest.raises(ConfigError, match=r"seeds \[2\] are outside 0..1"):
+        run_ladder(str(root), "tiny", seeds=2, out_dir=out, only_seeds=[2], rows=["sft"])
+    part = run_ladder(str(root), "tiny", seeds=2, out_dir=out, overrides=overrides,
+                      progress=False, rows=["teacher", "sft"], only_seeds=[1])  # fmt: skip
+    assert [(r["row"], r["seed"]) for r in part] == [("teacher", 1), ("sft", 1)]
+    assert [p.name[:2] for p in (out / "teachers").iterdir()] == ["s1"]
+    done = run_ladder(str(root), "tiny", seeds=2, out_dir=out, overrides=overrides,
+                      rows=["teacher", "sft"], finished_only=True)  # fmt: skip
+    assert sorted((r["row"], r["seed"]) for r in done) == [("sft", 1), ("teacher", 1)]
+    with pytest.raises(ConfigError, match="no finished runs"):  # seed 0 never ran
+        run_ladder(str(root), "tiny", seeds=2, out_dir=out, overrides=overrides,
+                   rows=["sft"], finished_only=True, only_seeds=[0])  # fmt: skip

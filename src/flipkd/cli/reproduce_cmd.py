@@ -23,6 +23,10 @@ def reproduce_cmd(
     profile: str = typer.Option("demo", "--profile", help="tiny | demo | cpu | gpu | full."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per row."),
     rows: list[str] = typer.Option(None, "--row", help="Only these rows (repeatable)."),
+    only_seeds: list[int] = typer.Option(
+        None, "--seed", help="Only these seeds of 0..seeds-1 (repeatable): one part of a "
+        "ladder run side by side with others sharing --work.",
+    ),
     out: Path = typer.Option(
         None, "--out", help="Table, results.json, plots (default results/<bench>/<profile>)."
     ),
@@ -46,6 +50,7 @@ def reproduce_cmd(
     results = run_ladder(
         benchmark, profile, seeds=seeds, out_dir=work_dir, overrides=overrides or [],
         rows=rows or None, progress=progress, finished_only=finished_only,
+        only_seeds=only_seeds or None,
     )  # fmt: skip
     command = ["flipkd", *sys.argv[1:]]
     doc = write_report(
@@ -73,6 +78,7 @@ def demo_cmd(
         overrides=[],
         progress=progress,
         finished_only=False,
+        only_seeds=None,
     )
 
 

@@ -161,11 +161,14 @@ def run_ladder(
     rows: list[str] | None = None,
     progress: bool = True,
     finished_only: bool = False,
+    only_seeds: list[int] | None = None,
 ) -> list[dict]:
     """Run every row × seed (skipping finished ones); returns the per-run results.
 
     ``finished_only`` runs nothing: it reads back the runs finished so far (a ladder
     still running elsewhere, or one stopped part-way) so a report can be written.
+    ``only_seeds`` runs (or reads back) those seeds of ``range(seeds)`` alone: one part of a
+    ladder run as several processes side by side sharing ``out_dir`` (on one GPU, say).
     """
     from flipkd.recipes.pipeline import ensure_teacher, load_splits
 
@@ -176,10 +179,14 @@ def run_ladder(
     unknown = [r for r in chosen if r not in ROWS]
     if unknown:
         raise ConfigError(f"unknown rows {unknown}; rows are {', '.join(ROWS)}")
+    outside = sorted({s for s in only_seeds or [] if not 0 <= s < seeds})
+    if outside:
+        raise ConfigError(f"seeds {outside} are outside 0..{seeds - 1} (--seeds {seeds})")
+    picked = sorted(set(only_seeds)) if only_seeds else list(range(seeds))
     results = []
     if finished_only:
-        return _finished(profile, benchmark, chosen, seeds, out_dir, overrides or [])
-    for seed in range(seeds):
+        return _finished(profile, benchmark, chosen, picked, out_dir, overrides or [])
+    for seed in picked:
         base = build_config(profile, benchmark, "fip", seed, overrides or [])
         splits = load_splits(base)
         teacher_dir = out_dir / "teachers" / f"s{seed}-{_teacher_key(base)}"
@@ -191,12 +198,12 @@ def run_ladder(
 
 
 def _finished(
-    profile: Profile, benchmark: str, rows: list[str], seeds: int, out_dir: Path, overrides
+    profile: Profile, benchmark: str, rows: list[str], seeds: list[int], out_dir: Path, overrides
 ) -> list[dict]:
     import json
 
     results = []
-    for seed in range(seeds):
+    for seed in seeds:
         for row in rows:
             done = _result_path(
                 build_config(profile, benchmark, row, seed, overrides), row, out_dir
