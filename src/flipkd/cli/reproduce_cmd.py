@@ -24,8 +24,9 @@ def reproduce_cmd(
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per row."),
     rows: list[str] = typer.Option(None, "--row", help="Only these rows (repeatable)."),
     only_seeds: list[int] = typer.Option(
-        None, "--seed", help="Only these seeds of 0..seeds-1 (repeatable): one part of a "
-        "ladder run side by side with others sharing --work.",
+        None,
+        "--seed",
+        help="Only these seeds (repeatable): one part of a ladder, run beside others.",
     ),
     out: Path = typer.Option(
         None, "--out", help="Table, results.json, plots (default results/<bench>/<profile>)."
