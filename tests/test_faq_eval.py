@@ -363,3 +363,59 @@ def test_rerank_benchmark_compares_float32_with_bf16_weights(tmp_path, monkeypat
     assert 0 < report["max_score_difference"] < 0.05
     assert 0 <= report["same_order_queries"] <= 2 and report["speedup"] > 0
     assert "weights in bf16" in md
+
+
+def _load_script(name: str):
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(name, root / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rerank_tokens_counts_prefix_tails_and_closing_per_template(tmp_path, monkeypatch):
+    """benchmarks/rerank_tokens.py: the tokens a re-ranked query costs under each template,
+    counted the way the shared-prefix pass splits them."""
+    from conftest import CORPUS as TEXTS
+
+    bench = _load_script("rerank_tokens")
+    faq = tmp_path / "faq.csv"
+    faq.write_text("id,question\n" + "".join(f"e{i},{t}\n" for i, t in enumerate(TEXTS)))
+    queries = write_queries(tmp_path / "q.tsv", [("reset password", "e0"), ("wire fee", "e2")])
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    out = tmp_path / "tok"
+    b_first = "Is {b} the same as {a}?"
+    bench.main([
+        "unused", "--loader", "test_faq_eval:tiny_student", "--faq", str(faq),
+        "--queries", str(queries), "--rerank-k", "3", "--template", b_first, "--out", str(out),
+    ])  # fmt: skip
+    report = json.loads(out.with_suffix(".json").read_text())
+    own, other = report["templates"]
+    assert own["own"] and not other["own"] and other["template"] == b_first
+    for t in (own, other):
+        assert t["total"] == pytest.approx(t["prefix"] + 3 * t["tail"])
+        assert t["padded_over_packed"] >= 1 and t["closing"] >= 1
+    # the model's template starts with the query, so its prefix holds it; candidate-first
+    # templates share only what comes before the candidate
+    assert own["prefix"] > other["prefix"]
+    assert "padded ÷ packed" in out.with_suffix(".md").read_text()
+    # the counting itself: a shared end is found, nothing past the shortest sequence
+    assert bench.common_suffix_length([[1, 2, 3], [9, 2, 3], [3]]) == 1
+    assert bench.common_suffix_length([[1, 2], [1, 2]]) == 2
+
+
+def test_rerank_tokens_refuses_a_template_without_both_slots(tmp_path, monkeypatch, capsys):
+    bench = _load_script("rerank_tokens")
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    queries = write_queries(tmp_path / "q.tsv")
+    from flipkd.errors import run_script
+
+    argv = ["unused", "--faq", str(faq), "--queries", str(queries), "--template", "only {a}",
+            "--out", str(tmp_path / "x")]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(lambda: bench.main(argv))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "needs both {a} and {b}" in lines[0]

@@ -7,7 +7,8 @@ keeps its keys and values (transformers' ``DynamicCache``) and runs only the k s
 top, packed end to end into one row: each suffix keeps its own positions (after the
 prefix's) and a 4-D mask lets it see the prefix and its own earlier tokens only. Packing
 matters because the suffixes differ in length: padded to the longest, a query's 10 BQ
-candidates cost 1.59x their real tokens (first 30 BQ FAQ queries, 10 random entries each).
+candidates cost 1.33x their real tokens (first 30 BQ FAQ queries, the index's top 10;
+``benchmarks/rerank_tokens.py``).
 The prompts are tokenised exactly as :meth:`Student.gen_forward` does
 and the prefix is the longest common prefix of the token ids (not of the strings), so the
 label logits equal the plain pass up to float rounding (tested).
@@ -27,7 +28,7 @@ from flipkd.student.model import Student
 MIN_GROUP = 2
 
 
-def _token_ids(student: Student, pairs: list[tuple[str, str]]) -> list[list[int]]:
+def prompt_token_ids(student: Student, pairs: list[tuple[str, str]]) -> list[list[int]]:
     """Each pair's prompt as ``gen_forward`` tokenises it (same truncation)."""
     enc = student.tokenizer(
         student.prompts(pairs), truncation=True, max_length=student.max_length,
@@ -65,7 +66,7 @@ def shared_prefix_label_logits(student: Student, pairs: list[tuple[str, str]]) -
     """Label-word logits [len(pairs), 2] (positive first), as ``gen_forward`` gives them;
     the pairs' common token prefix runs once. Pairs that share no prefix cost one extra
     (empty) pass at most."""
-    seqs = _token_ids(student, pairs)
+    seqs = prompt_token_ids(student, pairs)
     decoder, device = student.body.decoder, student.device
     window = getattr(decoder.config, "sliding_window", None)
     if window and max(len(s) for s in seqs) > window:  # the mask below has no window
