@@ -4,6 +4,8 @@
         --queries /work/faq/mqp_test/queries.csv --rerank-k 10 --out results/perf/rerank_prefix
     python benchmarks/rerank_prefix.py MODEL --faq ... --queries ... --compare precision \\
         --out results/perf/rerank_precision
+    python benchmarks/rerank_prefix.py MODEL --other MODEL2 --compare models \\
+        --precision bfloat16 --faq ... --queries ... --out results/perf/rerank_templates
 
 Loads MODEL (an export or a student run) as ``flipkd serve`` does, builds its FAQ index and
 searches it as ``flipkd faq eval`` does (``src/flipkd/serve/faq_eval.py``), then re-ranks the
@@ -12,7 +14,9 @@ from other jobs falls on both. ``--compare prefix`` (default): ``plain`` runs ev
 whole, ``shared`` runs the query's prompt prefix once per query
 (``FlipkdMatcher.share_prefix``). ``--compare precision``: ``float32`` against ``bfloat16``,
 the student's every weight cast once (``flipkd serve --precision``), both sharing the prefix
-and re-ranking the same candidates (the float32 index's). Reports queries per second of the
+and re-ranking the same candidates (the float32 index's). ``--compare models``: MODEL against
+``--other`` MODEL2 (two prompt templates, say), both in ``--precision`` and sharing the prefix,
+re-ranking the same candidates (MODEL's index's). Reports queries per second of the
 re-ranking alone, the ratio, in how many queries the two orders agree, and the largest score
 difference over every query's k candidates. Writes ``OUT.json`` and ``OUT.md`` with the
 command, git commit, versions, machine and the load average around every round.
@@ -41,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-queries", type=int, default=100, help="first N queries (0: all)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--compare", choices=sorted(COMPARISONS), default="prefix")
+    parser.add_argument("--other", help="--compare models: the second student")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="--compare models: both students' weights")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     return parser.parse_args(argv)
 
@@ -78,7 +85,26 @@ def _precision_ways(matcher, args) -> dict:
     return {"float32": lambda: matcher, "bfloat16": lambda: low}
 
 
-COMPARISONS = {"prefix": _prefix_ways, "precision": _precision_ways}
+def _model_ways(matcher, args) -> dict:
+    """Two students, each in ``--precision``, re-ranking the same candidates."""
+    from flipkd.serve.protocol import load_matcher
+    from flipkd.student.precision import cast_for_inference
+
+    if not args.other:
+        raise ConfigError("--compare models needs --other MODEL2")
+    other = load_matcher(Path(args.other), args.loader)
+    for name, m in ((args.model, matcher), (args.other, other)):
+        if not hasattr(m, "student"):
+            raise ConfigError(f"{name}: this matcher has no student to re-rank with")
+        if args.precision != "float32":
+            m.precision = cast_for_inference(m.student, args.precision)
+    first, second = Path(args.model).name, Path(args.other).name
+    if first == second:
+        first, second = "model", "other"
+    return {first: lambda: matcher, second: lambda: other}
+
+
+COMPARISONS = {"prefix": _prefix_ways, "precision": _precision_ways, "models": _model_ways}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -126,6 +152,8 @@ def run(args: argparse.Namespace) -> dict:
         "rerank_k": args.rerank_k,
         "rounds": rounds,
         "compare": args.compare,
+        "other": args.other,
+        "precision": args.precision if args.compare == "models" else None,
         "median_qps": qps,
         "speedup": qps[second] / qps[first],
         "same_order": all(agree),
@@ -138,6 +166,7 @@ def run(args: argparse.Namespace) -> dict:
 TITLES = {
     "prefix": "# Re-ranking with the query's prompt prefix shared",
     "precision": "# Re-ranking with the student's weights in bf16",
+    "models": "# Re-ranking speed of two students",
 }
 
 
@@ -150,7 +179,12 @@ def markdown(report: dict) -> str:
         "",
         f"{report['queries']['n']} queries of `{report['queries']['path']}`, FAQ of "
         f"{report['faq']['entries']} entries, top {report['rerank_k']} re-ranked by "
-        f"`{report['model']}`'s generated label.",
+        f"`{report['model']}`'s generated label"
+        + (
+            f" and by `{report['other']}`'s, both in {report['precision']}."
+            if report["compare"] == "models"
+            else "."
+        ),
         "",
         "| way | median q/s (re-ranking alone) |",
         "|---|---|",

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import flipkd.cli.main as cli_main
-from flipkd.errors import DataError
+from flipkd.errors import ConfigError, DataError
 from flipkd.evaluation.retrieval import mrr, rank_of, retrieval_metrics, top_k
 from flipkd.serve.app import create_app
 from flipkd.serve.faq import FaqEntry, load_faq
@@ -419,3 +419,20 @@ def test_rerank_tokens_refuses_a_template_without_both_slots(tmp_path, monkeypat
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "needs both {a} and {b}" in lines[0]
+
+
+def test_rerank_benchmark_compares_two_students_on_the_same_candidates(tmp_path, monkeypatch):
+    """--compare models: a second student re-ranks the first one's candidates in turns; the
+    same tiny student twice agrees with itself on every order and score."""
+    report, md = _run_rerank_benchmark(
+        tmp_path, monkeypatch, "--compare", "models", "--other", "again"
+    )
+    assert [r["way"] for r in report["rounds"]] == ["unused", "again"]
+    assert report["same_order"] and report["max_score_difference"] < 1e-5
+    assert report["other"] == "again" and report["precision"] == "float32"
+    assert "two students" in md and "both in float32" in md
+
+
+def test_rerank_benchmark_models_needs_the_other_student(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="needs --other"):
+        _run_rerank_benchmark(tmp_path, monkeypatch, "--compare", "models")
