@@ -86,7 +86,7 @@ def markdown(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from flipkd.data import load_split
-    from flipkd.paths import write_json
+    from flipkd.paths import write_report
 
     args = parse_args(argv)
     split = load_split(args.benchmark, args.split)
@@ -97,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model, "benchmark": args.benchmark, "split": args.split, "n": len(pairs),
         "modes": compare(args.model, pairs, labels),
     }  # fmt: skip
-    write_json(args.out.with_suffix(".json"), report)
-    args.out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
+    write_report(args.out, report, markdown(report))
     print(markdown(report))
     return 0
 

@@ -31,24 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
+from flipkd.bench.script import faq_rerank_parser, report_main
 from flipkd.errors import ConfigError, run_script
 from flipkd.provenance import provenance
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="exported student or student run")
-    parser.add_argument("--loader", default="flipkd", help="as flipkd serve: 'module:function'")
-    parser.add_argument("--faq", type=Path, required=True)
-    parser.add_argument("--queries", type=Path, required=True)
-    parser.add_argument("--rerank-k", type=int, default=10)
-    parser.add_argument("--max-queries", type=int, default=100, help="first N queries (0: all)")
+    parser = faq_rerank_parser(__doc__, max_queries=100)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--compare", choices=sorted(COMPARISONS), default="prefix")
     parser.add_argument("--other", help="--compare models: the second student")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="--compare models: both students' weights")  # fmt: skip
-    parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     return parser.parse_args(argv)
 
 
@@ -206,14 +200,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from flipkd.paths import write_json
-
-    args = parse_args(argv)
-    report = run(args)
-    write_json(args.out.with_suffix(".json"), report)
-    args.out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
-    print(markdown(report))
+main = report_main(parse_args, run, markdown)
 
 
 if __name__ == "__main__":

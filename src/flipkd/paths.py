@@ -98,6 +98,13 @@ def write_json(target: Path, obj: Any) -> None:
         fh.write("\n")
 
 
+def write_report(out: Path, report: dict, text: str) -> None:
+    """A benchmark's report: ``OUT.json`` (the data) and ``OUT.md`` (``text``), both atomic."""
+    write_json(out.with_suffix(".json"), report)
+    with atomic_file(out.with_suffix(".md")) as fh:
+        fh.write(text)
+
+
 def hash_files(paths: list[Path], chunk: int = 1 << 20) -> str:
     """SHA-256 over the bytes of several files, in order (hex, 16 chars)."""
     h = hashlib.sha256()

@@ -1,0 +1,42 @@
+"""The ``main`` of a benchmark script that measures once and writes ``OUT.json`` + ``OUT.md``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from flipkd.paths import write_report
+
+
+def report_main(
+    parse_args: Callable[[list[str] | None], argparse.Namespace],
+    run: Callable[[argparse.Namespace], dict],
+    markdown: Callable[[dict], str],
+) -> Callable[[list[str] | None], None]:
+    """``main(argv)``: parse, run, write the report beside ``--out`` and print its markdown."""
+
+    def main(argv: list[str] | None = None) -> None:
+        args = parse_args(argv)
+        report = run(args)
+        text = markdown(report)
+        write_report(args.out, report, text)
+        print(text)
+
+    return main
+
+
+def faq_rerank_parser(doc: str, max_queries: int) -> argparse.ArgumentParser:
+    """The arguments every FAQ re-ranking benchmark takes: the student, how ``flipkd serve``
+    loads it, the FAQ and labelled queries, k, how many queries, and ``--out``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("model", help="exported student or student run")
+    parser.add_argument("--loader", default="flipkd", help="as flipkd serve: 'module:function'")
+    parser.add_argument("--faq", type=Path, required=True)
+    parser.add_argument("--queries", type=Path, required=True)
+    parser.add_argument("--rerank-k", type=int, default=10)
+    parser.add_argument(
+        "--max-queries", type=int, default=max_queries, help="first N queries (0: all)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
+    return parser
