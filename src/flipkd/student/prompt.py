@@ -45,7 +45,10 @@ PROMPTS: dict[str, PromptSpec] = {
     ),
     "zh": PromptSpec(
         "zh",
-        "判断下面两个句子的意思是否相同。\n句子1：{a}\n句子2：{b}\n请回答是或否。",
+        # the instruction before the pair: a re-ranked candidate's tail is then the pair's end
+        # and "\n答案：" alone (9.0 Qwen tokens instead of 15.0 with "请回答是或否。" after the
+        # pair: 1.17x the re-ranking speed); dev level or better (results/dev/bq/bq-prompt/)
+        "判断下面两个句子的意思是否相同，请回答是或否。\n句子1：{a}\n句子2：{b}",
         ("是", "否"),
         "\n答案：",
         "",
