@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flipkd.bench.script import faq_rerank_parser, report_main
+from flipkd.bench.script import check_faq_counts, faq_rerank_parser, report_main
 from flipkd.errors import ConfigError, run_script
 from flipkd.provenance import provenance
 
@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> dict:
     from flipkd.serve.protocol import load_matcher
     from flipkd.serve.queries import load_queries
 
+    check_faq_counts(args)
     entries = load_faq(args.faq)
     queries = load_queries(args.queries, [e.id for e in entries], str(args.faq))
     if args.max_queries:

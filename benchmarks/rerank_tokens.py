@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flipkd.bench.script import faq_rerank_parser, report_main
-from flipkd.errors import run_script
+from flipkd.bench.script import check_faq_counts, faq_rerank_parser, report_main
+from flipkd.errors import ConfigError, run_script
 from flipkd.provenance import provenance
 
 
@@ -81,11 +81,11 @@ def _pairs(args, entries, queries, matcher) -> list[list[tuple[str, str]]]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from flipkd.errors import ConfigError
     from flipkd.serve.faq import load_faq
     from flipkd.serve.protocol import load_matcher
     from flipkd.serve.queries import load_queries
 
+    check_faq_counts(args)
     templates = [t.replace("\\n", "\n") for t in args.template]
     bad = [t for t in templates if "{a}" not in t or "{b}" not in t]
     if bad:

@@ -436,3 +436,24 @@ def test_rerank_benchmark_compares_two_students_on_the_same_candidates(tmp_path,
 def test_rerank_benchmark_models_needs_the_other_student(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="needs --other"):
         _run_rerank_benchmark(tmp_path, monkeypatch, "--compare", "models")
+
+
+@pytest.mark.parametrize("script", ["rerank_tokens", "rerank_prefix"])
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [("--rerank-k", "0", "--rerank-k must be at least 1, not 0"),
+     ("--max-queries", "-3", "--max-queries must be 0 (all) or more, not -3")],
+)  # fmt: skip
+def test_faq_benchmarks_refuse_counts_out_of_range(tmp_path, capsys, script, flag, value, message):
+    from flipkd.errors import run_script
+
+    bench = _load_script(script)
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    queries = write_queries(tmp_path / "q.tsv")
+    argv = ["unused", "--faq", str(faq), "--queries", str(queries), flag, value,
+            "--out", str(tmp_path / "x")]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(lambda: bench.main(argv))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"error: {message}"]

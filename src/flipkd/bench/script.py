@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from flipkd.errors import ConfigError
 from flipkd.paths import write_report
 
 
@@ -40,3 +41,11 @@ def faq_rerank_parser(doc: str, max_queries: int) -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     return parser
+
+
+def check_faq_counts(args: argparse.Namespace) -> None:
+    """``--rerank-k`` of at least 1 and ``--max-queries`` of 0 (all) or more, or one line."""
+    if args.rerank_k < 1:
+        raise ConfigError(f"--rerank-k must be at least 1, not {args.rerank_k}")
+    if args.max_queries < 0:
+        raise ConfigError(f"--max-queries must be 0 (all) or more, not {args.max_queries}")
