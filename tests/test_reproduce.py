@@ -250,3 +250,28 @@ def test_one_seed_of_a_ladder_runs_alone_as_a_part(bench, tiny_llama_dir, tmp_pa
     with pytest.raises(ConfigError, match="no finished runs"):  # seed 0 never ran
         run_ladder(str(root), "tiny", seeds=2, out_dir=out, overrides=overrides,
                    rows=["sft"], finished_only=True, only_seeds=[0])  # fmt: skip
+
+
+def test_a_part_of_a_ladder_does_not_overwrite_the_profile_table(tmp_path):
+    """Without --out, only the whole ladder (every row, every seed, no overrides) writes to
+    results/<bench>/<profile>; a part goes beside its runs."""
+    from pathlib import Path
+
+    from flipkd.cli.reproduce_cmd import report_dir
+    from flipkd.reproduce import PROFILES
+
+    work = tmp_path / "w"
+    whole = {"rows": None, "only_seeds": None, "overrides": None}
+    assert report_dir("atec", "cpu", work, **whole) == Path("results/atec/cpu")
+    every_row = {**whole, "rows": list(PROFILES["cpu"].rows)}
+    assert report_dir("atec", "cpu", work, **every_row) == Path("results/atec/cpu")
+    parts = [
+        {**whole, "rows": ["fip"]},
+        {**whole, "only_seeds": [1]},
+        {**whole, "overrides": ["data.max_test_pairs=500"]},
+        {**whole, "rows": ["teacher"], "only_seeds": [0]},
+    ]
+    for part in parts:
+        assert report_dir("atec", "cpu", work, **part) == work / "report", part
+    # an unknown profile is named by run_ladder; here it only must not crash
+    assert report_dir("atec", "nope", work, **{**whole, "rows": ["fip"]}) == work / "report"

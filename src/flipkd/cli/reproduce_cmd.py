@@ -13,6 +13,30 @@ DEFAULT_OUT = Path("results")
 DEFAULT_WORK = Path("runs") / "reproduce"
 
 
+def report_dir(
+    benchmark: str,
+    profile: str,
+    work_dir: Path,
+    *,
+    rows: list[str] | None,
+    only_seeds: list[int] | None,
+    overrides: list[str] | None,
+) -> Path:
+    """Where ``--out`` goes when not given: ``results/<bench>/<profile>`` for a whole ladder.
+
+    A part of one (some rows, some seeds) or a ladder with overrides is not the profile's
+    table, so by default it is written beside its runs (``<work>/report``) instead of over
+    the committed ``results/`` table.
+    """
+    from flipkd.reproduce import PROFILES
+
+    known = PROFILES.get(profile)
+    whole_rows = not rows or (known is not None and set(rows) >= set(known.rows))
+    if whole_rows and not only_seeds and not overrides:
+        return DEFAULT_OUT / benchmark / profile
+    return work_dir / "report"
+
+
 def _quiet() -> None:
     for name in ("sentence_transformers", "transformers", "accelerate"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -29,7 +53,10 @@ def reproduce_cmd(
         help="Only these seeds (repeatable): one part of a ladder, run beside others.",
     ),
     out: Path = typer.Option(
-        None, "--out", help="Table, results.json, plots (default results/<bench>/<profile>)."
+        None,
+        "--out",
+        help="Table, results.json, plots (default results/<bench>/<profile>; for some rows,"
+        " some seeds or overrides: <work>/report).",
     ),
     work: Path = typer.Option(
         None, "--work", help="Runs and checkpoints (default runs/reproduce/<bench>/<profile>)."
@@ -45,8 +72,10 @@ def reproduce_cmd(
     from flipkd.reproduce.report import write_report
 
     _quiet()
-    out_dir = out or DEFAULT_OUT / benchmark / profile
     work_dir = work or DEFAULT_WORK / benchmark / profile
+    out_dir = out or report_dir(
+        benchmark, profile, work_dir, rows=rows, only_seeds=only_seeds, overrides=overrides
+    )
     start = time.perf_counter()
     results = run_ladder(
         benchmark, profile, seeds=seeds, out_dir=work_dir, overrides=overrides or [],
