@@ -457,3 +457,61 @@ def test_faq_benchmarks_refuse_counts_out_of_range(tmp_path, capsys, script, fla
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"error: {message}"]
+
+
+# --- benchmarks/faq_compare.py ----------------------------------------------------------------
+
+
+def _faq_result(path: Path, systems: dict[str, list], query_hash: str = "abc") -> Path:
+    doc = {
+        "queries": {"path": "q.csv", "hash": query_hash, "n": 4, "sample_seed": None},
+        "systems": [{"name": n, "model": "m", "ranks": r} for n, r in systems.items()],
+    }
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def test_faq_compare_pairs_two_systems_query_by_query(tmp_path):
+    """benchmarks/faq_compare.py: B − A per metric from the stored ranks, a paired interval
+    that holds the difference, and the queries B puts first that A does not (and back)."""
+    bench = _load_script("faq_compare")
+    a = _faq_result(tmp_path / "a.json", {"student index": [1, 3, None, 12]})
+    b = _faq_result(
+        tmp_path / "b.json", {"teacher index": [2, 1, 1, None], "student index": [1, 1, 5, 1]}
+    )
+    bench.main([str(a), f"{b}:student index", "--resamples", "200", "--out", str(tmp_path / "c")])
+    report = json.loads((tmp_path / "c.json").read_text())
+    top1, top5, mrr = (report["metrics"][k] for k in ("top1", "top5", "mrr@10"))
+    assert (top1["a"], top1["b"], top1["diff"]) == (0.25, 0.75, 0.5)
+    assert (top5["a"], top5["b"]) == (0.5, 1.0)  # rank 12 and a miss count as not found
+    assert mrr["a"] == pytest.approx((1 + 1 / 3) / 4) and mrr["b"] == pytest.approx(3.2 / 4)
+    for row in (top1, top5, mrr):
+        assert row["ci"][0] <= row["diff"] <= row["ci"][1]
+    assert (report["top1_gained"], report["top1_lost"]) == (2, 0)
+    assert report["b"]["system"] == "student index" and "git_commit" in report
+    assert "| top1 | 0.250 | 0.750 | +0.500 [" in (tmp_path / "c.md").read_text()
+    # without :SYSTEM the file's first system is taken
+    bench.main([str(a), str(b), "--resamples", "50", "--out", str(tmp_path / "d")])
+    first = json.loads((tmp_path / "d.json").read_text())
+    assert first["b"]["system"] == "teacher index" and first["top1_lost"] == 1
+
+
+@pytest.mark.parametrize(
+    ("b_spec", "message"),
+    [("other", "scored different queries"), ("b:nope", "no system 'nope'"),
+     ("missing", "no such file")],
+)  # fmt: skip
+def test_faq_compare_refuses_what_does_not_pair(tmp_path, capsys, b_spec, message):
+    from flipkd.errors import run_script
+
+    bench = _load_script("faq_compare")
+    a = _faq_result(tmp_path / "a.json", {"s": [1, 2, 3, 4]})
+    _faq_result(tmp_path / "b.json", {"s": [1, 1, 1, 1]})
+    _faq_result(tmp_path / "other.json", {"s": [1, 1, 1, 1]}, query_hash="zzz")
+    name, _, system = b_spec.partition(":")
+    b = str(tmp_path / f"{name}.json") + (f":{system}" if system else "")
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(lambda: bench.main([str(a), b, "--out", str(tmp_path / "c")]))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
