@@ -66,6 +66,8 @@ def load_side(spec: str) -> dict:
     if wanted and wanted not in names:
         raise ConfigError(f"{file}: no system {wanted!r}; it has {names}")
     system = systems[names.index(wanted)] if wanted else systems[0]
+    if not isinstance(system.get("ranks"), list):
+        raise ConfigError(f"{file}: system {system.get('name')!r} has no per-query ranks")
     ranks = np.array([0 if r is None else int(r) for r in system["ranks"]], dtype=np.int64)
     return {
         "file": str(file),

@@ -499,7 +499,7 @@ def test_faq_compare_pairs_two_systems_query_by_query(tmp_path):
 @pytest.mark.parametrize(
     ("b_spec", "message"),
     [("other", "scored different queries"), ("b:nope", "no system 'nope'"),
-     ("missing", "no such file")],
+     ("missing", "no such file"), ("noranks", "has no per-query ranks")],
 )  # fmt: skip
 def test_faq_compare_refuses_what_does_not_pair(tmp_path, capsys, b_spec, message):
     from flipkd.errors import run_script
@@ -508,6 +508,9 @@ def test_faq_compare_refuses_what_does_not_pair(tmp_path, capsys, b_spec, messag
     a = _faq_result(tmp_path / "a.json", {"s": [1, 2, 3, 4]})
     _faq_result(tmp_path / "b.json", {"s": [1, 1, 1, 1]})
     _faq_result(tmp_path / "other.json", {"s": [1, 1, 1, 1]}, query_hash="zzz")
+    noranks = json.loads(_faq_result(tmp_path / "noranks.json", {"s": []}).read_text())
+    del noranks["systems"][0]["ranks"]
+    (tmp_path / "noranks.json").write_text(json.dumps(noranks))
     name, _, system = b_spec.partition(":")
     b = str(tmp_path / f"{name}.json") + (f":{system}" if system else "")
     with pytest.raises(SystemExit) as exit_info:
