@@ -24,13 +24,14 @@ import numpy as np
 from flipkd.bench.script import report_main
 from flipkd.errors import ConfigError, run_script
 from flipkd.evaluation.metrics import bootstrap_interval
+from flipkd.evaluation.retrieval import mrr, retrieval_metrics, top_k
 from flipkd.provenance import provenance
 
-CUTOFF = 10  # MRR@10, as flipkd faq eval
+# per query, with flipkd faq eval's own definitions (their means are its metrics)
 METRICS = {
-    "top1": lambda r: (r == 1).astype(float),
-    "top5": lambda r: ((r >= 1) & (r <= 5)).astype(float),
-    "mrr@10": lambda r: np.where((r >= 1) & (r <= CUTOFF), 1.0 / np.maximum(r, 1), 0.0),
+    "top1": lambda rank: top_k([rank], 1),
+    "top5": lambda rank: top_k([rank], 5),
+    "mrr@10": lambda rank: mrr([rank], 10),
 }
 
 
@@ -66,9 +67,13 @@ def load_side(spec: str) -> dict:
     if wanted and wanted not in names:
         raise ConfigError(f"{file}: no system {wanted!r}; it has {names}")
     system = systems[names.index(wanted)] if wanted else systems[0]
-    if not isinstance(system.get("ranks"), list):
+    ranks = system.get("ranks")
+    if not isinstance(ranks, list):
         raise ConfigError(f"{file}: system {system.get('name')!r} has no per-query ranks")
-    ranks = np.array([0 if r is None else int(r) for r in system["ranks"]], dtype=np.int64)
+    try:
+        retrieval_metrics(ranks)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{file}: system {system.get('name')!r}: {exc}") from None
     return {
         "file": str(file),
         "system": system["name"],
@@ -81,7 +86,7 @@ def load_side(spec: str) -> dict:
 def _same_queries(a: dict, b: dict) -> None:
     keys = ("hash", "n", "sample_seed")
     qa, qb = ({k: side["queries"].get(k) for k in keys} for side in (a, b))
-    if qa != qb or a["ranks"].size != b["ranks"].size:
+    if qa != qb or len(a["ranks"]) != len(b["ranks"]):
         raise ConfigError(
             f"{a['file']} and {b['file']} scored different queries ({qa} vs {qb}): "
             "compare runs on the same queries file and sample"
@@ -91,20 +96,21 @@ def _same_queries(a: dict, b: dict) -> None:
 def compare(a: dict, b: dict, resamples: int, seed: int) -> dict:
     """Per metric: A, B, B − A with its paired bootstrap interval; top-1 gained and lost."""
     _same_queries(a, b)
-    rows = {}
+    rows, per = {}, {}
     for name, per_query in METRICS.items():
-        va, vb = per_query(a["ranks"]), per_query(b["ranks"])
+        va, vb = (np.array([per_query(r) for r in side["ranks"]]) for side in (a, b))
+        per[name] = (va, vb)
         diff = vb - va
         low, high = bootstrap_interval(
             lambda index, d=diff: d[index].mean(axis=1), diff.size, resamples, seed
         )
         rows[name] = {"a": va.mean(), "b": vb.mean(), "diff": diff.mean(), "ci": [low, high]}
-    first_a, first_b = a["ranks"] == 1, b["ranks"] == 1
+    first_a, first_b = (v.astype(bool) for v in per["top1"])
     return {
         "metrics": rows,
         "top1_gained": int((first_b & ~first_a).sum()),
         "top1_lost": int((first_a & ~first_b).sum()),
-        "queries": int(a["ranks"].size),
+        "queries": len(a["ranks"]),
     }
 
 

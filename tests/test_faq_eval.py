@@ -499,7 +499,8 @@ def test_faq_compare_pairs_two_systems_query_by_query(tmp_path):
 @pytest.mark.parametrize(
     ("b_spec", "message"),
     [("other", "scored different queries"), ("b:nope", "no system 'nope'"),
-     ("missing", "no such file"), ("noranks", "has no per-query ranks")],
+     ("missing", "no such file"), ("noranks", "has no per-query ranks"),
+     ("badrank", "a rank is 1-based or None, not 0")],
 )  # fmt: skip
 def test_faq_compare_refuses_what_does_not_pair(tmp_path, capsys, b_spec, message):
     from flipkd.errors import run_script
@@ -511,6 +512,7 @@ def test_faq_compare_refuses_what_does_not_pair(tmp_path, capsys, b_spec, messag
     noranks = json.loads(_faq_result(tmp_path / "noranks.json", {"s": []}).read_text())
     del noranks["systems"][0]["ranks"]
     (tmp_path / "noranks.json").write_text(json.dumps(noranks))
+    _faq_result(tmp_path / "badrank.json", {"s": [1, 0, 2, None]})
     name, _, system = b_spec.partition(":")
     b = str(tmp_path / f"{name}.json") + (f":{system}" if system else "")
     with pytest.raises(SystemExit) as exit_info:
