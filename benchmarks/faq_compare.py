@@ -16,23 +16,15 @@ first that A does not (gained) and the reverse (lost). Writes ``OUT.json`` and `
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
-from flipkd.bench.script import report_main
+from flipkd.bench.script import read_faq_result, report_main
 from flipkd.errors import ConfigError, run_script
-from flipkd.evaluation.metrics import bootstrap_interval
-from flipkd.evaluation.retrieval import mrr, retrieval_metrics, top_k
+from flipkd.evaluation.report import signed_interval
+from flipkd.evaluation.retrieval import paired_difference, retrieval_metrics
 from flipkd.provenance import provenance
-
-# per query, with flipkd faq eval's own definitions (their means are its metrics)
-METRICS = {
-    "top1": lambda rank: top_k([rank], 1),
-    "top5": lambda rank: top_k([rank], 5),
-    "mrr@10": lambda rank: mrr([rank], 10),
-}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -54,15 +46,8 @@ def load_side(spec: str) -> dict:
     if not Path(spec).is_file() and ":" in spec:
         path, _, wanted = spec.rpartition(":")
     file = Path(path)
-    try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: not a flipkd faq eval JSON ({exc})") from None
-    systems = doc.get("systems") if isinstance(doc, dict) else None
-    if not systems or "queries" not in doc:
-        raise ConfigError(f"{file}: not a flipkd faq eval JSON (no systems or queries)")
+    doc = read_faq_result(file)
+    systems = doc["systems"]
     names = [s.get("name") for s in systems]
     if wanted and wanted not in names:
         raise ConfigError(f"{file}: no system {wanted!r}; it has {names}")
@@ -96,16 +81,8 @@ def _same_queries(a: dict, b: dict) -> None:
 def compare(a: dict, b: dict, resamples: int, seed: int) -> dict:
     """Per metric: A, B, B − A with its paired bootstrap interval; top-1 gained and lost."""
     _same_queries(a, b)
-    rows, per = {}, {}
-    for name, per_query in METRICS.items():
-        va, vb = (np.array([per_query(r) for r in side["ranks"]]) for side in (a, b))
-        per[name] = (va, vb)
-        diff = vb - va
-        low, high = bootstrap_interval(
-            lambda index, d=diff: d[index].mean(axis=1), diff.size, resamples, seed
-        )
-        rows[name] = {"a": va.mean(), "b": vb.mean(), "diff": diff.mean(), "ci": [low, high]}
-    first_a, first_b = (v.astype(bool) for v in per["top1"])
+    rows = paired_difference(a["ranks"], b["ranks"], resamples, seed)
+    first_a, first_b = (np.array([r == 1 for r in side["ranks"]]) for side in (a, b))
     return {
         "metrics": rows,
         "top1_gained": int((first_b & ~first_a).sum()),
@@ -148,11 +125,8 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|",
     ]
     for name, row in report["metrics"].items():
-        low, high = row["ci"]
-        lines.append(
-            f"| {name} | {row['a']:.3f} | {row['b']:.3f} | "
-            f"{row['diff']:+.3f} [{low:+.3f}, {high:+.3f}] |"
-        )
+        interval = signed_interval(row["diff"], row["ci"])
+        lines.append(f"| {name} | {row['a']:.3f} | {row['b']:.3f} | {interval} |")
     lines += [
         "",
         f"Top-1: B gains {report['top1_gained']} queries and loses {report['top1_lost']}.",

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> dict:
     for r in range(args.rounds):
         for way, use in ways.items():
             load_before = os.getloadavg()[0]
-            out, seconds = rerank_all(
+            out, seconds, _ = rerank_all(
                 index, use(), queries, hits, rerank_k=args.rerank_k, progress=False
             )
             orders[way] = [[h.position for h in found] for found in out]

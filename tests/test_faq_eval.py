@@ -520,3 +520,50 @@ def test_faq_compare_refuses_what_does_not_pair(tmp_path, capsys, b_spec, messag
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+# --- faq eval --candidates and benchmarks/rerank_fusion.py --------------------------------------
+def test_candidates_are_recorded_and_fusion_reproduces_the_rerank(monkeypatch, tmp_path, capsys):
+    """--candidates keeps each query's re-ranked candidates with both scores; rerank_fusion.py
+    rebuilds the served re-ranking from them at w = 1 and the index's order at w = 0."""
+    from flipkd.errors import run_script
+
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    queries = write_queries(tmp_path / "q.tsv")
+    out, model = tmp_path / "r.json", tmp_path / "model"
+    model.mkdir()
+    args = ["faq", "eval", str(model), "--faq", str(faq), "--queries", str(queries), "--loader",
+            "test_serve_fake:load", "--no-progress", "--rerank-k", "5"]  # fmt: skip
+    run_cli(monkeypatch, *args, "--candidates", "--out", str(out))
+    index_row, rerank_row = json.loads(out.read_text(encoding="utf-8"))["systems"]
+    assert "candidates" not in index_row
+    rows = rerank_row["candidates"]
+    assert len(rows) == len(QUERIES) and all(len(r["ids"]) == 5 for r in rows)
+    for row in rows:
+        assert row["cos"] == sorted(row["cos"], reverse=True) and len(row["gen"]) == 5
+        assert all(0 <= g <= 1 for g in row["gen"])
+    bench = _load_script("rerank_fusion")
+    bench.main([str(out), "--weights", "0", "1", "--resamples", "50", "--out", str(tmp_path / "f")])
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["weights"]["1"]["top1"] == rerank_row["metrics"]["top1"]
+    assert report["weights"]["1"]["top1_vs_label_only"] == 0
+    assert report["weights"]["0"]["top1"] == index_row["metrics"]["top1"]  # cosine order
+    # without --candidates nothing is kept, and the benchmark says what to run
+    run_cli(monkeypatch, *args, "--out", str(out))
+    assert "candidates" not in json.loads(out.read_text(encoding="utf-8"))["systems"][1]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(lambda: bench.main([str(out), "--out", str(tmp_path / "g")]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no re-ranked system with candidates" in err[0]
+
+
+def test_candidates_need_out(monkeypatch, tmp_path, capsys):
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    queries = write_queries(tmp_path / "q.tsv")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(monkeypatch, "faq", "eval", str(tmp_path), "--faq", str(faq), "--queries",
+                str(queries), "--loader", "test_serve_fake:load", "--candidates")  # fmt: skip
+    assert exit_info.value.code == 2
+    assert "--candidates needs --out" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,3 +50,17 @@ def check_faq_counts(args: argparse.Namespace) -> None:
         raise ConfigError(f"--rerank-k must be at least 1, not {args.rerank_k}")
     if args.max_queries < 0:
         raise ConfigError(f"--max-queries must be 0 (all) or more, not {args.max_queries}")
+
+
+def read_faq_result(file: Path) -> dict:
+    """A ``flipkd faq eval --out`` file, parsed; one-line errors for a missing file, one that
+    is not JSON, or one without systems and queries."""
+    try:
+        doc = json.loads(Path(file).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not a flipkd faq eval JSON ({exc})") from None
+    if not isinstance(doc, dict) or not doc.get("systems") or "queries" not in doc:
+        raise ConfigError(f"{file}: not a flipkd faq eval JSON (no systems or queries)")
+    return doc

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from flipkd.cli.serve_cmd import PRECISION_DEFAULT, PRECISION_HELP
+from flipkd.errors import ConfigError
 from flipkd.paths import hash_files, write_json
 
 faq_app = typer.Typer(help="FAQ retrieval: measure a model on an FAQ.", no_args_is_help=True)
@@ -118,6 +119,12 @@ def eval_faq(
         help="Evaluate a seeded random sample of this many queries (0: all); re-ranking is slow.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of --sample."),
+    candidates: bool = typer.Option(
+        False,
+        "--candidates",
+        help="Keep each query's candidate ids with their cosines (and generated-label "
+        "scores when re-ranking) in --out, for error analysis and score fusion.",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write the results as JSON here."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
@@ -133,10 +140,13 @@ def eval_faq(
         keep = sorted(random.Random(seed).sample(range(n_file), sample))
         labelled = [labelled[i] for i in keep]
     opts = {"batch_size": batch_size, "progress": progress}
+    if candidates and out is None:
+        raise ConfigError("--candidates needs --out (the candidates are written there)")
     loaded = load_model(model, loader, precision)
     results = _evaluate(
-        loaded.kind, loaded, entries, labelled, faq, index_dir=index, rerank_k=rerank_k, **opts
-    )
+        loaded.kind, loaded, entries, labelled, faq, index_dir=index, rerank_k=rerank_k,
+        candidates=candidates, **opts,
+    )  # fmt: skip
     if teacher is not None:
         label = "teacher" if loaded.kind == "student" else "reference teacher"
         ref = load_teacher(teacher)

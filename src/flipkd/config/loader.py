@@ -215,6 +215,7 @@ HASH_NEUTRAL = {
     ("loss", "gen_teacher"): 0.0,
     ("train", "adam_beta2"): 0.999,
     ("train", "clip_scope"): "global",
+    ("train", "hard_batches"): 0,
     ("teacher", "freeze_embeddings"): False,
     ("teacher", "group_by_length"): False,
     ("student", "tap", "shared"): True,

@@ -229,6 +229,10 @@ class TrainConfig(_Strict):
     steps: int = Field(default=60, ge=1)
     batch_size: int = Field(default=16, ge=1)
     grad_accum: int = Field(default=1, ge=1)
+    # 0: random batches; N > 0: batches drawn from k-means clusters of the training pairs'
+    # teacher embeddings, about N pairs a cluster, so in-batch negatives are near misses
+    # (trainer/hard_batches.py)
+    hard_batches: int = Field(default=0, ge=0)
     lr: float = Field(default=2e-4, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     adam_beta2: float = Field(default=0.999, gt=0, lt=1)

@@ -26,6 +26,12 @@ def format_value(key: str, value: Any) -> str:
     return f"{value:.{decimals}f}"
 
 
+def signed_interval(diff: float, ci: Sequence[float]) -> str:
+    """``+0.018 [+0.003, +0.033]``: a difference and its interval, as the tables print them."""
+    low, high = ci
+    return f"{diff:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def _ordered(metrics: Mapping[str, Any]) -> list[str]:
     known = [k for k in _ORDER if k in metrics]
     return known + [k for k in metrics if k not in known]

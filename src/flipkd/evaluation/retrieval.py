@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from flipkd.evaluation.metrics import bootstrap_interval
+
 Rank = int | None
 
 
@@ -56,3 +58,32 @@ def retrieval_metrics(ranks: Sequence[Rank]) -> dict[str, float]:
         "mrr@10": mrr(ranks, 10),
         "n": len(_checked(ranks)),
     }
+
+
+PER_QUERY = {
+    "top1": lambda rank: top_k([rank], 1),
+    "top5": lambda rank: top_k([rank], 5),
+    "mrr@10": lambda rank: mrr([rank], 10),
+}  # each metric of :func:`retrieval_metrics` query by query (their means are the metrics)
+
+
+def paired_difference(
+    ranks_a: Sequence[Rank], ranks_b: Sequence[Rank], resamples: int, seed: int = 0
+) -> dict[str, dict]:
+    """Per metric: A, B, B − A and its 95% interval, the queries resampled for both at once.
+
+    ``ranks_a[i]`` and ``ranks_b[i]`` must be the same query's; the interval is the paired
+    bootstrap of :func:`flipkd.evaluation.metrics.bootstrap_interval`.
+    """
+    if len(ranks_a) != len(ranks_b):
+        raise ValueError(f"{len(ranks_a)} ranks against {len(ranks_b)}: not the same queries")
+    rows = {}
+    for name, per_query in PER_QUERY.items():
+        va = np.array([per_query(r) for r in _checked(ranks_a)])
+        vb = np.array([per_query(r) for r in _checked(ranks_b)])
+        diff = vb - va
+        low, high = bootstrap_interval(
+            lambda index, d=diff: d[index].mean(axis=1), diff.size, resamples, seed
+        )
+        rows[name] = {"a": va.mean(), "b": vb.mean(), "diff": diff.mean(), "ci": [low, high]}
+    return rows

@@ -57,16 +57,20 @@ class SystemResult:
     metrics: dict[str, float]
     timings: dict[str, float]
     ranks: list[int | None] = field(repr=False)
+    candidates: list[dict[str, list]] | None = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
-        """The row as stored in ``results.json``."""
-        return {
+        """The row as stored in ``results.json`` (``candidates`` only when recorded)."""
+        row = {
             "name": self.name,
             "model": self.model,
             "metrics": self.metrics,
             "timings": self.timings,
             "ranks": self.ranks,
         }
+        if self.candidates is not None:
+            row["candidates"] = self.candidates
+        return row
 
 
 @dataclass
@@ -160,21 +164,43 @@ def rerank_all(
     *,
     rerank_k: int,
     progress: bool = True,
-) -> tuple[list[list[Hit]], float]:
+) -> tuple[list[list[Hit]], float, list[list[float]]]:
     """Re-order each query's first ``rerank_k`` hits by the generated-label score.
 
     Returns:
-        The re-ordered hits per query (the rest of the cosine order after them) and seconds.
+        The re-ordered hits per query (the rest of the cosine order after them), the
+        seconds it took, and per query the scores of its first ``rerank_k`` hits in
+        their cosine order.
     """
     out: list[list[Hit]] = []
+    scored: list[list[float]] = []
     start = time.perf_counter()
     for query, found in tqdm(
         list(zip(queries, hits, strict=True)), desc=f"rerank {matcher.name}", disable=not progress
     ):
         head = list(found[:rerank_k])
         scores = score_checked(matcher, "gen", rerank_pairs(index, query.query, head))
+        scored.append(scores)
         out.append([h for h, _ in order_by_scores(head, scores)] + list(found[rerank_k:]))
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, scored
+
+
+def candidate_rows(
+    index: FaqIndex, hits: Sequence[Sequence[Hit]], gen: Sequence[Sequence[float]] | None
+) -> list[dict[str, list]]:
+    """Per query, its cosine candidates (ids, cosines, and generated-label scores when
+    re-ranked; scores rounded to 6 decimals), for error analysis and score fusion."""
+    rows = []
+    for i, found in enumerate(hits):
+        head = found[: len(gen[i])] if gen is not None else found
+        row = {
+            "ids": [index.entries[h.position].id for h in head],
+            "cos": [round(float(h.score), 6) for h in head],
+        }
+        if gen is not None:
+            row["gen"] = [round(float(g), 6) for g in gen[i]]
+        rows.append(row)
+    return rows
 
 
 def _result(name: str, model: str, index: FaqIndex, queries, hits, timings) -> SystemResult:
@@ -191,6 +217,7 @@ def evaluate_encoder(
     rerank_k: int = 0,
     batch_size: int = 32,
     progress: bool = True,
+    candidates: bool = False,
 ) -> list[SystemResult]:
     """The ``index`` system for ``encoder`` and, when ``rerank_k`` > 0, its ``rerank`` system.
 
@@ -202,6 +229,8 @@ def evaluate_encoder(
         rerank_k: Cosine candidates to re-rank (0: no re-ranking).
         batch_size: Queries per ``encode`` call.
         progress: Show tqdm bars.
+        candidates: Keep each query's candidates and their scores in the results (the
+            last system's: the re-ranked one's when ``rerank_k`` > 0).
     """
     index = timed.index
     depth = search_depth(CUTOFF, rerank_k > 0, rerank_k)
@@ -212,8 +241,10 @@ def evaluate_encoder(
     base = {"index_s": round(timed.seconds, 3), "index_loaded": timed.loaded}
     search_timing = {**base, "search_s": round(seconds, 3), "search_qps": n / max(seconds, 1e-9)}
     results = [_result(f"{name} index", encoder.name, index, queries, hits, search_timing)]
+    if candidates and rerank_k == 0:
+        results[0].candidates = candidate_rows(index, hits, None)
     if rerank_k > 0:
-        reranked, rr_seconds = rerank_all(
+        reranked, rr_seconds, gen = rerank_all(
             index, encoder, queries, hits, rerank_k=rerank_k, progress=progress
         )
         total = seconds + rr_seconds
@@ -225,4 +256,6 @@ def evaluate_encoder(
         }
         label = f"{name} rerank@{rerank_k}"
         results.append(_result(label, encoder.name, index, queries, reranked, timing))
+        if candidates:
+            results[-1].candidates = candidate_rows(index, hits, gen)
     return results

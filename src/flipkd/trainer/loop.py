@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
@@ -30,6 +31,7 @@ from flipkd.trainer import checkpoint as ckpt
 from flipkd.trainer.clip import TermApart, clip, clip_groups
 from flipkd.trainer.devset import evaluate_dev
 from flipkd.trainer.diagnose import margin_stats, term_grad_norms
+from flipkd.trainer.hard_batches import teacher_groups
 from flipkd.trainer.logs import StepLog, trackers
 from flipkd.trainer.precision import (
     precision_warning,
@@ -143,6 +145,7 @@ class _Session:
     train_pairs: list
     dev_pairs: list | None
     chash: str
+    groups: np.ndarray | None = None  # train.hard_batches: each training pair's cluster
     steplog: StepLog | None = None
     best: float = float("-inf")
     best_dir: Path | None = None
@@ -267,9 +270,13 @@ def _setup(
     )
     model, optimizer = acc.prepare(module, optimizer)
     ckpt.attach(acc, scheduler)
+    # every process clusters the same pairs with the same seed: the same groups
+    groups = None
+    if tc.hard_batches:
+        groups = teacher_groups(train_pairs, cache, tc.hard_batches, tc.seed)
     return _Session(
         cfg, run_dir, acc, student, model, optimizer, scheduler, losses, clip_sets, term_apart,
-        cache, train_pairs, dev_pairs, config_hash(cfg),
+        cache, train_pairs, dev_pairs, config_hash(cfg), groups,
     )  # fmt: skip
 
 
@@ -299,7 +306,9 @@ def _train_step(run: _Session, step: int) -> dict:
     values: dict = {}
     norms: dict = {}
     for k in range(tc.grad_accum):
-        idx = batch_indices(len(run.train_pairs), tc.batch_size, tc.seed, step * tc.grad_accum + k)
+        idx = batch_indices(
+            len(run.train_pairs), tc.batch_size, tc.seed, step * tc.grad_accum + k, run.groups
+        )
         with acc.accumulate(model):
             parts: dict | None = {} if run.term_apart else None
             loss, values = _micro_step(

@@ -1,0 +1,144 @@
+"""Would mixing the index's cosine into the re-ranking score beat re-ranking by the label alone?
+
+    flipkd faq eval RUN --faq FAQ --queries Q --rerank-k 10 --candidates --out RERANK.json
+    python benchmarks/rerank_fusion.py RERANK.json --out results/faq/dev/fusion_VARIANT
+
+Reads a ``flipkd faq eval --candidates`` file (each query's re-ranked candidates with their
+cosine and generated-label score) and re-orders every query's candidates by
+
+    w · z(logit(label score)) + (1 − w) · z(cosine)
+
+where ``z`` standardises over the query's own candidates (so neither score's scale matters;
+w = 1 is the generated-label order ``/search`` re-ranks by, w = 0 the index's cosine order),
+for each w of ``--weights``. Reports top-1, top-5 and MRR@10 per w, and each w's top-1
+difference from w = 1 with a paired bootstrap interval over the queries (flipkd's one
+bootstrap). Checks first that w = 1 reproduces the file's own re-ranked ranks. Writes
+``OUT.json`` and ``OUT.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from flipkd.bench.script import read_faq_result, report_main
+from flipkd.errors import ConfigError, run_script
+from flipkd.evaluation.report import signed_interval
+from flipkd.evaluation.retrieval import paired_difference, rank_of, retrieval_metrics
+from flipkd.provenance import provenance
+
+WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", type=Path, help="flipkd faq eval --candidates --out file")
+    parser.add_argument("--weights", type=float, nargs="+", default=list(WEIGHTS))
+    parser.add_argument("--resamples", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+    if any(not 0 <= w <= 1 for w in args.weights):
+        raise ConfigError(f"--weights must lie in [0, 1], got {args.weights}")
+    return args
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    spread = x.std()
+    return (x - x.mean()) / spread if spread > 0 else np.zeros_like(x)
+
+
+def fused(cos: np.ndarray, gen: np.ndarray, weight: float) -> np.ndarray:
+    """The mixed score of one query's candidates (higher first)."""
+    p = np.clip(gen, 1e-6, 1 - 1e-6)
+    return weight * _z(np.log(p) - np.log1p(-p)) + (1 - weight) * _z(cos)
+
+
+def ranks_at(rows: list[dict], gold: list[str], weight: float) -> list[int | None]:
+    """Each query's gold rank after ordering its candidates by :func:`fused` (stable: ties keep
+    the cosine order, as ``/search`` does)."""
+    out = []
+    for row, want in zip(rows, gold, strict=True):
+        score = fused(np.asarray(row["cos"]), np.asarray(row["gen"]), weight)
+        order = sorted(range(len(row["ids"])), key=lambda i: -score[i])
+        out.append(rank_of([row["ids"][i] for i in order], want))
+    return out
+
+
+def load(file: Path) -> tuple[dict, dict, list[str]]:
+    """The file, its re-ranked system (with candidates) and each query's gold id."""
+    doc = read_faq_result(file)
+    systems = [s for s in doc["systems"] if "gen" in (s.get("candidates") or [{}])[0]]
+    if not systems:
+        raise ConfigError(f"{file}: no re-ranked system with candidates (run faq eval with "
+                          "--rerank-k 10 --candidates)")  # fmt: skip
+    from flipkd.serve.faq import load_faq
+    from flipkd.serve.queries import load_queries
+
+    faq, queries = Path(doc["faq"]["path"]), Path(doc["queries"]["path"])
+    entries = load_faq(faq)
+    ids = [q.id for q in load_queries(queries, [e.id for e in entries], str(faq))]
+    if doc["queries"].get("sample_seed") is not None or len(ids) != len(systems[0]["ranks"]):
+        raise ConfigError(f"{file}: scored a sample of {queries}; run on all of its queries")
+    return doc, systems[0], ids
+
+
+def run(args: argparse.Namespace) -> dict:
+    doc, system, gold = load(args.file)
+    rows = system["candidates"]
+    if ranks_at(rows, gold, 1.0) != system["ranks"]:
+        raise ConfigError(f"{args.file}: w = 1 does not reproduce the file's re-ranked ranks")
+    table = {}
+    for weight in args.weights:
+        ranks = ranks_at(rows, gold, weight)
+        top1 = paired_difference(system["ranks"], ranks, args.resamples, args.seed)["top1"]
+        table[f"{weight:g}"] = {
+            **retrieval_metrics(ranks),
+            "top1_vs_label_only": top1["diff"],
+            "ci": top1["ci"],
+        }
+    return {
+        **provenance(["python", "benchmarks/rerank_fusion.py", *_argv(args)]),
+        "file": str(args.file),
+        "model": doc.get("model"),
+        "system": system["name"],
+        "queries": doc["queries"],
+        "resamples": args.resamples,
+        "seed": args.seed,
+        "weights": table,
+    }
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    return [str(args.file), "--weights", *map(str, args.weights), "--resamples",
+            str(args.resamples), "--seed", str(args.seed), "--out", str(args.out)]  # fmt: skip
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "# Re-ranking by the label, the cosine, or a mix",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"`{report['file']}` ({report['system']}, {report['model']}), "
+        f"{report['queries']['n']} queries. w = 1: the generated label alone (what `/search` "
+        "re-ranks by); w = 0: the index's cosine order. Top-1 difference from w = 1 paired over "
+        f"the queries, {report['resamples']} resamples, seed {report['seed']}.",
+        "",
+        "| w | top-1 | top-5 | MRR@10 | top-1 − label only [95%] |",
+        "|---|---|---|---|---|",
+    ]
+    for weight, row in report["weights"].items():
+        cells = [f"{row[k]:.3f}" for k in ("top1", "top5", "mrr@10")]
+        lines.append(f"| {weight} | {' | '.join(cells)} | "
+                     f"{signed_interval(row['top1_vs_label_only'], row['ci'])} |")  # fmt: skip
+    return "\n".join([*lines, ""])
+
+
+main = report_main(parse_args, run, markdown)
+
+
+if __name__ == "__main__":
+    run_script(main)
