@@ -1,18 +1,19 @@
-"""Would mixing the index's cosine into the re-ranking score beat re-ranking by the label alone?
+"""Which ``rerank_weight`` (how much of the index's cosine ``/search`` mixes into re-ranking)?
 
     flipkd faq eval RUN --faq FAQ --queries Q --rerank-k 10 --candidates --out RERANK.json
     python benchmarks/rerank_fusion.py RERANK.json --out results/faq/dev/fusion_VARIANT
 
 Reads a ``flipkd faq eval --candidates`` file (each query's re-ranked candidates with their
-cosine and generated-label score) and re-orders every query's candidates by
+cosine and generated-label score) and re-orders every query's candidates as ``/search`` does
+with ``"rerank_weight": w`` (``flipkd.serve.ranking.mixed_scores``):
 
     w · z(logit(label score)) + (1 − w) · z(cosine)
 
 where ``z`` standardises over the query's own candidates (so neither score's scale matters;
-w = 1 is the generated-label order ``/search`` re-ranks by, w = 0 the index's cosine order),
-for each w of ``--weights``. Reports top-1, top-5 and MRR@10 per w, and each w's top-1
+w = 1, the default, is the generated-label order, w = 0 the index's cosine order), for each w
+of ``--weights``, from one scoring pass. Reports top-1, top-5 and MRR@10 per w, and each w's top-1
 difference from w = 1 with a paired bootstrap interval over the queries (flipkd's one
-bootstrap). Checks first that w = 1 reproduces the file's own re-ranked ranks. Writes
+bootstrap). Checks first that the file's own weight reproduces its re-ranked ranks. Writes
 ``OUT.json`` and ``OUT.md``.
 """
 
@@ -20,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import numpy as np
 
 from flipkd.bench.script import read_faq_result, report_main
 from flipkd.errors import ConfigError, run_script
@@ -45,23 +44,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _z(x: np.ndarray) -> np.ndarray:
-    spread = x.std()
-    return (x - x.mean()) / spread if spread > 0 else np.zeros_like(x)
-
-
-def fused(cos: np.ndarray, gen: np.ndarray, weight: float) -> np.ndarray:
-    """The mixed score of one query's candidates (higher first)."""
-    p = np.clip(gen, 1e-6, 1 - 1e-6)
-    return weight * _z(np.log(p) - np.log1p(-p)) + (1 - weight) * _z(cos)
-
-
 def ranks_at(rows: list[dict], gold: list[str], weight: float) -> list[int | None]:
-    """Each query's gold rank after ordering its candidates by :func:`fused` (stable: ties keep
-    the cosine order, as ``/search`` does)."""
+    """Each query's gold rank after ordering its candidates by ``/search``'s mixed score
+    (:func:`flipkd.serve.ranking.mixed_scores`; stable: ties keep the cosine order)."""
+    from flipkd.serve.ranking import mixed_scores
+
     out = []
     for row, want in zip(rows, gold, strict=True):
-        score = fused(np.asarray(row["cos"]), np.asarray(row["gen"]), weight)
+        score = mixed_scores(row["cos"], row["gen"], weight)
         order = sorted(range(len(row["ids"])), key=lambda i: -score[i])
         out.append(rank_of([row["ids"][i] for i in order], want))
     return out
@@ -88,12 +78,14 @@ def load(file: Path) -> tuple[dict, dict, list[str]]:
 def run(args: argparse.Namespace) -> dict:
     doc, system, gold = load(args.file)
     rows = system["candidates"]
-    if ranks_at(rows, gold, 1.0) != system["ranks"]:
-        raise ConfigError(f"{args.file}: w = 1 does not reproduce the file's re-ranked ranks")
+    served = doc.get("rerank_weight", 1.0)
+    if ranks_at(rows, gold, served) != system["ranks"]:
+        raise ConfigError(f"{args.file}: w = {served:g} does not reproduce the file's ranks")
+    label_only = ranks_at(rows, gold, 1.0)
     table = {}
     for weight in args.weights:
         ranks = ranks_at(rows, gold, weight)
-        top1 = paired_difference(system["ranks"], ranks, args.resamples, args.seed)["top1"]
+        top1 = paired_difference(label_only, ranks, args.resamples, args.seed)["top1"]
         table[f"{weight:g}"] = {
             **retrieval_metrics(ranks),
             "top1_vs_label_only": top1["diff"],

@@ -86,6 +86,20 @@ def test_metrics_refuse_bad_ranks(bad):
         retrieval_metrics(bad)
 
 
+def test_mixed_scores_between_the_label_and_the_cosine():
+    from flipkd.serve.ranking import mixed_scores
+
+    cos, label = [0.9, 0.8, 0.7, 0.6], [0.2, 0.9, 0.5, 0.99]
+    assert mixed_scores(cos, label, 1.0) == label  # the label alone, unchanged
+    by_cos = mixed_scores(cos, label, 0.0)
+    assert by_cos == sorted(by_cos, reverse=True)  # the cosine order
+    half = mixed_scores(cos, label, 0.5)
+    # scale-free: the cosines shifted and stretched give the same mixed scores
+    np.testing.assert_allclose(mixed_scores([3 * c - 1 for c in cos], label, 0.5), half)
+    assert np.argmax(half) in (1, 3) and len(set(np.round(half, 9))) == 4
+    assert mixed_scores([0.5] * 3, [0.5] * 3, 0.3) == [0.0] * 3  # nothing to tell apart
+
+
 def test_rerank_order_is_by_score_and_stable():
     hits = [Hit(4, 0.9), Hit(2, 0.8), Hit(7, 0.7)]
     ordered = order_by_scores(hits, [0.1, 0.6, 0.6])
@@ -543,11 +557,21 @@ def test_candidates_are_recorded_and_fusion_reproduces_the_rerank(monkeypatch, t
         assert row["cos"] == sorted(row["cos"], reverse=True) and len(row["gen"]) == 5
         assert all(0 <= g <= 1 for g in row["gen"])
     bench = _load_script("rerank_fusion")
-    bench.main([str(out), "--weights", "0", "1", "--resamples", "50", "--out", str(tmp_path / "f")])
+    weights = ["0", "0.5", "1"]
+    bench.main([str(out), "--weights", *weights, "--resamples", "50", "--out", str(tmp_path / "f")])
     report = json.loads((tmp_path / "f.json").read_text())
     assert report["weights"]["1"]["top1"] == rerank_row["metrics"]["top1"]
     assert report["weights"]["1"]["top1_vs_label_only"] == 0
     assert report["weights"]["0"]["top1"] == index_row["metrics"]["top1"]  # cosine order
+    # what the benchmark computes for w is what faq eval (and /search) serve with that weight
+    run_cli(monkeypatch, *args, "--rerank-weight", "0.5", "--candidates", "--out", str(out))
+    served = json.loads(out.read_text(encoding="utf-8"))
+    assert served["rerank_weight"] == 0.5 and served["systems"][1]["name"].endswith("w=0.5")
+    for metric in ("top1", "top5", "mrr@10"):
+        assert served["systems"][1]["metrics"][metric] == report["weights"]["0.5"][metric]
+    bench.main([str(out), "--weights", "1", "--resamples", "50", "--out", str(tmp_path / "h")])
+    again = json.loads((tmp_path / "h.json").read_text())  # a mixed file still reads back
+    assert again["weights"]["1"]["top1"] == report["weights"]["1"]["top1"]
     # without --candidates nothing is kept, and the benchmark says what to run
     run_cli(monkeypatch, *args, "--out", str(out))
     assert "candidates" not in json.loads(out.read_text(encoding="utf-8"))["systems"][1]

@@ -73,6 +73,26 @@ def test_search_rerank_orders_by_generated_score(api):
     np.testing.assert_allclose([r["score"] for r in results], gen, rtol=1e-6)
     assert list(gen) == sorted(gen, reverse=True)
     assert fake.calls_of("gen")[0] == len(FAQ_ROWS)  # rerank_candidates (20) capped by the FAQ
+    assert [r["label_score"] for r in results] == [r["score"] for r in results]
+    assert body.json()["rerank_weight"] == 1.0
+
+
+def test_search_rerank_weight_mixes_the_cosine_back_in(api):
+    """rerank_weight 0 gives the cosine order back; in between, the mixed score orders the
+    results and each keeps its own cosine and label score."""
+    client, fake = api
+    ask = {"query": "cancel order refund", "k": 6}
+    plain = client.post("/search", json=ask).json()["results"]
+    by_cos = client.post("/search", json={**ask, "rerank": True, "rerank_weight": 0}).json()
+    assert [r["id"] for r in by_cos["results"]] == [r["id"] for r in plain]
+    assert by_cos["rerank_weight"] == 0.0
+    mixed = client.post("/search", json={**ask, "rerank": True, "rerank_weight": 0.5}).json()
+    results = mixed["results"]
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+    label = fake.score_pairs([("cancel order refund", r["question"]) for r in results], mode="gen")
+    np.testing.assert_allclose([r["label_score"] for r in results], label, rtol=1e-6)
+    assert all(r["label_score"] is None for r in plain)
 
 
 @pytest.mark.parametrize("mode", ["gen", "rep"])

@@ -104,6 +104,14 @@ def eval_faq(
     rerank_k: int = typer.Option(
         10, "--rerank-k", min=0, help="Re-rank a student's top k by the generated label (0: off)."
     ),
+    rerank_weight: float = typer.Option(
+        1.0,
+        "--rerank-weight",
+        min=0.0,
+        max=1.0,
+        help="As /search's rerank_weight: 1 re-ranks by the generated label alone, below 1 "
+        "mixes in the cosine (0: the cosine order).",
+    ),
     loader: str = typer.Option("flipkd", help="How to load MODEL: 'flipkd' or 'module:function'."),
     precision: str = typer.Option(
         PRECISION_DEFAULT, help=f"A student's {PRECISION_HELP[0].lower()}{PRECISION_HELP[1:]}"
@@ -145,7 +153,7 @@ def eval_faq(
     loaded = load_model(model, loader, precision)
     results = _evaluate(
         loaded.kind, loaded, entries, labelled, faq, index_dir=index, rerank_k=rerank_k,
-        candidates=candidates, **opts,
+        candidates=candidates, rerank_weight=rerank_weight, **opts,
     )  # fmt: skip
     if teacher is not None:
         label = "teacher" if loaded.kind == "student" else "reference teacher"
@@ -168,6 +176,7 @@ def eval_faq(
                 "sample_seed": seed if len(labelled) < n_file else None,
             },  # fmt: skip
             "rerank_k": rerank_k,
+            "rerank_weight": rerank_weight,
             "systems": [r.as_json() for r in results],
         }
         write_json(out, report)

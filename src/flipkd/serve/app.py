@@ -28,7 +28,13 @@ from flipkd.serve.index import FaqIndex, Hit
 from flipkd.serve.metrics import CONTENT_TYPE, ServeMetrics
 from flipkd.serve.middleware import MetricsMiddleware, SecurityHeadersMiddleware
 from flipkd.serve.protocol import Matcher
-from flipkd.serve.ranking import model_handlers, order_by_scores, rerank_pairs, search_depth
+from flipkd.serve.ranking import (
+    mixed_scores,
+    model_handlers,
+    order_by_scores,
+    rerank_pairs,
+    search_depth,
+)
 from flipkd.serve.schemas import (
     ApiError,
     Limits,
@@ -135,9 +141,13 @@ async def submit(state: ServeState, kind: str, payloads: Sequence[Any]) -> list[
         raise ApiError(503, str(err), {"Retry-After": RETRY_AFTER_S}) from err
 
 
-async def _rerank(state: ServeState, query: str, hits: list[Hit]) -> list[tuple[Hit, float]]:
-    scores = await submit(state, "gen", rerank_pairs(state.index, query, hits))
-    return order_by_scores(hits, scores)
+async def _rerank(
+    state: ServeState, query: str, hits: list[Hit], weight: float
+) -> list[tuple[Hit, float, float | None]]:
+    labels = await submit(state, "gen", rerank_pairs(state.index, query, hits))
+    by_position = {h.position: label for h, label in zip(hits, labels, strict=True)}
+    scores = mixed_scores([h.score for h in hits], labels, weight)
+    return [(h, s, by_position[h.position]) for h, s in order_by_scores(hits, scores)]
 
 
 async def search(request: Request) -> SearchResponse:
@@ -149,9 +159,12 @@ async def search(request: Request) -> SearchResponse:
     [vector] = await submit(state, "encode", [body.query])
     depth = search_depth(body.k, body.rerank, state.limits.rerank_candidates)
     hits = state.index.search(vector, depth)
-    scored = await _rerank(state, body.query, hits) if body.rerank else [(h, h.score) for h in hits]
+    if body.rerank:
+        scored = await _rerank(state, body.query, hits, body.rerank_weight)
+    else:
+        scored = [(h, h.score, None) for h in hits]
     results = []
-    for rank, (hit, score) in enumerate(scored[: body.k], start=1):
+    for rank, (hit, score, label) in enumerate(scored[: body.k], start=1):
         entry = state.index.entries[hit.position]
         results.append(
             SearchHit(
@@ -161,9 +174,13 @@ async def search(request: Request) -> SearchResponse:
                 answer=entry.answer,
                 score=score,
                 cosine=hit.score,
+                label_score=label,
             )
         )
-    return SearchResponse(query=body.query, k=body.k, rerank=body.rerank, results=results)
+    return SearchResponse(
+        query=body.query, k=body.k, rerank=body.rerank, rerank_weight=body.rerank_weight,
+        results=results,
+    )  # fmt: skip
 
 
 async def match(request: Request) -> MatchResponse:

@@ -36,6 +36,7 @@ from flipkd.serve.index import META_FILE, FaqIndex, Hit, open_or_build
 from flipkd.serve.queries import LabelledQuery
 from flipkd.serve.ranking import (
     encode_checked,
+    mixed_scores,
     order_by_scores,
     rerank_pairs,
     score_checked,
@@ -163,9 +164,11 @@ def rerank_all(
     hits: Sequence[Sequence[Hit]],
     *,
     rerank_k: int,
+    weight: float = 1.0,
     progress: bool = True,
 ) -> tuple[list[list[Hit]], float, list[list[float]]]:
-    """Re-order each query's first ``rerank_k`` hits by the generated-label score.
+    """Re-order each query's first ``rerank_k`` hits by the generated-label score (mixed
+    with the cosine when ``weight`` < 1, as ``/search``'s ``rerank_weight``).
 
     Returns:
         The re-ordered hits per query (the rest of the cosine order after them), the
@@ -181,7 +184,8 @@ def rerank_all(
         head = list(found[:rerank_k])
         scores = score_checked(matcher, "gen", rerank_pairs(index, query.query, head))
         scored.append(scores)
-        out.append([h for h, _ in order_by_scores(head, scores)] + list(found[rerank_k:]))
+        order = order_by_scores(head, mixed_scores([h.score for h in head], scores, weight))
+        out.append([h for h, _ in order] + list(found[rerank_k:]))
     return out, time.perf_counter() - start, scored
 
 
@@ -218,6 +222,7 @@ def evaluate_encoder(
     batch_size: int = 32,
     progress: bool = True,
     candidates: bool = False,
+    rerank_weight: float = 1.0,
 ) -> list[SystemResult]:
     """The ``index`` system for ``encoder`` and, when ``rerank_k`` > 0, its ``rerank`` system.
 
@@ -231,6 +236,8 @@ def evaluate_encoder(
         progress: Show tqdm bars.
         candidates: Keep each query's candidates and their scores in the results (the
             last system's: the re-ranked one's when ``rerank_k`` > 0).
+        rerank_weight: ``/search``'s ``rerank_weight``: 1 re-ranks by the generated label
+            alone; below 1 the cosine is mixed in (:func:`~flipkd.serve.ranking.mixed_scores`).
     """
     index = timed.index
     depth = search_depth(CUTOFF, rerank_k > 0, rerank_k)
@@ -245,16 +252,18 @@ def evaluate_encoder(
         results[0].candidates = candidate_rows(index, hits, None)
     if rerank_k > 0:
         reranked, rr_seconds, gen = rerank_all(
-            index, encoder, queries, hits, rerank_k=rerank_k, progress=progress
-        )
+            index, encoder, queries, hits, rerank_k=rerank_k, weight=rerank_weight,
+            progress=progress,
+        )  # fmt: skip
         total = seconds + rr_seconds
         timing = {
             **base,
             "rerank_k": rerank_k,
+            "rerank_weight": rerank_weight,
             "rerank_s": round(rr_seconds, 3),
             "rerank_qps": n / max(total, 1e-9),  # search + re-ranking, per query end to end
         }
-        label = f"{name} rerank@{rerank_k}"
+        label = f"{name} rerank@{rerank_k}" + (f" w={rerank_weight:g}" if rerank_weight < 1 else "")
         results.append(_result(label, encoder.name, index, queries, reranked, timing))
         if candidates:
             results[-1].candidates = candidate_rows(index, hits, gen)

@@ -8,7 +8,9 @@ so an offline evaluation ranks exactly as the service does:
   embeddings, scores clipped to their mode's range);
 * :func:`search_depth`: how many cosine candidates a request fetches;
 * :func:`rerank_pairs` / :func:`order_by_scores`: the (query, FAQ question) pairs
-  the generated label scores, and the order the scores put the hits in.
+  the generated label scores, and the order the scores put the hits in;
+* :func:`mixed_scores`: the re-ranking score when a request mixes the cosine back in
+  (``rerank_weight`` < 1).
 """
 
 from __future__ import annotations
@@ -61,3 +63,22 @@ def rerank_pairs(index: FaqIndex, query: str, hits: Sequence[Hit]) -> list[tuple
 def order_by_scores(hits: Sequence[Hit], scores: Sequence[float]) -> list[tuple[Hit, float]]:
     """Hits with their re-ranking scores, highest first (ties keep the cosine order)."""
     return sorted(zip(hits, scores, strict=True), key=lambda hs: -hs[1])
+
+
+def mixed_scores(
+    cosines: Sequence[float], label_scores: Sequence[float], weight: float
+) -> list[float]:
+    """The re-ranking score of one query's candidates: ``weight · z(logit(label score)) +
+    (1 − weight) · z(cosine)``, each standardised over these candidates, so neither score's
+    scale matters. ``weight`` 1 returns the label scores themselves (re-ranking by the
+    generated label alone, the default); 0 gives the cosine order back."""
+    if weight == 1:
+        return list(label_scores)
+
+    def z(values: np.ndarray) -> np.ndarray:
+        spread = values.std()
+        return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+
+    p = np.clip(np.asarray(label_scores, dtype=np.float64), 1e-6, 1 - 1e-6)
+    cos = np.asarray(cosines, dtype=np.float64)
+    return (weight * z(np.log(p) - np.log1p(-p)) + (1 - weight) * z(cos)).tolist()

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -77,11 +78,13 @@ class _Body(BaseModel):
 
 
 class SearchRequest(_Body):
-    """``POST /search``: the query, how many FAQs, and whether to re-rank."""
+    """``POST /search``: the query, how many FAQs, whether to re-rank, and how much of the
+    cosine to mix into the re-ranking score (1: the generated label alone)."""
 
     query: StrictStr
     k: StrictInt = 5
     rerank: StrictBool = False
+    rerank_weight: StrictFloat = Field(default=1.0, ge=0, le=1, allow_inf_nan=False)
 
     @field_validator("query")
     @classmethod
@@ -125,8 +128,14 @@ class SearchHit(BaseModel):
     id: str
     question: str
     answer: str | None = Field(description="null when the FAQ file gives no answer")
-    score: float = Field(description="cosine, or the generated-label score when re-ranked")
+    score: float = Field(
+        description="cosine; when re-ranked the generated-label score, or with rerank_weight < 1 "
+        "the mixed score that ordered the results"
+    )
     cosine: float
+    label_score: float | None = Field(
+        default=None, description="the generated-label score when re-ranked, else null"
+    )
 
 
 class SearchResponse(BaseModel):
@@ -135,6 +144,7 @@ class SearchResponse(BaseModel):
     query: str
     k: int
     rerank: bool
+    rerank_weight: float
     results: list[SearchHit]
 
 
