@@ -11,10 +11,10 @@ with ``"rerank_weight": w`` (``flipkd.serve.ranking.mixed_scores``):
 
 where ``z`` standardises over the query's own candidates (so neither score's scale matters;
 w = 1, the default, is the generated-label order, w = 0 the index's cosine order), for each w
-of ``--weights``, from one scoring pass. Reports top-1, top-5 and MRR@10 per w, and each w's top-1
-difference from w = 1 with a paired bootstrap interval over the queries (flipkd's one
-bootstrap). Checks first that the file's own weight reproduces its re-ranked ranks. Writes
-``OUT.json`` and ``OUT.md``.
+of ``--weights``, from one scoring pass. Reports top-1, top-5 and MRR@10 per w, and each
+w's top-1 difference from w = 1 and from the index (w = 0), each with a paired bootstrap
+interval over the queries (flipkd's one bootstrap). Checks first that the file's own weight
+reproduces its re-ranked ranks. Writes ``OUT.json`` and ``OUT.md``.
 """
 
 from __future__ import annotations
@@ -81,15 +81,18 @@ def run(args: argparse.Namespace) -> dict:
     served = doc.get("rerank_weight", 1.0)
     if ranks_at(rows, gold, served) != system["ranks"]:
         raise ConfigError(f"{args.file}: w = {served:g} does not reproduce the file's ranks")
-    label_only = ranks_at(rows, gold, 1.0)
+    label_only, index_only = ranks_at(rows, gold, 1.0), ranks_at(rows, gold, 0.0)
     table = {}
     for weight in args.weights:
         ranks = ranks_at(rows, gold, weight)
         top1 = paired_difference(label_only, ranks, args.resamples, args.seed)["top1"]
+        gain = paired_difference(index_only, ranks, args.resamples, args.seed)["top1"]
         table[f"{weight:g}"] = {
             **retrieval_metrics(ranks),
             "top1_vs_label_only": top1["diff"],
             "ci": top1["ci"],
+            "top1_vs_index": gain["diff"],
+            "ci_vs_index": gain["ci"],
         }
     return {
         **provenance(["python", "benchmarks/rerank_fusion.py", *_argv(args)]),
@@ -116,16 +119,17 @@ def markdown(report: dict) -> str:
         "",
         f"`{report['file']}` ({report['system']}, {report['model']}), "
         f"{report['queries']['n']} queries. w = 1: the generated label alone (what `/search` "
-        "re-ranks by); w = 0: the index's cosine order. Top-1 difference from w = 1 paired over "
+        "re-ranks by); w = 0: the index's cosine order. Top-1 differences paired over "
         f"the queries, {report['resamples']} resamples, seed {report['seed']}.",
         "",
-        "| w | top-1 | top-5 | MRR@10 | top-1 − label only [95%] |",
-        "|---|---|---|---|---|",
+        "| w | top-1 | top-5 | MRR@10 | top-1 − label only [95%] | top-1 − index [95%] |",
+        "|---|---|---|---|---|---|",
     ]
     for weight, row in report["weights"].items():
         cells = [f"{row[k]:.3f}" for k in ("top1", "top5", "mrr@10")]
         lines.append(f"| {weight} | {' | '.join(cells)} | "
-                     f"{signed_interval(row['top1_vs_label_only'], row['ci'])} |")  # fmt: skip
+                     f"{signed_interval(row['top1_vs_label_only'], row['ci'])} | "
+                     f"{signed_interval(row['top1_vs_index'], row['ci_vs_index'])} |")  # fmt: skip
     return "\n".join([*lines, ""])
 
 
