@@ -14,7 +14,7 @@ from flipkd.serve.app import create_app
 from flipkd.serve.faq import FaqEntry
 from flipkd.serve.index import FaqIndex
 from flipkd.serve.schemas import Limits
-from test_serve_fake import FAQ_ROWS, FakeMatcher
+from test_serve_fake import FAQ_ROWS, ContraryMatcher, FakeMatcher
 
 JSON = {"content-type": "application/json"}
 LIMITS = Limits(max_body_bytes=4096, max_text_chars=200, max_pairs=4, max_k=6)
@@ -77,21 +77,33 @@ def test_search_rerank_orders_by_generated_score(api):
     assert body.json()["rerank_weight"] == 1.0
 
 
-def test_search_rerank_weight_mixes_the_cosine_back_in(api):
-    """rerank_weight 0 gives the cosine order back; in between, the mixed score orders the
-    results and each keeps its own cosine and label score."""
-    client, fake = api
+def test_search_rerank_weight_mixes_the_cosine_back_in():
+    """With a label that ranks against the cosine: rerank_weight 1 orders by the label, 0 gives
+    the cosine order back, in between the mixed score orders the results; each result keeps
+    its own cosine and label score."""
+    client, fake = make_client(ContraryMatcher())
     ask = {"query": "cancel order refund", "k": 6}
-    plain = client.post("/search", json=ask).json()["results"]
-    by_cos = client.post("/search", json={**ask, "rerank": True, "rerank_weight": 0}).json()
-    assert [r["id"] for r in by_cos["results"]] == [r["id"] for r in plain]
-    assert by_cos["rerank_weight"] == 0.0
-    mixed = client.post("/search", json={**ask, "rerank": True, "rerank_weight": 0.5}).json()
-    results = mixed["results"]
-    scores = [r["score"] for r in results]
-    assert scores == sorted(scores, reverse=True)
-    label = fake.score_pairs([("cancel order refund", r["question"]) for r in results], mode="gen")
-    np.testing.assert_allclose([r["label_score"] for r in results], label, rtol=1e-6)
+    with client:
+        plain = client.post("/search", json=ask).json()["results"]
+        answers = {
+            w: client.post("/search", json={**ask, "rerank": True, "rerank_weight": w}).json()
+            for w in (0.0, 0.3, 0.7, 1.0)
+        }  # fmt: skip
+    ids = {w: [r["id"] for r in a["results"]] for w, a in answers.items()}
+    assert ids[0.0] == [r["id"] for r in plain] != ids[1.0]
+    assert answers[0.0]["rerank_weight"] == 0.0
+    for w, answer in answers.items():
+        results = answer["results"]
+        scores = [r["score"] for r in results]
+        assert scores == sorted(scores, reverse=True), w
+        pairs = [("cancel order refund", r["question"]) for r in results]
+        label = fake.score_pairs(pairs, mode="gen")
+        np.testing.assert_allclose([r["label_score"] for r in results], label, rtol=1e-6)
+    label_order = [r["label_score"] for r in answers[1.0]["results"]]
+    assert label_order == sorted(label_order, reverse=True)
+    # this label's logit is −8·(cosine − 0.4): standardised, the two are opposite, so below
+    # w = 0.5 the cosine's order wins and above it the label's
+    assert ids[0.3] == ids[0.0] and ids[0.7] == ids[1.0]
     assert all(r["label_score"] is None for r in plain)
 
 

@@ -17,7 +17,7 @@ from flipkd.serve.app import create_app
 from flipkd.serve.faq import FaqEntry
 from flipkd.serve.index import FaqIndex
 from flipkd.serve.server import background_server
-from test_serve_fake import FAQ_ROWS, FakeMatcher
+from test_serve_fake import FAQ_ROWS, ContraryMatcher, FakeMatcher
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -45,20 +45,38 @@ def _note_console_error(msg, problems: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser_page():
-    fake = FakeMatcher()
+def chromium():
+    """One headless Chromium for the module (Playwright's sync API allows one at a time)."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _serve_page(browser, fake: FakeMatcher):
+    """A page on a server for ``fake``, with the problems it logs."""
     index = FaqIndex.build([FaqEntry(*r) for r in FAQ_ROWS], fake.encode)
     app = create_app(fake, index, token=TOKEN)
     problems: list[str] = []
-    with background_server(app) as server, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with background_server(app) as server:
         page = browser.new_page()
         page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
         page.on("console", lambda msg: _note_console_error(msg, problems))
         page.set_default_timeout(10_000)
         page.goto(f"{server.url}/")
         yield page, problems
-        browser.close()
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(chromium):
+    yield from _serve_page(chromium, FakeMatcher())
+
+
+@pytest.fixture(scope="module")
+def contrary_page(chromium):
+    """A server whose generated label ranks against the cosine."""
+    yield from _serve_page(chromium, ContraryMatcher())
 
 
 def test_search_needs_the_token_then_shows_top_k(browser_page):
@@ -75,6 +93,33 @@ def test_search_needs_the_token_then_shows_top_k(browser_page):
     scores = [float(s) for s in page.locator("#results td.score").all_inner_texts()]
     assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
     expect(page.locator("#search-status")).to_have_text("3 result(s)")
+    assert not problems, problems
+
+
+def test_rerank_with_a_label_weight(contrary_page):
+    """Re-ranking from the page sends the label weight: 1 orders by the label (here against
+    the cosine), 0 gives the cosine order back."""
+    page, problems = contrary_page
+    page.fill("#token", TOKEN)
+    page.fill("#query", "cancel order refund")
+    page.fill("#k", "4")
+    page.uncheck("#rerank")
+    page.click("#search-button")
+    expect(page.locator("#search-status")).to_have_text("4 result(s)")
+    by_cosine = page.locator("#results tbody tr.result td:nth-child(2)").all_inner_texts()
+    page.check("#rerank")
+    page.fill("#rerank-weight", "0")
+    page.click("#search-button")
+    expect(page.locator("#search-status")).to_have_text("4 result(s), re-ranked")
+    assert page.locator("#results tbody tr.result td:nth-child(2)").all_inner_texts() == by_cosine
+    page.fill("#rerank-weight", "1")
+    page.click("#search-button")
+    expect(page.locator("#search-status")).to_have_text("4 result(s), re-ranked")
+    by_label = page.locator("#results tbody tr.result td:nth-child(2)").all_inner_texts()
+    assert by_label != by_cosine
+    scores = [float(s) for s in page.locator("#results td.score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    page.uncheck("#rerank")
     assert not problems, problems
 
 

@@ -109,6 +109,17 @@ class FakeMatcher:
         return [n for k, n in self.calls if k == kind]
 
 
+class ContraryMatcher(FakeMatcher):
+    """A fake whose generated label ranks the other way round from its cosine, so that
+    re-ranking (and how much of the cosine is mixed back in) visibly changes the order."""
+
+    name = "fake-contrary"
+
+    def score_pairs(self, pairs: list[tuple[str, str]], mode: str = "gen") -> np.ndarray:
+        scores = super().score_pairs(pairs, mode)
+        return 1.0 - scores if mode == "gen" else scores
+
+
 def load(path: Path) -> FakeMatcher:
     """Loader for ``--loader test_serve_fake:load``; reads ``fake.json`` (delay_s) if present."""
     settings = Path(path) / "fake.json"

@@ -51,9 +51,12 @@ async function onSearch(event) {
   const query = document.getElementById("query").value;
   const k = parseInt(document.getElementById("k").value, 10) || 5;
   const rerank = document.getElementById("rerank").checked;
+  const weight = parseFloat(document.getElementById("rerank-weight").value);
+  const body = { query, k, rerank };
+  if (rerank && Number.isFinite(weight)) body.rerank_weight = weight;
   setStatus("search-status", "searching…");
   try {
-    const data = await postJson("/search", { query, k, rerank });
+    const data = await postJson("/search", body);
     showResults(data);
     setStatus("search-status", data.results.length + " result(s)" + (rerank ? ", re-ranked" : ""));
   } catch (err) {
