@@ -25,7 +25,7 @@ from flipkd.serve.index import FaqIndex, Hit
 from flipkd.serve.queries import load_queries
 from flipkd.serve.ranking import order_by_scores, search_depth
 from flipkd.serve.schemas import Limits
-from test_serve_fake import FAQ_ROWS, FakeMatcher, write_faq_csv
+from test_serve_fake import FAQ_ROWS, ContraryMatcher, FakeMatcher, write_faq_csv
 
 CORPUS = Path(__file__).parent / "bad_inputs" / "faq_eval" / "queries"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
@@ -180,6 +180,9 @@ def test_rankings_match_search_for_the_fake(tmp_path):
     queries = load_queries(write_queries(tmp_path / "q.tsv"), [e.id for e in entries])
     results = check_against_search(FakeMatcher(), entries, queries[:4], rerank_k=10)
     assert [r.name for r in results] == ["student index", "student rerank@10"]
+    # a label that ranks against the cosine: re-ranking really reorders, still as /search does
+    contrary = check_against_search(ContraryMatcher(), entries, queries[:4], rerank_k=10)
+    assert contrary[1].ranks != contrary[0].ranks
 
 
 def tiny_student(path: Path):
