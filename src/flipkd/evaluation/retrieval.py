@@ -75,12 +75,13 @@ def paired_difference(
     ``ranks_a[i]`` and ``ranks_b[i]`` must be the same query's; the interval is the paired
     bootstrap of :func:`flipkd.evaluation.metrics.bootstrap_interval`.
     """
+    ranks_a, ranks_b = _checked(ranks_a), _checked(ranks_b)
     if len(ranks_a) != len(ranks_b):
         raise ValueError(f"{len(ranks_a)} ranks against {len(ranks_b)}: not the same queries")
     rows = {}
     for name, per_query in PER_QUERY.items():
-        va = np.array([per_query(r) for r in _checked(ranks_a)])
-        vb = np.array([per_query(r) for r in _checked(ranks_b)])
+        va = np.array([per_query(r) for r in ranks_a])
+        vb = np.array([per_query(r) for r in ranks_b])
         diff = vb - va
         low, high = bootstrap_interval(
             lambda index, d=diff: d[index].mean(axis=1), diff.size, resamples, seed
