@@ -287,6 +287,60 @@ def test_teacher_reference_and_teacher_as_model(monkeypatch, tmp_path, capsys):
     assert systems[0]["metrics"]["n"] == 3
 
 
+def load_contrary(path: Path) -> ContraryMatcher:
+    return ContraryMatcher()
+
+
+def test_a_teacher_retrieves_and_the_student_reranks(monkeypatch, tmp_path, capsys):
+    from flipkd.teacher import build_tiny_teacher
+    from flipkd.teacher.encoder import TeacherEncoder, resolve_source
+
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    queries = write_queries(tmp_path / "q.tsv")
+    words = [r[1] for r in FAQ_ROWS] + [q for q, _ in QUERIES]
+    teacher = build_tiny_teacher(tmp_path / "teacher", words)
+    out = tmp_path / "r.json"
+    run_cli(monkeypatch, "faq", "eval", str(tmp_path), "--faq", str(faq), "--queries",
+            str(queries), "--loader", "test_faq_eval:load_contrary", "--retriever", str(teacher),
+            "--rerank-k", "3", "--candidates", "--no-progress", "--out", str(out))  # fmt: skip
+    report = json.loads(out.read_text())
+    systems = {s["name"]: s for s in report["systems"]}
+    assert list(systems) == ["student index", "retriever index", "retriever rerank@3"]
+    assert report["retriever"] == str(teacher)
+    assert "candidates" not in systems["student index"]
+    # by hand: the teacher's top 3 per query, re-ordered by the student's generated label
+    entries = load_faq(faq)
+    encoder, student = TeacherEncoder(resolve_source(str(teacher))), ContraryMatcher()
+    index = FaqIndex.build(entries, encoder.encode)
+    reranked = systems["retriever rerank@3"]
+    for (q, gold), rank, row in zip(
+        QUERIES, reranked["ranks"], reranked["candidates"], strict=True
+    ):
+        head = index.search(encoder.encode([q])[0], 10)
+        assert row["ids"] == [entries[h.position].id for h in head[:3]]
+        gen = student.score_pairs([(q, entries[h.position].question) for h in head[:3]], "gen")
+        order = [h for h, _ in order_by_scores(head[:3], list(gen))] + head[3:]
+        assert rank == rank_of([entries[h.position].id for h in order], gold)
+    index_ranks = systems["retriever index"]["ranks"]
+    assert reranked["ranks"] != index_ranks  # the contrary label really reorders the teacher's
+    assert reranked["model"].endswith(" + fake-contrary")
+
+
+def test_retriever_needs_a_student(monkeypatch, tmp_path, capsys):
+    from flipkd.teacher import build_tiny_teacher
+
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    queries = write_queries(tmp_path / "q.tsv", QUERIES[:2])
+    teacher = build_tiny_teacher(tmp_path / "teacher", [r[1] for r in FAQ_ROWS])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        run_cli(monkeypatch, "faq", "eval", str(teacher), "--faq", str(faq), "--queries",
+                str(queries), "--retriever", str(teacher), "--no-progress")  # fmt: skip
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--retriever needs a student" in err[0]
+
+
 # --- benchmarks/make_faq.py -----------------------------------------------------------------
 def make_faq_script():
     import importlib.util
@@ -594,3 +648,61 @@ def test_candidates_need_out(monkeypatch, tmp_path, capsys):
                 str(queries), "--loader", "test_serve_fake:load", "--candidates")  # fmt: skip
     assert exit_info.value.code == 2
     assert "--candidates needs --out" in capsys.readouterr().err
+
+
+# --- benchmarks/index_geometry.py ----------------------------------------------------------------
+def test_index_geometry_raw_is_the_served_index_and_vectors_are_cached(monkeypatch, tmp_path):
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    queries = write_queries(tmp_path / "q.tsv")
+    model = tmp_path / "model"
+    model.mkdir()
+    served = tmp_path / "served.json"
+    run_cli(monkeypatch, "faq", "eval", str(model), "--faq", str(faq), "--queries", str(queries),
+            "--loader", "test_serve_fake:load", "--rerank-k", "0", "--no-progress",
+            "--out", str(served))  # fmt: skip
+    index_row = json.loads(served.read_text())["systems"][0]
+    bench = _load_script("index_geometry")
+    argv = [str(model), "--loader", "test_serve_fake:load", "--faq", str(faq), "--queries",
+            str(queries), "--cache", str(tmp_path / "cache"), "--resamples", "50",
+            "--pca", "2", "999"]  # fmt: skip
+    bench.main([*argv, "--out", str(tmp_path / "g")])
+    report = json.loads((tmp_path / "g.json").read_text())
+    assert list(report["transforms"]) == ["raw", "centre", "whiten", "csls", "pca-2"]
+    raw = report["transforms"]["raw"]
+    for metric in ("top1", "top5", "mrr@10"):
+        assert raw[metric] == pytest.approx(index_row["metrics"][metric])
+    assert raw["top1_vs_raw"] == 0 and report["space"]["dim"] > 0
+    assert -1 <= report["space"]["mean_cos_random_entries"] <= 1
+    # the second look reads the cached vectors: no model is loaded
+    import flipkd.cli.faq_cmd as faq_cmd
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("loaded the model although its vectors are cached")
+
+    monkeypatch.setattr(faq_cmd, "load_model", no_model)
+    bench.main([*argv, "--out", str(tmp_path / "h")])
+    again = json.loads((tmp_path / "h.json").read_text())
+    assert again["transforms"] == report["transforms"]
+
+
+def test_index_geometry_transforms_by_hand():
+    bench = _load_script("index_geometry")
+    entries = bench.unit(np.array([[1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=float))
+    query = bench.unit(np.array([[1, 0.4, 0.4]]))
+    # the hub (entry 0, near every other entry) is the raw cosine's first; CSLS lowers it
+    assert np.argmax(bench.scores_for("raw", entries, query, 0.1, 3)) == 0
+    assert np.argmax(bench.scores_for("csls", entries, query, 0.1, 3)) == 1
+    assert bench.entry_hub_scores(entries, 3) == pytest.approx([3**-0.5, 3**-0.5 / 3,
+                                                                3**-0.5 / 3, 3**-0.5 / 3])
+    # whitening shrunk all the way to the mean eigenvalue is a rotation: centring's cosines
+    rng = np.random.default_rng(0)
+    e, q = bench.unit(rng.normal(size=(20, 5))), bench.unit(rng.normal(size=(6, 5)))
+    np.testing.assert_allclose(bench.scores_for("whiten", e, q, 1.0, 3),
+                               bench.scores_for("centre", e, q, 1.0, 3), atol=1e-9)
+    # every principal component kept is a rotation too; fewer lose information
+    np.testing.assert_allclose(bench.scores_for("pca-5", e, q, 0.1, 3),
+                               bench.scores_for("centre", e, q, 0.1, 3), atol=1e-9)
+    assert not np.allclose(bench.scores_for("pca-2", e, q, 0.1, 3),
+                           bench.scores_for("centre", e, q, 0.1, 3))
+    assert not np.allclose(bench.scores_for("whiten", e, q, 0.0, 3),
+                           bench.scores_for("centre", e, q, 0.0, 3))  # fmt: skip

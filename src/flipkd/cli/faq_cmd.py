@@ -64,7 +64,9 @@ def load_teacher(name: str) -> Loaded:
     return Loaded("teacher", encoder, encoder.language, encoder.source.model_dir)
 
 
-def _evaluate(label: str, loaded: Loaded, entries, queries, faq: Path, **opts) -> list:
+def _evaluate(
+    label: str, loaded: Loaded, entries, queries, faq: Path, reranker: Any = None, **opts
+) -> list:
     from flipkd.serve.faq_eval import build_index, evaluate_encoder, language_warning
     from flipkd.serve.index import index_keys
 
@@ -74,9 +76,13 @@ def _evaluate(label: str, loaded: Loaded, entries, queries, faq: Path, **opts) -
         typer.echo(warning, err=True)
     keys = index_keys(faq, encoder.name, loaded.path, getattr(encoder, "precision", "float32"))
     timed = build_index(entries, encoder.encode, keys, opts.pop("index_dir"))
+    if reranker is None and loaded.kind == "student":
+        reranker = encoder
     rerank_k = opts.pop("rerank_k")
-    rerank_k = rerank_k if loaded.kind == "student" else 0  # a teacher has no generated label
-    return evaluate_encoder(label, encoder, timed, queries, rerank_k=rerank_k, **opts)
+    rerank_k = rerank_k if reranker is not None else 0  # a teacher has no generated label
+    return evaluate_encoder(
+        label, encoder, timed, queries, rerank_k=rerank_k, reranker=reranker, **opts
+    )
 
 
 def _table(results: list) -> str:
@@ -111,6 +117,13 @@ def eval_faq(
         max=1.0,
         help="As /search's rerank_weight: 1 re-ranks by the generated label alone, below 1 "
         "mixes in the cosine (0: the cosine order).",
+    ),
+    retriever: str | None = typer.Option(
+        None,
+        "--retriever",
+        help="Re-rank the top k of this teacher's index (registered name or path) instead of "
+        "the student's own: does the student's label improve on a teacher's retrieval? (A "
+        "two-stage system flipkd serve does not offer; the student's index is still measured.)",
     ),
     loader: str = typer.Option("flipkd", help="How to load MODEL: 'flipkd' or 'module:function'."),
     precision: str = typer.Option(
@@ -150,11 +163,20 @@ def eval_faq(
     opts = {"batch_size": batch_size, "progress": progress}
     if candidates and out is None:
         raise ConfigError("--candidates needs --out (the candidates are written there)")
+    if retriever is not None and not _is_student(model, loader):
+        raise ConfigError(f"--retriever needs a student to re-rank with; {model} is a teacher")
     loaded = load_model(model, loader, precision)
+    own_rerank = 0 if retriever is not None else rerank_k
     results = _evaluate(
-        loaded.kind, loaded, entries, labelled, faq, index_dir=index, rerank_k=rerank_k,
-        candidates=candidates, rerank_weight=rerank_weight, **opts,
+        loaded.kind, loaded, entries, labelled, faq, index_dir=index, rerank_k=own_rerank,
+        candidates=candidates and retriever is None, rerank_weight=rerank_weight, **opts,
     )  # fmt: skip
+    if retriever is not None:
+        results += _evaluate(
+            "retriever", load_teacher(retriever), entries, labelled, faq, reranker=loaded.encoder,
+            index_dir=None, rerank_k=rerank_k, candidates=candidates,
+            rerank_weight=rerank_weight, **opts,
+        )  # fmt: skip
     if teacher is not None:
         label = "teacher" if loaded.kind == "student" else "reference teacher"
         ref = load_teacher(teacher)
@@ -167,6 +189,7 @@ def eval_faq(
             **provenance(),
             "model": model,
             "teacher": teacher,
+            "retriever": retriever,
             "faq": {"path": str(faq), "hash": hash_files([faq]), "entries": len(entries)},
             "queries": {
                 "path": str(queries),

@@ -223,6 +223,7 @@ def evaluate_encoder(
     progress: bool = True,
     candidates: bool = False,
     rerank_weight: float = 1.0,
+    reranker: Any = None,
 ) -> list[SystemResult]:
     """The ``index`` system for ``encoder`` and, when ``rerank_k`` > 0, its ``rerank`` system.
 
@@ -238,8 +239,11 @@ def evaluate_encoder(
             last system's: the re-ranked one's when ``rerank_k`` > 0).
         rerank_weight: ``/search``'s ``rerank_weight``: 1 re-ranks by the generated label
             alone; below 1 the cosine is mixed in (:func:`~flipkd.serve.ranking.mixed_scores`).
+        reranker: The Matcher whose generated label re-ranks ``encoder``'s candidates (default
+            ``encoder`` itself; another one when a teacher's index retrieves for a student).
     """
     index = timed.index
+    reranker = encoder if reranker is None else reranker
     depth = search_depth(CUTOFF, rerank_k > 0, rerank_k)
     hits, seconds = search_all(
         index, encoder, queries, depth=depth, batch_size=batch_size, progress=progress
@@ -252,7 +256,7 @@ def evaluate_encoder(
         results[0].candidates = candidate_rows(index, hits, None)
     if rerank_k > 0:
         reranked, rr_seconds, gen = rerank_all(
-            index, encoder, queries, hits, rerank_k=rerank_k, weight=rerank_weight,
+            index, reranker, queries, hits, rerank_k=rerank_k, weight=rerank_weight,
             progress=progress,
         )  # fmt: skip
         total = seconds + rr_seconds
@@ -264,7 +268,8 @@ def evaluate_encoder(
             "rerank_qps": n / max(total, 1e-9),  # search + re-ranking, per query end to end
         }
         label = f"{name} rerank@{rerank_k}" + (f" w={rerank_weight:g}" if rerank_weight < 1 else "")
-        results.append(_result(label, encoder.name, index, queries, reranked, timing))
+        model = encoder.name if reranker is encoder else f"{encoder.name} + {reranker.name}"
+        results.append(_result(label, model, index, queries, reranked, timing))
         if candidates:
             results[-1].candidates = candidate_rows(index, hits, gen)
     return results
