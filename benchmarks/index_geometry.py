@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from flipkd.bench.script import report_main
 from flipkd.errors import ConfigError, run_script
-from flipkd.evaluation.report import signed_interval
+from flipkd.evaluation.report import retrieval_row
 from flipkd.evaluation.retrieval import paired_difference, rank_of, retrieval_metrics
 from flipkd.provenance import provenance
 
@@ -264,10 +264,8 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, row in report["transforms"].items():
-        cells = [f"{row[k]:.3f}" for k in ("top1", "top5", "mrr@10")]
-        lines.append(f"| {name} | {' | '.join(cells)} | "
-                     f"{signed_interval(row['top1_vs_raw'], row['top1_ci'])} | "
-                     f"{signed_interval(row['mrr_vs_raw'], row['mrr_ci'])} |")  # fmt: skip
+        diffs = [(row["top1_vs_raw"], row["top1_ci"]), (row["mrr_vs_raw"], row["mrr_ci"])]
+        lines.append(retrieval_row(name, row, diffs))
     return "\n".join([*lines, ""])
 
 

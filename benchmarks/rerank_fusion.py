@@ -24,7 +24,7 @@ from pathlib import Path
 
 from flipkd.bench.script import read_faq_result, report_main
 from flipkd.errors import ConfigError, run_script
-from flipkd.evaluation.report import signed_interval
+from flipkd.evaluation.report import retrieval_row
 from flipkd.evaluation.retrieval import paired_difference, rank_of, retrieval_metrics
 from flipkd.provenance import provenance
 
@@ -126,10 +126,8 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for weight, row in report["weights"].items():
-        cells = [f"{row[k]:.3f}" for k in ("top1", "top5", "mrr@10")]
-        lines.append(f"| {weight} | {' | '.join(cells)} | "
-                     f"{signed_interval(row['top1_vs_label_only'], row['ci'])} | "
-                     f"{signed_interval(row['top1_vs_index'], row['ci_vs_index'])} |")  # fmt: skip
+        diffs = [(row["top1_vs_label_only"], row["ci"]), (row["top1_vs_index"], row["ci_vs_index"])]
+        lines.append(retrieval_row(weight, row, diffs))
     return "\n".join([*lines, ""])
 
 

@@ -692,17 +692,23 @@ def test_index_geometry_transforms_by_hand():
     # the hub (entry 0, near every other entry) is the raw cosine's first; CSLS lowers it
     assert np.argmax(bench.scores_for("raw", entries, query, 0.1, 3)) == 0
     assert np.argmax(bench.scores_for("csls", entries, query, 0.1, 3)) == 1
-    assert bench.entry_hub_scores(entries, 3) == pytest.approx([3**-0.5, 3**-0.5 / 3,
-                                                                3**-0.5 / 3, 3**-0.5 / 3])
+    assert bench.entry_hub_scores(entries, 3) == pytest.approx(
+        [3**-0.5, 3**-0.5 / 3, 3**-0.5 / 3, 3**-0.5 / 3]
+    )
     # whitening shrunk all the way to the mean eigenvalue is a rotation: centring's cosines
     rng = np.random.default_rng(0)
     e, q = bench.unit(rng.normal(size=(20, 5))), bench.unit(rng.normal(size=(6, 5)))
-    np.testing.assert_allclose(bench.scores_for("whiten", e, q, 1.0, 3),
-                               bench.scores_for("centre", e, q, 1.0, 3), atol=1e-9)
+    np.testing.assert_allclose(
+        bench.scores_for("whiten", e, q, 1.0, 3),
+        bench.scores_for("centre", e, q, 1.0, 3),
+        atol=1e-9,
+    )
     # every principal component kept is a rotation too; fewer lose information
-    np.testing.assert_allclose(bench.scores_for("pca-5", e, q, 0.1, 3),
-                               bench.scores_for("centre", e, q, 0.1, 3), atol=1e-9)
-    assert not np.allclose(bench.scores_for("pca-2", e, q, 0.1, 3),
-                           bench.scores_for("centre", e, q, 0.1, 3))
+    np.testing.assert_allclose(
+        bench.scores_for("pca-5", e, q, 0.1, 3), bench.scores_for("centre", e, q, 0.1, 3), atol=1e-9
+    )
+    assert not np.allclose(
+        bench.scores_for("pca-2", e, q, 0.1, 3), bench.scores_for("centre", e, q, 0.1, 3)
+    )
     assert not np.allclose(bench.scores_for("whiten", e, q, 0.0, 3),
                            bench.scores_for("centre", e, q, 0.0, 3))  # fmt: skip

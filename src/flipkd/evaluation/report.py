@@ -32,6 +32,14 @@ def signed_interval(diff: float, ci: Sequence[float]) -> str:
     return f"{diff:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
+def retrieval_row(label: str, metrics: Mapping[str, float], differences: Sequence) -> str:
+    """``| label | top-1 | top-5 | MRR@10 | diff [ci] | ... |``: one row of an FAQ comparison
+    table, each of ``differences`` a ``(diff, ci)`` pair printed by :func:`signed_interval`."""
+    cells = [f"{metrics[k]:.3f}" for k in ("top1", "top5", "mrr@10")]
+    cells += [signed_interval(diff, ci) for diff, ci in differences]
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
 def _ordered(metrics: Mapping[str, Any]) -> list[str]:
     known = [k for k in _ORDER if k in metrics]
     return known + [k for k in metrics if k not in known]
