@@ -339,6 +339,20 @@ def test_retriever_needs_a_student(monkeypatch, tmp_path, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--retriever needs a student" in err[0]
+    # a retriever that does not exist stops before the student is loaded or searched
+    model = tmp_path / "model"
+    model.mkdir()
+    with pytest.raises(SystemExit) as stop:
+        run_cli(monkeypatch, "faq", "eval", str(model), "--faq", str(faq), "--queries",
+                str(queries), "--loader", "test_faq_eval:no_student", "--retriever",
+                str(tmp_path / "nope"), "--no-progress")  # fmt: skip
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0]
+
+
+def no_student(path: Path):
+    raise AssertionError("the student was loaded before the retriever was checked")
 
 
 # --- benchmarks/make_faq.py -----------------------------------------------------------------

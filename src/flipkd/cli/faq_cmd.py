@@ -165,15 +165,16 @@ def eval_faq(
         raise ConfigError("--candidates needs --out (the candidates are written there)")
     if retriever is not None and not _is_student(model, loader):
         raise ConfigError(f"--retriever needs a student to re-rank with; {model} is a teacher")
+    retrieving = load_teacher(retriever) if retriever is not None else None  # fail fast
     loaded = load_model(model, loader, precision)
     own_rerank = 0 if retriever is not None else rerank_k
     results = _evaluate(
         loaded.kind, loaded, entries, labelled, faq, index_dir=index, rerank_k=own_rerank,
         candidates=candidates and retriever is None, rerank_weight=rerank_weight, **opts,
     )  # fmt: skip
-    if retriever is not None:
+    if retrieving is not None:
         results += _evaluate(
-            "retriever", load_teacher(retriever), entries, labelled, faq, reranker=loaded.encoder,
+            "retriever", retrieving, entries, labelled, faq, reranker=loaded.encoder,
             index_dir=None, rerank_k=rerank_k, candidates=candidates,
             rerank_weight=rerank_weight, **opts,
         )  # fmt: skip
