@@ -111,28 +111,35 @@ def entry_hub_scores(entries: np.ndarray, k: int) -> np.ndarray:
     return np.sort(sims, axis=1)[:, -k:].mean(axis=1)
 
 
-# name -> (fit on unit entries, giving a vector transform) or None for a score correction
-TRANSFORMS: dict[str, Callable | None] = {
-    "raw": None,
-    "centre": fit_centre,
-    "whiten": fit_whiten,
-    "csls": None,
+def _after(fit: Callable) -> Callable:
+    """The cosine after the vector transform ``fit(entries, shrink, k)`` returns."""
+
+    def score(entries: np.ndarray, queries: np.ndarray, shrink: float, k: int) -> np.ndarray:
+        transform = fit(entries, shrink, k)
+        return unit(transform(queries)) @ unit(transform(entries)).T
+
+    return score
+
+
+def _csls(entries: np.ndarray, queries: np.ndarray, shrink: float, k: int) -> np.ndarray:
+    return queries @ entries.T - 0.5 * entry_hub_scores(entries, k)[None, :]
+
+
+# name -> scores(unit entries, unit queries, shrink, csls k): [queries, entries]
+SCORES: dict[str, Callable] = {
+    "raw": lambda entries, queries, shrink, k: queries @ entries.T,
+    "centre": _after(fit_centre),
+    "whiten": _after(fit_whiten),
+    "csls": _csls,
 }
 
 
 def scores_for(name: str, entries: np.ndarray, queries: np.ndarray, shrink: float, k: int):
     """[queries, entries] scores under transform ``name`` (entries and queries unit rows)."""
     if name.startswith("pca-"):
-        cut = pca_cut(entries, int(name.removeprefix("pca-")))
-        return unit(cut(queries)) @ unit(cut(entries)).T
-    fit = TRANSFORMS[name]
-    if fit is not None:
-        transform = fit(entries, shrink, k)
-        return unit(transform(queries)) @ unit(transform(entries)).T
-    sims = queries @ entries.T
-    if name == "csls":
-        sims = sims - 0.5 * entry_hub_scores(entries, k)[None, :]
-    return sims
+        dims = int(name.removeprefix("pca-"))
+        return _after(lambda e, shrink, k: pca_cut(e, dims))(entries, queries, shrink, k)
+    return SCORES[name](entries, queries, shrink, k)
 
 
 def ranks_from(scores: np.ndarray, entry_ids: list[str], gold: list[str]) -> list[int | None]:
@@ -211,7 +218,7 @@ def run(args: argparse.Namespace) -> dict:
     raw = ranks_from(q @ e.T, entry_ids, gold)
     table = {}
     cuts = [f"pca-{d}" for d in sorted(set(args.pca)) if d < e.shape[1]]
-    for transform in [*TRANSFORMS, *cuts]:
+    for transform in [*SCORES, *cuts]:
         ranks = ranks_from(scores_for(transform, e, q, args.shrink, args.csls_k), entry_ids, gold)
         diff = paired_difference(raw, ranks, args.resamples, args.seed)
         table[transform] = {
