@@ -179,7 +179,7 @@ def test_rankings_match_search_for_the_fake(tmp_path):
     entries = load_faq(faq)
     queries = load_queries(write_queries(tmp_path / "q.tsv"), [e.id for e in entries])
     results = check_against_search(FakeMatcher(), entries, queries[:4], rerank_k=10)
-    assert [r.name for r in results] == ["student index", "student rerank@10"]
+    assert [r.name for r in results] == ["student index", "student rerank@10 w=0.5"]
     # a label that ranks against the cosine: re-ranking really reorders, still as /search does
     contrary = check_against_search(ContraryMatcher(), entries, queries[:4], rerank_k=10)
     assert contrary[1].ranks != contrary[0].ranks
@@ -227,7 +227,7 @@ def test_command_end_to_end(monkeypatch, tmp_path, capsys):
             "test_serve_fake:load", "--index", str(index_dir), "--no-progress"]  # fmt: skip
     run_cli(monkeypatch, *args, "--out", str(out))
     printed = capsys.readouterr().out
-    assert "| student index |" in printed and "| student rerank@10 |" in printed
+    assert "| student index |" in printed and "| student rerank@10 w=0.5 |" in printed
     report = json.loads(out.read_text(encoding="utf-8"))
     assert {"command", "git_commit", "versions"} <= set(report)
     assert report["queries"]["n"] == len(QUERIES) and report["faq"]["entries"] == len(FAQ_ROWS)
@@ -279,7 +279,7 @@ def test_teacher_reference_and_teacher_as_model(monkeypatch, tmp_path, capsys):
             str(queries), "--loader", "test_serve_fake:load", "--teacher", str(teacher),
             "--rerank-k", "3", "--no-progress", "--out", str(out))  # fmt: skip
     names = [s["name"] for s in json.loads(out.read_text())["systems"]]
-    assert names == ["student index", "student rerank@3", "teacher index"]
+    assert names == ["student index", "student rerank@3 w=0.5", "teacher index"]
     run_cli(monkeypatch, "faq", "eval", str(teacher), "--faq", str(faq), "--queries",
             str(queries), "--no-progress", "--out", str(out))  # fmt: skip
     systems = json.loads(out.read_text())["systems"]
@@ -302,7 +302,8 @@ def test_a_teacher_retrieves_and_the_student_reranks(monkeypatch, tmp_path, caps
     out = tmp_path / "r.json"
     run_cli(monkeypatch, "faq", "eval", str(tmp_path), "--faq", str(faq), "--queries",
             str(queries), "--loader", "test_faq_eval:load_contrary", "--retriever", str(teacher),
-            "--rerank-k", "3", "--candidates", "--no-progress", "--out", str(out))  # fmt: skip
+            "--rerank-k", "3", "--rerank-weight", "1", "--candidates", "--no-progress", "--out",
+            str(out))  # fmt: skip
     report = json.loads(out.read_text())
     systems = {s["name"]: s for s in report["systems"]}
     assert list(systems) == ["student index", "retriever index", "retriever rerank@3"]
@@ -652,6 +653,59 @@ def test_candidates_are_recorded_and_fusion_reproduces_the_rerank(monkeypatch, t
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no re-ranked system with candidates" in err[0]
+
+
+def _fusion_report(path: Path, faq_hash: str, rows: dict[str, tuple[float, float]]) -> Path:
+    """A rerank_fusion.py report: per w, (top-1 − label only, top-1 − index)."""
+    weights = {w: {"top1": 0.5, "top1_vs_label_only": a, "top1_vs_index": b}
+               for w, (a, b) in rows.items()}  # fmt: skip
+    doc = {"queries": {"path": f"/faq/{faq_hash}.csv", "hash": faq_hash}, "weights": weights}
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def test_fusion_pool_picks_the_best_mean_without_falling_below_an_index(tmp_path, capsys):
+    """benchmarks/fusion_pool.py: FAQs count once each (two students on one FAQ are averaged
+    first), and a weight under which one student's re-ranking is below its index is never
+    picked, however high the mean."""
+    from flipkd.errors import run_script
+
+    bench = _load_script("fusion_pool")
+    a = _fusion_report(
+        tmp_path / "fusion_a.json",
+        "zh",
+        {"0": (-0.02, 0.0), "0.5": (0.01, 0.03), "0.8": (0.02, 0.04), "1": (0.0, 0.02)},
+    )
+    b = _fusion_report(
+        tmp_path / "fusion_b.json",
+        "zh",
+        {"0": (-0.01, 0.0), "0.5": (0.01, 0.02), "0.8": (0.01, 0.02), "1": (0.0, 0.01)},
+    )
+    c = _fusion_report(tmp_path / "fusion_c.json", "en", {
+        "0": (0.20, 0.0), "0.5": (0.21, 0.01), "0.8": (0.25, -0.05), "1": (0.0, -0.2)})  # fmt: skip
+    bench.main([str(a), str(b), str(c), "--out", str(tmp_path / "pool")])
+    report = json.loads((tmp_path / "pool.json").read_text())
+    row = report["weights"]["0.5"]
+    assert row["mean_vs_label_only_per_faq"] == pytest.approx({"zh": 0.01, "en": 0.21})
+    assert row["mean_vs_label_only"] == pytest.approx(0.11)
+    assert report["weights"]["0.8"]["mean_vs_label_only"] == pytest.approx(0.1325)
+    assert report["weights"]["0.8"]["worst_vs_index"] == pytest.approx(-0.05)
+    assert report["pick"] == "0.5"  # 0.8's mean is higher but c's re-ranking falls below its index
+    assert "| 0.5 **(pick)** |" in (tmp_path / "pool.md").read_text()
+    # only the weights every report has; bad inputs are one line, exit 2
+    d = _fusion_report(tmp_path / "fusion_d.json", "en", {"0.5": (0.0, 0.0), "0.6": (0.0, 0.0)})
+    bench.main([str(a), str(d), "--out", str(tmp_path / "pool2")])
+    assert list(json.loads((tmp_path / "pool2.json").read_text())["weights"]) == ["0.5"]
+    (tmp_path / "bad.json").write_text("{}", encoding="utf-8")
+    cases = [([str(a), str(a)], "given twice"), ([str(tmp_path / "nope.json")], "no such file"),
+             ([str(tmp_path / "bad.json")], "no weights")]  # fmt: skip
+    capsys.readouterr()
+    for files, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            run_script(lambda files=files: bench.main([*files, "--out", str(tmp_path / "x")]))
+        assert exit_info.value.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], lines
 
 
 def test_candidates_need_out(monkeypatch, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -10,9 +11,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from flipkd.modes import RERANK_WEIGHT_DEFAULT
 from flipkd.serve.app import create_app
 from flipkd.serve.faq import FaqEntry
 from flipkd.serve.index import FaqIndex
+from flipkd.serve.ranking import mixed_scores
 from flipkd.serve.schemas import Limits
 from test_serve_fake import FAQ_ROWS, ContraryMatcher, FakeMatcher
 
@@ -44,6 +47,9 @@ def test_healthz_page_and_static(api):
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
     assert "https://" not in page.text  # no CDN
+    # the page's label weight starts at the API's default
+    field = 'id="rerank-weight" type="number" min="0" max="1" step="0.1"'
+    assert f'{field} value="{RERANK_WEIGHT_DEFAULT:g}"' in page.text
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/nope").status_code == 404
     assert client.get("/search").status_code == 405
@@ -66,7 +72,8 @@ def test_search_returns_top_k_by_cosine(api):
 
 def test_search_rerank_orders_by_generated_score(api):
     client, fake = api
-    body = client.post("/search", json={"query": "cancel order refund", "k": 4, "rerank": True})
+    ask = {"query": "cancel order refund", "k": 4, "rerank": True, "rerank_weight": 1.0}
+    body = client.post("/search", json=ask)
     results = body.json()["results"]
     assert len(results) == 4
     gen = fake.score_pairs([("cancel order refund", r["question"]) for r in results], mode="gen")
@@ -105,6 +112,38 @@ def test_search_rerank_weight_mixes_the_cosine_back_in():
     # w = 0.5 the cosine's order wins and above it the label's
     assert ids[0.3] == ids[0.0] and ids[0.7] == ids[1.0]
     assert all(r["label_score"] is None for r in plain)
+
+
+class LengthMatcher(FakeMatcher):
+    """A fake whose generated label follows the FAQ question's length, not the cosine: a mix
+    of the two orders differs from either."""
+
+    def score_pairs(self, pairs: list[tuple[str, str]], mode: str = "gen") -> np.ndarray:
+        scores = super().score_pairs(pairs, mode)
+        if mode == "rep":
+            return scores
+        return 1.0 / (1.0 + np.exp(-(np.array([len(b) for _, b in pairs]) / 8.0 - 4.0)))
+
+
+def test_search_rerank_by_default_mixes_at_the_default_weight():
+    """A re-ranking request without rerank_weight is served at RERANK_WEIGHT_DEFAULT (chosen on
+    dev FAQs, not 1): its scores are the mixed scores of the candidates' cosine and label."""
+    limits = dataclasses.replace(LIMITS, max_k=len(FAQ_ROWS))
+    client, _ = make_client(LengthMatcher(), limits=limits)
+    ask = {"query": "cancel order refund", "k": len(FAQ_ROWS), "rerank": True}
+    with client:
+        default = client.post("/search", json=ask).json()
+        explicit = client.post("/search", json={**ask, "rerank_weight": RERANK_WEIGHT_DEFAULT})
+        by = {w: client.post("/search", json={**ask, "rerank_weight": w}).json() for w in (0, 1)}
+    assert 0 < RERANK_WEIGHT_DEFAULT < 1 and default["rerank_weight"] == RERANK_WEIGHT_DEFAULT
+    assert default["results"] == explicit.json()["results"]
+    ids = [r["id"] for r in default["results"]]
+    assert ids != [r["id"] for r in by[0]["results"]] and ids != [r["id"] for r in by[1]["results"]]
+    results = default["results"]  # every FAQ entry: the mix standardises over all of them
+    mixed = mixed_scores([r["cosine"] for r in results], [r["label_score"] for r in results],
+                         RERANK_WEIGHT_DEFAULT)  # fmt: skip
+    np.testing.assert_allclose([r["score"] for r in results], mixed, rtol=1e-5, atol=1e-6)
+    assert np.ptp(mixed) > 1
 
 
 @pytest.mark.parametrize("mode", ["gen", "rep"])

@@ -19,6 +19,12 @@ Mode = Literal["gen", "rep"]
 MODES: tuple[Mode, ...] = ("gen", "rep")
 SCORE_RANGE: dict[Mode, tuple[float, float]] = {"gen": (0.0, 1.0), "rep": (-1.0, 1.0)}
 DEFAULT_THRESHOLD: dict[Mode, float] = {"gen": 0.5, "rep": 0.0}
+# /search re-ranks by w · z(logit gen) + (1 − w) · z(rep) over a query's candidates
+# (flipkd.serve.ranking.mixed_scores); 1 is the paper's re-ranking by the generated label
+# alone. 0.5 was picked on the BQ and MQP dev FAQs (benchmarks/fusion_pool.py,
+# results/faq/dev/fusion_pooled.md): the best mean gain over the label alone among the
+# weights under which no dev student's re-ranking fell below its own index.
+RERANK_WEIGHT_DEFAULT = 0.5
 MEANING: dict[Mode, str] = {
     "gen": "P(positive label word): softmax over the two label-word logits at the answer",
     "rep": "cosine of the two texts' A-tap representations, in [-1, 1]",

@@ -13,6 +13,7 @@ import typer
 
 from flipkd.cli.serve_cmd import PRECISION_DEFAULT, PRECISION_HELP
 from flipkd.errors import ConfigError
+from flipkd.modes import RERANK_WEIGHT_DEFAULT
 from flipkd.paths import hash_files, write_json
 
 faq_app = typer.Typer(help="FAQ retrieval: measure a model on an FAQ.", no_args_is_help=True)
@@ -111,12 +112,13 @@ def eval_faq(
         10, "--rerank-k", min=0, help="Re-rank a student's top k by the generated label (0: off)."
     ),
     rerank_weight: float = typer.Option(
-        1.0,
+        RERANK_WEIGHT_DEFAULT,
         "--rerank-weight",
         min=0.0,
         max=1.0,
-        help="As /search's rerank_weight: 1 re-ranks by the generated label alone, below 1 "
-        "mixes in the cosine (0: the cosine order).",
+        help="As /search's rerank_weight: 1 re-ranks by the generated label alone (the "
+        "paper's), below 1 mixes in the cosine (0: the cosine order); the default was chosen "
+        "on dev FAQs.",
     ),
     retriever: str | None = typer.Option(
         None,

@@ -31,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from flipkd.evaluation.retrieval import rank_of, retrieval_metrics
+from flipkd.modes import RERANK_WEIGHT_DEFAULT
 from flipkd.serve.faq import FaqEntry
 from flipkd.serve.index import META_FILE, FaqIndex, Hit, open_or_build
 from flipkd.serve.queries import LabelledQuery
@@ -222,7 +223,7 @@ def evaluate_encoder(
     batch_size: int = 32,
     progress: bool = True,
     candidates: bool = False,
-    rerank_weight: float = 1.0,
+    rerank_weight: float = RERANK_WEIGHT_DEFAULT,
     reranker: Any = None,
 ) -> list[SystemResult]:
     """The ``index`` system for ``encoder`` and, when ``rerank_k`` > 0, its ``rerank`` system.

@@ -71,7 +71,8 @@ def mixed_scores(
     """The re-ranking score of one query's candidates: ``weight · z(logit(label score)) +
     (1 − weight) · z(cosine)``, each standardised over these candidates, so neither score's
     scale matters. ``weight`` 1 returns the label scores themselves (re-ranking by the
-    generated label alone, the default); 0 gives the cosine order back."""
+    generated label alone, the paper's); 0 gives the cosine order back. The served default
+    is :data:`flipkd.modes.RERANK_WEIGHT_DEFAULT`."""
     if weight == 1:
         return list(label_scores)
 
