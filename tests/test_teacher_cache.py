@@ -79,7 +79,12 @@ def test_cache_matches_the_encoder_and_hits_without_the_model(
     assert json.loads((out / "manifest.json").read_text())["created"] == manifest["created"]
 
 
-def test_data_change_rebuilds(teachers: tuple[Path, Path], pairs: list, tmp_path: Path) -> None:
+def test_data_change_encodes_only_the_new_texts(
+    teachers: tuple[Path, Path], pairs: list, tmp_path: Path
+) -> None:
+    """Another text set from the same teacher keeps the vectors already there and encodes only
+    the new texts (a data-scale sweep's variants share one teacher); the result is what a full
+    rebuild gives. Calibration pairs are part of the key but need no encoding at all."""
     out = tmp_path / "cache"
     first = build_teacher_cache(teachers[0], _texts(pairs), out_dir=out, progress=False)
     calls: list[int] = []
@@ -89,23 +94,33 @@ def test_data_change_rebuilds(teachers: tuple[Path, Path], pairs: list, tmp_path
         calls.append(len(texts))
         return real(model, texts, **kw)
 
+    more = [*_texts(pairs), "fever1 cough2"]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(encoder, "encode_texts", counting)
-        second = build_teacher_cache(
-            teachers[0], [*_texts(pairs), "fever1 cough2"], out_dir=out, progress=False
-        )
-        assert calls == [len(first) + 1]
+        second = build_teacher_cache(teachers[0], more, out_dir=out, progress=False)
+        assert calls == [1]
         assert second.manifest["data_hash"] != first.manifest["data_hash"]
-        assert "fever1 cough2" in second
-        # Calibration pairs are part of the key too.
-        build_teacher_cache(
-            teachers[0],
-            [*_texts(pairs), "fever1 cough2"],
-            out_dir=out,
-            calibration_pairs=pairs,
-            progress=False,
+        assert second.manifest["encoded"] == 1 and len(second) == len(first) + 1
+        assert torch.equal(second.embed(first.texts), first.embeddings)
+        # Calibration pairs are part of the key too: a rebuild, from the vectors alone.
+        third = build_teacher_cache(
+            teachers[0], more, out_dir=out, calibration_pairs=pairs, progress=False
         )
-        assert len(calls) == 2
+        assert len(calls) == 1 and third.manifest["encoded"] == 0
+        assert third.manifest["calib_hash"] != second.manifest["calib_hash"]
+        # A smaller set is served from the larger one's vectors.
+        fewer = build_teacher_cache(teachers[0], _texts(pairs)[:10], out_dir=out, progress=False)
+        assert len(calls) == 1 and len(fewer) == len(set(_texts(pairs)[:10]))
+    full = build_teacher_cache(
+        teachers[0], more, out_dir=tmp_path / "full", calibration_pairs=pairs, progress=False
+    )
+    assert full.texts == third.texts
+    torch.testing.assert_close(third.embeddings, full.embeddings, atol=1e-5, rtol=0)
+    cosines = torch.linspace(-1, 1, 9)
+    torch.testing.assert_close(third.prob(cosines), full.prob(cosines), atol=1e-4, rtol=0)
+    # forced: everything encoded again
+    build_teacher_cache(teachers[0], more, out_dir=out, progress=False, force=True)
+    assert json.loads((out / "manifest.json").read_text())["encoded"] == len(full)
 
 
 def test_other_teacher_is_refused_and_rebuilt(

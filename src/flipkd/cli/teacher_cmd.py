@@ -134,7 +134,8 @@ def cache(
     m = built.manifest
     typer.echo(
         f"cache {built.path}: {len(built)} texts, dim {built.dim}, teacher {m['model_id']}, "
-        f"{m['texts_per_second']} texts/s, calibration {built.calibration.method}"
+        f"{m.get('encoded', len(built))} encoded at {m['texts_per_second']} texts/s when built, "
+        f"calibration {built.calibration.method}"
     )
 
 

@@ -8,9 +8,12 @@ Layout of a cache directory::
 
 The directory is written through :func:`flipkd.paths.atomic_dir`, manifest last,
 so an interrupted build leaves nothing that looks complete. A build reuses an
-existing cache only when every key matches (teacher weights, text set,
-calibration pairs, prefix, max length); otherwise it rebuilds. Opening a cache
-for use (:func:`open_teacher_cache`) refuses one made by another teacher.
+existing cache as it is only when every key matches (teacher weights, text set,
+calibration pairs, prefix, max length). When only the text set or the calibration
+pairs changed (another sample of the same data, as the variants of a data-scale sweep
+ask of one shared teacher), the rebuild keeps the vectors of the texts already there
+and encodes only the new ones; another teacher, prefix or length encodes everything.
+Opening a cache for use (:func:`open_teacher_cache`) refuses one made by another teacher.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 MANIFEST_KEYS = ("format", "weights_hash", "data_hash", "calib_hash", "query_prefix", "max_length")
+# what a text's vector depends on: a cache that agrees on these lends its vectors to a rebuild
+VECTOR_KEYS = ("format", "weights_hash", "query_prefix", "max_length")
 
 
 class LabelledPair(Protocol):
@@ -190,6 +195,31 @@ def _stale_reason(path: Path, key: dict[str, Any]) -> str | None:
     return f"changed: {', '.join(changed)}" if changed else None
 
 
+def _vector_donor(path: Path, key: dict[str, Any]) -> TeacherCache | None:
+    """The cache at ``path`` when its vectors are what this teacher, prefix and length give
+    (only its text set or calibration pairs differ from ``key``); None otherwise."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if any(manifest.get(k) != key[k] for k in VECTOR_KEYS):
+        return None
+    try:
+        return TeacherCache.load(path)
+    except CacheError:
+        return None
+
+
+def _merge(
+    texts: list[str], old: TeacherCache, todo: list[str], fresh: torch.Tensor | None
+) -> torch.Tensor:
+    """Rows for ``texts``: the old cache's vector where it has one, else the fresh one
+    (``fresh`` row i is ``todo[i]``)."""
+    new_index = {t: i for i, t in enumerate(todo)}
+    rows = [old.embeddings[old.index[t]] if t in old else fresh[new_index[t]] for t in texts]
+    return torch.stack(rows) if rows else old.embeddings[:0]
+
+
 def _calibrate(
     emb: torch.Tensor, index: dict[str, int], calib: list[tuple[str, str, int]]
 ) -> Calibration:
@@ -236,11 +266,18 @@ def build_teacher_cache(
     if reason is None:
         log.info("teacher cache %s is up to date (%d texts)", out_dir, len(unique))
         return TeacherCache.load(out_dir)
-    log.info("building teacher cache %s (%s): %d texts", out_dir, reason, len(unique))
-    model = encoder.load_encoder(source)
+    old = None if force else _vector_donor(out_dir, key)
+    todo = [t for t in unique if old is None or t not in old]
+    log.info("building teacher cache %s (%s): %d texts, %d of them kept from the old cache",
+             out_dir, reason, len(unique), len(unique) - len(todo))  # fmt: skip
     start = time.perf_counter()
-    emb = encoder.encode_texts(model, unique, batch_size=batch_size, progress=progress)
+    fresh = None
+    if old is None or todo:
+        fresh = encoder.encode_texts(
+            encoder.load_encoder(source), todo, batch_size=batch_size, progress=progress
+        )
     seconds = time.perf_counter() - start
+    emb = fresh if old is None else _merge(unique, old, todo, fresh)
     calibration = _calibrate(emb, {t: i for i, t in enumerate(unique)}, calib)
     manifest = {
         **key,
@@ -250,8 +287,9 @@ def build_teacher_cache(
         "dim": int(emb.shape[1]),
         "count": len(unique),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "encoded": len(todo),
         "encode_seconds": round(seconds, 3),
-        "texts_per_second": round(len(unique) / max(seconds, 1e-9), 1),
+        "texts_per_second": round(len(todo) / max(seconds, 1e-9), 1),
         "calibration": calibration.to_dict(),
     }
     with atomic_dir(out_dir) as tmp:
@@ -259,8 +297,8 @@ def build_teacher_cache(
         (tmp / "texts.json").write_text(json.dumps(unique, ensure_ascii=False), encoding="utf-8")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     log.info(
-        "teacher cache: %d texts in %.1fs (%.0f texts/s)",
-        len(unique),
+        "teacher cache: %d texts encoded in %.1fs (%.0f texts/s)",
+        len(todo),
         seconds,
         manifest["texts_per_second"],
     )
