@@ -63,6 +63,13 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     lr_fip = next(e for e in saved["summary"] if e["variant"] == "lr" and e["row"] == "fip")
     point, lo, hi = lr_fip["rep_auc_vs_base"][0]
     assert lo <= hi and {"git_commit", "versions"} <= set(saved)
+    # each run keeps the commit it was computed at (a resumed sweep's report is written later)
+    from flipkd.provenance import git_commit
+
+    assert saved["run_commits"] == {git_commit(): 6}
+    from flipkd.reproduce.sweep_report import _commits_line
+
+    assert _commits_line({git_commit(): 6}) in text
     # fip against sft inside each variant (row_baseline), never the teacher or sft itself
     assert "## Rows against `sft`" in text and "Δgen AUC vs sft [95%]" in text
     point, lo, hi = lr_fip["gen_auc_vs_row_sft"][0]
@@ -112,6 +119,17 @@ def test_unrecorded_training_time_is_shown_as_unknown_not_averaged(tmp_path):
     assert _train_seconds([rec(0.0087, False), rec(0.005, False)]) is None
     assert _train_seconds([{"train_seconds": 0.0}]) == 0.0  # records from before the flag
     assert _seconds_cell(None) == "–" and _seconds_cell(412.4) == "412"
+
+
+def test_run_commits_count_each_runs_own_commit():
+    from flipkd.reproduce.sweep_report import _commits_line, run_commits
+
+    a, b = "a" * 40, "b" * 40 + "-dirty"
+    counts = run_commits([{"git_commit": a}, {"git_commit": b}, {"git_commit": a}, {}])
+    assert counts == {a: 2, b: 1, "unknown": 1}
+    line = _commits_line(counts)
+    assert line.startswith("Runs computed at: `aaaaaaa` (2), `bbbbbbb-dirty` (1), `unknown` (1)")
+    assert "recorded before sweeps kept the commit" in line
 
 
 def test_a_run_copied_from_another_sweep_takes_this_sweeps_variant_name(tmp_path):

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from flipkd.config import config_hash
 from flipkd.errors import CacheError, ConfigError
 from flipkd.paths import write_json
+from flipkd.provenance import git_commit
 from flipkd.reproduce.ladder import ROWS, TRAINED, build_config
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                 record = {
                     "variant": variant, "row": row, "seed": seed, "overrides": overrides,
                     "config_hash": config_hash(cfg), "wall_seconds": time.perf_counter() - t0,
+                    "git_commit": git_commit(),  # the code this run computed with
                     "run_dir": str(run_dir), "train_seconds_known": train_time_known(run_dir),
                     "dev": dev_summary(out["scores"], generated=row != "teacher"), **out,
                 }  # fmt: skip

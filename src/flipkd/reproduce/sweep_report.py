@@ -135,7 +135,9 @@ def _diffs_text(diffs: list | None) -> str:
     return f"{np.mean([d[0] for d in diffs]):+.3f} ({above}/{len(diffs)} above 0: {each})"
 
 
-def markdown(entries: list[dict], spec, n_dev: int, command: list[str]) -> str:
+def markdown(
+    entries: list[dict], spec, n_dev: int, command: list[str], commits: dict[str, int] | None = None
+) -> str:
     base = next(iter(spec.variants))
     head = ["variant", "row", "seeds", *(c[0] for c in COLUMNS), "train s", "eval s",
             f"Δgen AUC vs {base} [95%]", f"Δrep AUC vs {base} [95%]"]  # fmt: skip
@@ -145,6 +147,7 @@ def markdown(entries: list[dict], spec, n_dev: int, command: list[str]) -> str:
         "",
         f"Command: `{' '.join(command)}`",
         "",
+        *([_commits_line(commits), ""] if commits else []),
         f"Shared overrides: `{' '.join(spec.overrides) or '(none)'}`",
         "",
         "| " + " | ".join(head) + " |",
@@ -273,6 +276,24 @@ def curves_markdown(curves: list[dict]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def run_commits(records: list[dict]) -> dict[str, int]:
+    """How many runs each commit computed (``unknown``: a run recorded before sweeps kept it).
+    The report's own ``git_commit`` is the code that wrote it, which for a resumed sweep need
+    not be the code that trained its earlier runs."""
+    counts: dict[str, int] = {}
+    for record in records:
+        commit = record.get("git_commit", "unknown")
+        counts[commit] = counts.get(commit, 0) + 1
+    return counts
+
+
+def _commits_line(counts: dict[str, int]) -> str:
+    """``Runs computed at: `abc1234` (3), `def5678-dirty` (1) (runs per commit).``"""
+    cells = [f"`{c if c == 'unknown' else c[:7] + c[40:]}` ({n})" for c, n in counts.items()]
+    note = "; `unknown`: recorded before sweeps kept the commit" if "unknown" in counts else ""
+    return f"Runs computed at: {', '.join(cells)} (runs per commit{note})."
+
+
 def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[str]) -> Path:
     """Write ``results.json`` and ``table.md`` into ``out_dir``; returns the table's path."""
     entries = summarise(records, spec.row_baseline)
@@ -282,11 +303,11 @@ def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[s
     write_json(
         out_dir / "results.json",
         {"spec": spec.model_dump(), "summary": entries, "runs": records, "dev_curves": curves,
-         **provenance(command)},
+         "run_commits": run_commits(records), **provenance(command)},
     )  # fmt: skip
     table = out_dir / "table.md"
     with atomic_file(table) as fh:
-        fh.write(markdown(entries, spec, n_dev, command))
+        fh.write(markdown(entries, spec, n_dev, command, run_commits(records)))
     diagnostics = diagnostics_markdown(records)
     if "## " in diagnostics:
         with atomic_file(out_dir / "diagnostics.md") as fh:
