@@ -7,6 +7,7 @@ import json
 import pytest
 
 from flipkd.errors import ConfigError
+from flipkd.provenance import commits_line
 from flipkd.reproduce import ROWS, run_ladder
 from flipkd.reproduce import ladder as ladder_mod
 from flipkd.reproduce.report import write_report
@@ -34,6 +35,9 @@ def test_tiny_ladder_runs_every_row_and_resumes(bench, tiny_llama_dir, tmp_path,
     assert {"mean", "ci_low", "ci_high", "seeds"} <= set(f1)
     assert f1["ci_low"] <= f1["mean"] <= f1["ci_high"]
     assert {"command", "git_commit", "versions"} <= set(saved)
+    # every run keeps the commit it computed at, counted in the report
+    assert saved["run_commits"] == {saved["git_commit"]: len(ROWS)}
+    assert commits_line(saved["run_commits"]) in (out / "table.md").read_text()
     assert "| fip |" in (out / "table.md").read_text()
     assert len(doc["plots"]) == 3 and all((out / p).is_file() for p in doc["plots"])
     weak = next(r for r in saved["rows"] if r["name"] == "fip-weak-teacher")

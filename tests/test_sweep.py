@@ -67,9 +67,9 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     from flipkd.provenance import git_commit
 
     assert saved["run_commits"] == {git_commit(): 6}
-    from flipkd.reproduce.sweep_report import _commits_line
+    from flipkd.provenance import commits_line
 
-    assert _commits_line({git_commit(): 6}) in text
+    assert commits_line({git_commit(): 6}) in text
     # fip against sft inside each variant (row_baseline), never the teacher or sft itself
     assert "## Rows against `sft`" in text and "Δgen AUC vs sft [95%]" in text
     point, lo, hi = lr_fip["gen_auc_vs_row_sft"][0]
@@ -122,14 +122,14 @@ def test_unrecorded_training_time_is_shown_as_unknown_not_averaged(tmp_path):
 
 
 def test_run_commits_count_each_runs_own_commit():
-    from flipkd.reproduce.sweep_report import _commits_line, run_commits
+    from flipkd.provenance import commits_line, run_commits
 
     a, b = "a" * 40, "b" * 40 + "-dirty"
     counts = run_commits([{"git_commit": a}, {"git_commit": b}, {"git_commit": a}, {}])
     assert counts == {a: 2, b: 1, "unknown": 1}
-    line = _commits_line(counts)
+    line = commits_line(counts)
     assert line.startswith("Runs computed at: `aaaaaaa` (2), `bbbbbbb-dirty` (1), `unknown` (1)")
-    assert "recorded before sweeps kept the commit" in line
+    assert "recorded before runs kept their commit" in line
 
 
 def test_a_run_copied_from_another_sweep_takes_this_sweeps_variant_name(tmp_path):

@@ -7,6 +7,7 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -69,3 +70,17 @@ def provenance(command: list[str] | None = None) -> dict[str, Any]:
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def run_commits(records: list[dict]) -> dict[str, int]:
+    """How many runs each commit computed (``unknown``: a run recorded before runs kept it).
+    A report's own ``git_commit`` is the code that wrote it, which for a resumed ladder or
+    sweep need not be the code that computed its earlier runs."""
+    return dict(Counter(record.get("git_commit", "unknown") for record in records))
+
+
+def commits_line(counts: dict[str, int]) -> str:
+    """``Runs computed at: `abc1234` (3), `def5678-dirty` (1) (runs per commit).``"""
+    cells = [f"`{c if c == 'unknown' else c[:7] + c[40:]}` ({n})" for c, n in counts.items()]
+    note = "; `unknown`: recorded before runs kept their commit" if "unknown" in counts else ""
+    return f"Runs computed at: {', '.join(cells)} (runs per commit{note})."

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flipkd.config import config_hash
 from flipkd.paths import atomic_file, write_json
-from flipkd.provenance import provenance
+from flipkd.provenance import commits_line, provenance, run_commits
 from flipkd.reproduce import plots
 from flipkd.reproduce.aggregate import aggregate_rows, markdown_table
 from flipkd.reproduce.claims import check_claims, claims_markdown, teacher_ratios
@@ -51,6 +51,7 @@ def write_report(
             "runs_computed": sum(not r.get("read_back") for r in results),
             "runs_read_back": sum(bool(r.get("read_back")) for r in results),
         },
+        "run_commits": run_commits(results),
         "claims": check_claims(rows, results, prof.bootstrap),
         "fip_over_teacher": teacher_ratios(rows),
         **provenance(command),
@@ -76,7 +77,8 @@ def write_report(
         f"{cfg.train.batch_size}.{_timing_line(doc['timing'])}\n"
         "Mean over seeds; [95% bootstrap CI over test pairs]. Gen = generated-label probability, "
         "rep = A-tap cosine. Thresholds chosen on dev (F1), applied to test. Spearman ×100.\n\n"
-        f"Command: `{doc['command']}` at `{doc['git_commit']}`.\n\n"
+        f"Command: `{doc['command']}` at `{doc['git_commit']}`. "
+        f"{commits_line(doc['run_commits'])}\n\n"
     )
     with atomic_file(out_dir / "table.md") as fh:
         fh.write(header + markdown_table(rows) + "\n")

@@ -18,7 +18,7 @@ import numpy as np
 from flipkd.evaluation.metrics import bootstrap_interval, resampled_pair_metric
 from flipkd.modes import MODES, metric_prefix
 from flipkd.paths import atomic_file, write_json
-from flipkd.provenance import provenance
+from flipkd.provenance import commits_line, provenance, run_commits
 
 BOOTSTRAP = 1000
 COLUMNS = (
@@ -147,7 +147,7 @@ def markdown(
         "",
         f"Command: `{' '.join(command)}`",
         "",
-        *([_commits_line(commits), ""] if commits else []),
+        *([commits_line(commits), ""] if commits else []),
         f"Shared overrides: `{' '.join(spec.overrides) or '(none)'}`",
         "",
         "| " + " | ".join(head) + " |",
@@ -274,24 +274,6 @@ def curves_markdown(curves: list[dict]) -> str:
             parts.append(f"| {curve['variant']} | {curve['row']} | {curve['seed']} | "
                          + " | ".join(cells) + " |")  # fmt: skip
     return "\n".join(parts) + "\n"
-
-
-def run_commits(records: list[dict]) -> dict[str, int]:
-    """How many runs each commit computed (``unknown``: a run recorded before sweeps kept it).
-    The report's own ``git_commit`` is the code that wrote it, which for a resumed sweep need
-    not be the code that trained its earlier runs."""
-    counts: dict[str, int] = {}
-    for record in records:
-        commit = record.get("git_commit", "unknown")
-        counts[commit] = counts.get(commit, 0) + 1
-    return counts
-
-
-def _commits_line(counts: dict[str, int]) -> str:
-    """``Runs computed at: `abc1234` (3), `def5678-dirty` (1) (runs per commit).``"""
-    cells = [f"`{c if c == 'unknown' else c[:7] + c[40:]}` ({n})" for c, n in counts.items()]
-    note = "; `unknown`: recorded before sweeps kept the commit" if "unknown" in counts else ""
-    return f"Runs computed at: {', '.join(cells)} (runs per commit{note})."
 
 
 def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[str]) -> Path:
