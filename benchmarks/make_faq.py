@@ -11,9 +11,19 @@ with its similar rewrite; for LCQMC and BQ a group can be larger.
 
 ``--exclude-train B ...`` drops every question that appears (either side, any label) in the
 train split of benchmark B before grouping, so that neither a student nor a teacher trained on
-B has seen an entry or a query. Written to ``OUT_DIR/faq.csv`` (id,question,answer),
-``OUT_DIR/queries.csv`` (query,id) and ``OUT_DIR/manifest.json`` (how, counts), outside the
-repository: the data's licences do not allow committing them. Then:
+B has seen an entry or a query. ``--exclude-run RUN ...`` drops only the questions of the pairs
+RUN trained on (the seeded train sample its ``config.yaml`` names), so that the rest of a train
+split becomes a held-out FAQ for that run, larger than its dev split:
+
+    python benchmarks/make_faq.py mqp --out-dir ~/faq/mqp_unseen --splits train \
+        --exclude-run runs/demo/work/runs/fip-s0-...
+
+A run's teacher trained on the same sample is covered; a teacher given as ``teacher.run``
+trained on its own pairs, which this does not exclude (the script says so).
+
+Written to ``OUT_DIR/faq.csv`` (id,question,answer), ``OUT_DIR/queries.csv`` (query,id) and
+``OUT_DIR/manifest.json`` (how, counts), outside the repository: the data's licences do not
+allow committing them. Then:
 
     flipkd faq eval MODEL --faq OUT_DIR/faq.csv --queries OUT_DIR/queries.csv
 """
@@ -87,6 +97,26 @@ def train_questions(benchmarks: Sequence[str]) -> set[str]:
     return seen
 
 
+def run_questions(runs: Sequence[Path]) -> set[str]:
+    """Every text of the training pairs of ``runs`` (each run's seeded train sample)."""
+    from flipkd.config import load_config
+    from flipkd.recipes.pipeline import load_splits
+
+    seen: set[str] = set()
+    for run in runs:
+        config = Path(run) / "config.yaml"
+        if not config.is_file():
+            raise DataError("not a run directory (no config.yaml)", where=str(run))
+        cfg = load_config(config)
+        for pair in load_splits(cfg, ("train",))["train"]:
+            seen.update((pair.text_a, pair.text_b))
+        print(f"{run}: {len(seen)} questions to exclude so far", file=sys.stderr)
+        if cfg.teacher.run:
+            print(f"{run}: its teacher {cfg.teacher.run} trained on its own pairs; their "
+                  "questions are not excluded", file=sys.stderr)  # fmt: skip
+    return seen
+
+
 def write_benchmark(out_dir: Path, groups: list[tuple[str, list[str]]], prefix: str) -> int:
     """Write ``faq.csv`` and ``queries.csv``; return the number of queries."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,12 +144,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--exclude-train", nargs="*", default=[], metavar="B", help="drop B's train questions"
     )
+    parser.add_argument(
+        "--exclude-run", nargs="*", type=Path, default=[], metavar="RUN",
+        help="drop the questions of the pairs RUN trained on",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     out_dir = args.out_dir.expanduser().resolve()
     if out_dir == REPO or REPO in out_dir.parents:
         msg = "write the benchmark outside the repository (data licences)"
         raise DataError(msg, where=str(out_dir))
-    exclude = train_questions(args.exclude_train)
+    exclude = train_questions(args.exclude_train) | run_questions(args.exclude_run)
     pairs = [
         (p.text_a, p.text_b, p.label)
         for split in args.splits
@@ -135,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": args.benchmark,
         "splits": args.splits,
         "exclude_train": args.exclude_train,
+        "exclude_runs": [str(r) for r in args.exclude_run],
         "excluded_questions": len(exclude),
         "pairs": len(pairs),
         "entries": len(groups),

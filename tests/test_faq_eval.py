@@ -384,6 +384,42 @@ def test_paraphrase_groups_and_files(tmp_path):
         script.main(["mqp", "--out-dir", str(Path(__file__).parent / "x")])
 
 
+def test_make_faq_excludes_what_a_run_trained_on(tmp_path, capsys):
+    """--exclude-run drops the questions of the pairs the run trained on (its config's seeded
+    train sample), so the rest of the train split is held out for it; not a run: one line."""
+    from flipkd.config import load_config, save_resolved
+    from flipkd.data import load_split
+    from flipkd.errors import run_script
+    from tiny_run import write_benchmark
+
+    script = make_faq_script()
+    (tmp_path / "bench").mkdir()
+    root, _ = write_benchmark(tmp_path / "bench", 80, 48, 16)
+    run = tmp_path / "run"
+    cfg = load_config(None, [f"data.benchmark={root}", "data.max_train_pairs=10", "data.seed=3"])
+    save_resolved(cfg, run)
+    trained = {t for p in load_split(str(root), "train", max_pairs=10, seed=3)
+               for t in (p.text_a, p.text_b)}  # fmt: skip
+    assert script.run_questions([run]) == trained
+    out = tmp_path / "faq"
+    script.main([str(root), "--out-dir", str(out), "--splits", "train", "--exclude-run", str(run)])
+    entries = load_faq(out / "faq.csv")
+    queries = load_queries(out / "queries.csv", [e.id for e in entries])
+    used = {e.question for e in entries} | {q.query for q in queries}
+    assert used and not used & trained
+    everything = [(p.text_a, p.text_b, p.label) for p in load_split(str(root), "train")]
+    assert used < {t for a, b, label in everything if label == 1 for t in (a, b)}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["exclude_runs"] == [str(run)] and manifest["excluded_questions"] == len(trained)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(lambda: script.main([str(root), "--out-dir", str(out), "--exclude-run",
+                                        str(tmp_path)]))  # fmt: skip
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "not a run directory (no config.yaml)" in lines[0], lines
+
+
 def _run_rerank_benchmark(tmp_path, monkeypatch, *extra: str) -> tuple[dict, str]:
     """benchmarks/rerank_prefix.py on the tiny student: its JSON report and markdown."""
     import importlib.util
