@@ -47,9 +47,10 @@ def test_healthz_page_and_static(api):
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
     assert "https://" not in page.text  # no CDN
-    # the page's label weight starts at the API's default
-    field = 'id="rerank-weight" type="number" min="0" max="1" step="0.1"'
-    assert f'{field} value="{RERANK_WEIGHT_DEFAULT:g}"' in page.text
+    # the page's label weight starts empty: the server's default unless the user types one
+    assert 'id="rerank-weight" type="number" min="0" max="1" step="0.1" placeholder="default">' in (
+        page.text
+    )
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/nope").status_code == 404
     assert client.get("/search").status_code == 405
@@ -144,6 +145,14 @@ def test_search_rerank_by_default_mixes_at_the_default_weight():
                          RERANK_WEIGHT_DEFAULT)  # fmt: skip
     np.testing.assert_allclose([r["score"] for r in results], mixed, rtol=1e-5, atol=1e-6)
     assert np.ptp(mixed) > 1
+    # a server started with another default serves it to requests that leave it out
+    client, _ = make_client(LengthMatcher(), limits=limits, rerank_weight=0.0)
+    with client:
+        by_cosine = client.post("/search", json=ask).json()
+    assert by_cosine["rerank_weight"] == 0.0
+    assert [r["id"] for r in by_cosine["results"]] == [r["id"] for r in by[0]["results"]]
+    with pytest.raises(ValueError, match="rerank_weight must lie in"):
+        make_client(rerank_weight=1.5)
 
 
 @pytest.mark.parametrize("mode", ["gen", "rep"])

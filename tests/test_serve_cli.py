@@ -61,6 +61,24 @@ def test_faq_of_questions_and_ids_only_serves(monkeypatch, tmp_path, captured):
     assert hit["id"] == "Q-1" and hit["answer"] is None
 
 
+def test_serve_rerank_weight_sets_the_default_of_search(monkeypatch, tmp_path, capsys, captured):
+    """--rerank-weight is what a /search request that leaves rerank_weight out is served at; a
+    request's own weight still wins; outside [0, 1] the command stops (exit 2)."""
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    args = ["serve", str(tmp_path), "--faq", str(faq), "--loader", LOADER]
+    run_cli(monkeypatch, *args, "--rerank-weight", "0.2")
+    ask = {"query": "cancel order refund", "k": 3, "rerank": True}
+    with TestClient(captured["app"], base_url="http://127.0.0.1:8000") as client:
+        assert client.post("/search", json=ask).json()["rerank_weight"] == 0.2
+        own = client.post("/search", json={**ask, "rerank_weight": 1.0}).json()
+        assert own["rerank_weight"] == 1.0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(monkeypatch, *args, "--rerank-weight", "1.5")
+    assert exit_info.value.code == 2
+    assert "--rerank-weight" in capsys.readouterr().err
+
+
 def test_unknown_loader_exits_2(monkeypatch, tmp_path, capsys, captured):
     faq = write_faq_csv(tmp_path / "faq.csv")
     with pytest.raises(SystemExit) as exit_info:

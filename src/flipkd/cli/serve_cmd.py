@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from flipkd.modes import RERANK_WEIGHT_DEFAULT
+
 # the student's weights at inference (flipkd.student.precision); float32 gives the scores
 # the export's thresholds were chosen on
 PRECISION_DEFAULT = "float32"
@@ -32,6 +34,7 @@ def build_app(
     queue: int = 256,
     request_timeout_s: float = 60.0,
     precision: str = "float32",
+    rerank_weight: float = RERANK_WEIGHT_DEFAULT,
 ) -> FastAPI:
     """Validate the FAQ, load the model, build (or reuse) the index, make the app."""
     from flipkd.serve.app import create_app
@@ -52,6 +55,7 @@ def build_app(
         max_wait_ms=max_wait_ms,
         max_queue=queue,
         request_timeout_s=request_timeout_s,
+        rerank_weight=rerank_weight,
     )
 
 
@@ -81,6 +85,15 @@ def serve(
     ),
     loader: str = typer.Option("flipkd", help="How to load DIR: 'flipkd' or 'module:function'."),
     precision: str = typer.Option(PRECISION_DEFAULT, help=PRECISION_HELP),
+    rerank_weight: float = typer.Option(
+        RERANK_WEIGHT_DEFAULT,
+        "--rerank-weight",
+        min=0.0,
+        max=1.0,
+        help="/search's rerank_weight for requests that leave it out: 1 re-ranks by the "
+        "generated label alone (the paper's), below 1 mixes in the cosine (0: the cosine "
+        "order); the default was chosen on dev FAQs.",
+    ),
 ) -> None:
     """Serve FAQ search (/search), pair matching (/match), /healthz, /metrics and a web page."""
     from flipkd.serve.server import allowed_hosts_for, is_loopback, run_server
@@ -99,6 +112,7 @@ def serve(
         queue=queue,
         request_timeout_s=request_timeout,
         precision=precision,
+        rerank_weight=rerank_weight,
     )
     typer.echo(f"flipkd: serving on http://{host}:{port} (Ctrl-C drains and stops)")
     run_server(app, host=host, port=port)

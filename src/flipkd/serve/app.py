@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 
+from flipkd.modes import RERANK_WEIGHT_DEFAULT
 from flipkd.serve.batcher import BatcherClosedError, MicroBatcher, QueueFullError
 from flipkd.serve.index import FaqIndex, Hit
 from flipkd.serve.metrics import CONTENT_TYPE, ServeMetrics
@@ -65,6 +66,7 @@ class ServeState:
     limits: Limits
     token: str | None
     request_timeout_s: float | None = None
+    rerank_weight: float = RERANK_WEIGHT_DEFAULT  # for requests that leave it out
 
 
 def _state(request: Request) -> ServeState:
@@ -159,8 +161,9 @@ async def search(request: Request) -> SearchResponse:
     [vector] = await submit(state, "encode", [body.query])
     depth = search_depth(body.k, body.rerank, state.limits.rerank_candidates)
     hits = state.index.search(vector, depth)
+    weight = state.rerank_weight if body.rerank_weight is None else body.rerank_weight
     if body.rerank:
-        scored = await _rerank(state, body.query, hits, body.rerank_weight)
+        scored = await _rerank(state, body.query, hits, weight)
     else:
         scored = [(h, h.score, None) for h in hits]
     results = []
@@ -178,7 +181,7 @@ async def search(request: Request) -> SearchResponse:
             )
         )
     return SearchResponse(
-        query=body.query, k=body.k, rerank=body.rerank, rerank_weight=body.rerank_weight,
+        query=body.query, k=body.k, rerank=body.rerank, rerank_weight=weight,
         results=results,
     )  # fmt: skip
 
@@ -249,6 +252,7 @@ def create_app(
     allowed_hosts: list[str] | None = None,
     drain_timeout_s: float = 30.0,
     request_timeout_s: float | None = 60.0,
+    rerank_weight: float = RERANK_WEIGHT_DEFAULT,
 ) -> FastAPI:
     """Build the app.
 
@@ -267,9 +271,12 @@ def create_app(
         request_timeout_s: Longest wait for the model per request (queue included) before
             504; ``/healthz`` reports 503 "stalled" while one model call runs longer than
             this. None or 0: no limit.
+        rerank_weight: ``/search``'s ``rerank_weight`` for requests that leave it out.
     """
     if request_timeout_s is not None and request_timeout_s < 0:
         raise ValueError("request_timeout_s must be >= 0 (0: no limit)")
+    if not 0 <= rerank_weight <= 1:
+        raise ValueError(f"rerank_weight must lie in [0, 1], not {rerank_weight}")
     limits = limits or Limits()
     largest = max(limits.max_pairs, limits.rerank_candidates)
     if max_queue < largest:
@@ -286,8 +293,9 @@ def create_app(
     )
     app_metrics.track_queue(lambda: batcher.depth)
     state = ServeState(
-        matcher, index, batcher, app_metrics, limits, token or None, request_timeout_s or None
-    )
+        matcher, index, batcher, app_metrics, limits, token or None, request_timeout_s or None,
+        rerank_weight,
+    )  # fmt: skip
     app = FastAPI(
         title="flipkd",
         docs_url=None,

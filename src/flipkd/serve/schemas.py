@@ -28,7 +28,7 @@ from pydantic import (
     field_validator,
 )
 
-from flipkd.modes import RERANK_WEIGHT_DEFAULT, Mode
+from flipkd.modes import Mode
 from flipkd.serve.texts import lone_surrogate, printable, text_problem
 
 
@@ -79,15 +79,14 @@ class _Body(BaseModel):
 
 class SearchRequest(_Body):
     """``POST /search``: the query, how many FAQs, whether to re-rank, and how much of the
-    cosine to mix into the re-ranking score (1: the generated label alone; the default,
-    :data:`flipkd.modes.RERANK_WEIGHT_DEFAULT`, was chosen on dev FAQs)."""
+    cosine to mix into the re-ranking score (1: the generated label alone; left out: the
+    server's default, ``flipkd serve --rerank-weight``, which is
+    :data:`flipkd.modes.RERANK_WEIGHT_DEFAULT` (chosen on dev FAQs) unless set)."""
 
     query: StrictStr
     k: StrictInt = 5
     rerank: StrictBool = False
-    rerank_weight: StrictFloat = Field(
-        default=RERANK_WEIGHT_DEFAULT, ge=0, le=1, allow_inf_nan=False
-    )
+    rerank_weight: StrictFloat | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
 
     @field_validator("query")
     @classmethod
@@ -142,7 +141,8 @@ class SearchHit(BaseModel):
 
 
 class SearchResponse(BaseModel):
-    """Answer to ``POST /search``."""
+    """Answer to ``POST /search`` (``rerank_weight``: the weight used, the request's or the
+    server's default)."""
 
     query: str
     k: int
