@@ -14,7 +14,10 @@ w = 1, the default, is the generated-label order, w = 0 the index's cosine order
 of ``--weights``, from one scoring pass. Reports top-1, top-5 and MRR@10 per w, and each
 w's top-1 difference from w = 1 and from the index (w = 0), each with a paired bootstrap
 interval over the queries (flipkd's one bootstrap). Checks first that the file's own weight
-reproduces its re-ranked ranks. Writes ``OUT.json`` and ``OUT.md``.
+reproduces its re-ranked ranks. ``--k K`` (below the file's k) re-ranks only each query's
+first K candidates, the rest following in cosine order, as ``/search`` does with
+``rerank_candidates = K`` (fewer model calls per query: what a smaller k costs in top-1).
+Writes ``OUT.json`` and ``OUT.md``.
 """
 
 from __future__ import annotations
@@ -35,24 +38,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path, help="flipkd faq eval --candidates --out file")
     parser.add_argument("--weights", type=float, nargs="+", default=list(WEIGHTS))
+    parser.add_argument("--k", type=int, default=None, help="re-rank only the first K")
     parser.add_argument("--resamples", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     args = parser.parse_args(argv)
     if any(not 0 <= w <= 1 for w in args.weights):
         raise ConfigError(f"--weights must lie in [0, 1], got {args.weights}")
+    if args.k is not None and args.k < 1:
+        raise ConfigError(f"--k must be at least 1, not {args.k}")
     return args
 
 
-def ranks_at(rows: list[dict], gold: list[str], weight: float) -> list[int | None]:
-    """Each query's gold rank after ordering its candidates by ``/search``'s mixed score
-    (:func:`flipkd.serve.ranking.mixed_scores`; stable: ties keep the cosine order)."""
+def ranks_at(
+    rows: list[dict], gold: list[str], weight: float, k: int | None = None
+) -> list[int | None]:
+    """Each query's gold rank after ordering its first ``k`` (default: all) candidates by
+    ``/search``'s mixed score (:func:`flipkd.serve.ranking.mixed_scores`, standardised over
+    those k; stable: ties keep the cosine order), the rest following in cosine order."""
     from flipkd.serve.ranking import mixed_scores
 
     out = []
     for row, want in zip(rows, gold, strict=True):
-        score = mixed_scores(row["cos"], row["gen"], weight)
-        order = sorted(range(len(row["ids"])), key=lambda i: -score[i])
+        n = len(row["ids"]) if k is None else min(k, len(row["ids"]))
+        score = mixed_scores(row["cos"][:n], row["gen"][:n], weight)
+        order = sorted(range(n), key=lambda i: -score[i]) + list(range(n, len(row["ids"])))
         out.append(rank_of([row["ids"][i] for i in order], want))
     return out
 
@@ -81,10 +91,10 @@ def run(args: argparse.Namespace) -> dict:
     served = doc.get("rerank_weight", 1.0)
     if ranks_at(rows, gold, served) != system["ranks"]:
         raise ConfigError(f"{args.file}: w = {served:g} does not reproduce the file's ranks")
-    label_only, index_only = ranks_at(rows, gold, 1.0), ranks_at(rows, gold, 0.0)
+    label_only, index_only = ranks_at(rows, gold, 1.0, args.k), ranks_at(rows, gold, 0.0)
     table = {}
     for weight in args.weights:
-        ranks = ranks_at(rows, gold, weight)
+        ranks = ranks_at(rows, gold, weight, args.k)
         top1 = paired_difference(label_only, ranks, args.resamples, args.seed)["top1"]
         gain = paired_difference(index_only, ranks, args.resamples, args.seed)["top1"]
         table[f"{weight:g}"] = {
@@ -99,6 +109,7 @@ def run(args: argparse.Namespace) -> dict:
         "file": str(args.file),
         "model": doc.get("model"),
         "system": system["name"],
+        "k": args.k or len(rows[0]["ids"]),
         "queries": doc["queries"],
         "resamples": args.resamples,
         "seed": args.seed,
@@ -107,7 +118,8 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _argv(args: argparse.Namespace) -> list[str]:
-    return [str(args.file), "--weights", *map(str, args.weights), "--resamples",
+    k = ["--k", str(args.k)] if args.k is not None else []
+    return [str(args.file), "--weights", *map(str, args.weights), *k, "--resamples",
             str(args.resamples), "--seed", str(args.seed), "--out", str(args.out)]  # fmt: skip
 
 
@@ -118,8 +130,9 @@ def markdown(report: dict) -> str:
         f"Command: `{report['command']}`",
         "",
         f"`{report['file']}` ({report['system']}, {report['model']}), "
-        f"{report['queries']['n']} queries. w = 1: the generated label alone (what `/search` "
-        "re-ranks by); w = 0: the index's cosine order. Top-1 differences paired over "
+        f"{report['queries']['n']} queries, the first {report['k']} candidates re-ranked. "
+        "w = 1: the generated label alone; w = 0: the index's cosine order. Top-1 differences "
+        "paired over "
         f"the queries, {report['resamples']} resamples, seed {report['seed']}.",
         "",
         "| w | top-1 | top-5 | MRR@10 | top-1 − label only [95%] | top-1 − index [95%] |",

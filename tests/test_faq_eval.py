@@ -680,6 +680,20 @@ def test_candidates_are_recorded_and_fusion_reproduces_the_rerank(monkeypatch, t
     bench.main([str(out), "--weights", "1", "--resamples", "50", "--out", str(tmp_path / "h")])
     again = json.loads((tmp_path / "h.json").read_text())  # a mixed file still reads back
     assert again["weights"]["1"]["top1"] == report["weights"]["1"]["top1"]
+    # --k 2 on k = 5 candidates is what faq eval (and /search) serve re-ranking only 2: a
+    # label against the cosine, so that where the re-ranking stops shows in the ranks
+    contrary = [*args[:7], "--loader", "test_faq_eval:load_contrary", "--no-progress",
+                "--rerank-weight", "1"]  # fmt: skip
+    run_cli(monkeypatch, *contrary, "--rerank-k", "5", "--candidates", "--out", str(out))
+    bench.main([str(out), "--weights", "1", "--k", "2", "--resamples", "50",
+                "--out", str(tmp_path / "k2")])  # fmt: skip
+    two = json.loads((tmp_path / "k2.json").read_text())
+    five = json.loads(out.read_text(encoding="utf-8"))["systems"][1]
+    run_cli(monkeypatch, *contrary, "--rerank-k", "2", "--out", str(out))
+    served_two = json.loads(out.read_text(encoding="utf-8"))["systems"][1]
+    assert two["k"] == 2 and report["k"] == 5 and served_two["ranks"] != five["ranks"]
+    for metric in ("top1", "top5", "mrr@10"):
+        assert served_two["metrics"][metric] == two["weights"]["1"][metric]
     # without --candidates nothing is kept, and the benchmark says what to run
     run_cli(monkeypatch, *args, "--out", str(out))
     assert "candidates" not in json.loads(out.read_text(encoding="utf-8"))["systems"][1]
