@@ -79,6 +79,18 @@ def test_serve_rerank_weight_sets_the_default_of_search(monkeypatch, tmp_path, c
     assert "--rerank-weight" in capsys.readouterr().err
 
 
+def test_serve_rerank_k_is_how_many_candidates_the_label_rescores(monkeypatch, tmp_path, captured):
+    faq = write_faq_csv(tmp_path / "faq.csv")
+    args = ["serve", str(tmp_path), "--faq", str(faq), "--loader", LOADER]
+    for k, scored in ((3, 3), (None, 8)):  # default 20, capped by the FAQ's 8 entries
+        run_cli(monkeypatch, *args, *(["--rerank-k", str(k)] if k else []))
+        app = captured["app"]
+        with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+            ask = {"query": "cancel order refund", "k": 2, "rerank": True}
+            assert len(client.post("/search", json=ask).json()["results"]) == 2
+        assert app.state.serve.matcher.calls_of("gen") == [scored]
+
+
 def test_unknown_loader_exits_2(monkeypatch, tmp_path, capsys, captured):
     faq = write_faq_csv(tmp_path / "faq.csv")
     with pytest.raises(SystemExit) as exit_info:

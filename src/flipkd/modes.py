@@ -25,6 +25,8 @@ DEFAULT_THRESHOLD: dict[Mode, float] = {"gen": 0.5, "rep": 0.0}
 # results/faq/dev/fusion_pooled.md): the best mean gain over the label alone among the
 # weights under which no dev student's re-ranking fell below its own index.
 RERANK_WEIGHT_DEFAULT = 0.5
+# how many cosine candidates a re-ranking /search request rescores (Limits.rerank_candidates)
+RERANK_K_DEFAULT = 20
 MEANING: dict[Mode, str] = {
     "gen": "P(positive label word): softmax over the two label-word logits at the answer",
     "rep": "cosine of the two texts' A-tap representations, in [-1, 1]",

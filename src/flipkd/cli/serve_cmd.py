@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from flipkd.modes import RERANK_WEIGHT_DEFAULT
+from flipkd.modes import RERANK_K_DEFAULT, RERANK_WEIGHT_DEFAULT
 
 # the student's weights at inference (flipkd.student.precision); float32 gives the scores
 # the export's thresholds were chosen on
@@ -35,20 +35,24 @@ def build_app(
     request_timeout_s: float = 60.0,
     precision: str = "float32",
     rerank_weight: float = RERANK_WEIGHT_DEFAULT,
+    rerank_k: int | None = None,
 ) -> FastAPI:
     """Validate the FAQ, load the model, build (or reuse) the index, make the app."""
     from flipkd.serve.app import create_app
     from flipkd.serve.faq import load_faq
     from flipkd.serve.index import index_keys, open_or_build
     from flipkd.serve.protocol import load_matcher
+    from flipkd.serve.schemas import Limits
 
     entries = load_faq(faq)  # fail on a bad FAQ before the (slow) model load
     matcher = load_matcher(model_dir, loader, precision=precision)
     keys = index_keys(faq, matcher.name, model_dir, getattr(matcher, "precision", precision))
     index = open_or_build(index_dir, entries, matcher.encode, keys)
+    limits = Limits() if rerank_k is None else Limits(rerank_candidates=rerank_k)
     return create_app(
         matcher,
         index,
+        limits=limits,
         token=token,
         allowed_hosts=allowed_hosts,
         max_batch=max_batch,
@@ -94,6 +98,13 @@ def serve(
         "generated label alone (the paper's), below 1 mixes in the cosine (0: the cosine "
         "order); the default was chosen on dev FAQs.",
     ),
+    rerank_k: int = typer.Option(
+        RERANK_K_DEFAULT,
+        "--rerank-k",
+        min=1,
+        help="Cosine candidates a re-ranking /search request rescores with the generated label "
+        "(its cost grows with k).",
+    ),
 ) -> None:
     """Serve FAQ search (/search), pair matching (/match), /healthz, /metrics and a web page."""
     from flipkd.serve.server import allowed_hosts_for, is_loopback, run_server
@@ -113,6 +124,7 @@ def serve(
         request_timeout_s=request_timeout,
         precision=precision,
         rerank_weight=rerank_weight,
+        rerank_k=rerank_k,
     )
     typer.echo(f"flipkd: serving on http://{host}:{port} (Ctrl-C drains and stops)")
     run_server(app, host=host, port=port)

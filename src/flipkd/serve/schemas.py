@@ -28,7 +28,7 @@ from pydantic import (
     field_validator,
 )
 
-from flipkd.modes import Mode
+from flipkd.modes import RERANK_K_DEFAULT, Mode
 from flipkd.serve.texts import lone_surrogate, printable, text_problem
 
 
@@ -48,7 +48,7 @@ class Limits:
     max_text_chars: int = 2000
     max_pairs: int = 64
     max_k: int = 50
-    rerank_candidates: int = 20
+    rerank_candidates: int = RERANK_K_DEFAULT
 
 
 class ApiError(Exception):
