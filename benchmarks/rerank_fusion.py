@@ -55,7 +55,9 @@ def ranks_at(
 ) -> list[int | None]:
     """Each query's gold rank after ordering its first ``k`` (default: all) candidates by
     ``/search``'s mixed score (:func:`flipkd.serve.ranking.mixed_scores`, standardised over
-    those k; stable: ties keep the cosine order), the rest following in cosine order."""
+    those k; stable: ties keep the cosine order), the rest following in cosine order; None
+    beyond the 10 results ``faq eval`` scores (``CUTOFF``), as it records them."""
+    from flipkd.serve.faq_eval import CUTOFF
     from flipkd.serve.ranking import mixed_scores
 
     out = []
@@ -63,7 +65,7 @@ def ranks_at(
         n = len(row["ids"]) if k is None else min(k, len(row["ids"]))
         score = mixed_scores(row["cos"][:n], row["gen"][:n], weight)
         order = sorted(range(n), key=lambda i: -score[i]) + list(range(n, len(row["ids"])))
-        out.append(rank_of([row["ids"][i] for i in order], want))
+        out.append(rank_of([row["ids"][i] for i in order[:CUTOFF]], want))
     return out
 
 

@@ -758,6 +758,20 @@ def test_fusion_pool_picks_the_best_mean_without_falling_below_an_index(tmp_path
         assert len(lines) == 1 and message in lines[0], lines
 
 
+def test_fusion_ranks_stop_at_the_ten_results_faq_eval_scores():
+    """rerank_fusion.ranks_at: the first k candidates re-ordered, the rest in cosine order, and
+    a gold entry past the 10th result is None, as faq eval records it (k = 20 files)."""
+    bench = _load_script("rerank_fusion")
+    ids = [f"e{i}" for i in range(12)]
+    row = {"ids": ids, "cos": [1 - i / 100 for i in range(12)], "gen": [i / 12 for i in range(12)]}
+    label_first = bench.ranks_at([row], ["e11"], 1.0)  # the label puts e11 first of all 12
+    assert label_first == [1]
+    assert bench.ranks_at([row], ["e11"], 1.0, k=3) == [None]  # 12th by cosine: past 10
+    assert bench.ranks_at([row], ["e2"], 1.0, k=3) == [1] and bench.ranks_at(
+        [row], ["e3"], 1.0, k=3
+    ) == [4]
+
+
 def test_candidates_need_out(monkeypatch, tmp_path, capsys):
     faq = write_faq_csv(tmp_path / "faq.csv")
     queries = write_queries(tmp_path / "q.tsv")
