@@ -227,7 +227,7 @@ def test_command_end_to_end(monkeypatch, tmp_path, capsys):
             "test_serve_fake:load", "--index", str(index_dir), "--no-progress"]  # fmt: skip
     run_cli(monkeypatch, *args, "--out", str(out))
     printed = capsys.readouterr().out
-    assert "| student index |" in printed and "| student rerank@10 w=0.5 |" in printed
+    assert "| student index |" in printed and "| student rerank@20 w=0.5 |" in printed
     report = json.loads(out.read_text(encoding="utf-8"))
     assert {"command", "git_commit", "versions"} <= set(report)
     assert report["queries"]["n"] == len(QUERIES) and report["faq"]["entries"] == len(FAQ_ROWS)

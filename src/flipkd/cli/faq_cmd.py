@@ -13,7 +13,7 @@ import typer
 
 from flipkd.cli.serve_cmd import PRECISION_DEFAULT, PRECISION_HELP
 from flipkd.errors import ConfigError
-from flipkd.modes import RERANK_WEIGHT_DEFAULT
+from flipkd.modes import RERANK_K_DEFAULT, RERANK_WEIGHT_DEFAULT
 from flipkd.paths import hash_files, write_json
 
 faq_app = typer.Typer(help="FAQ retrieval: measure a model on an FAQ.", no_args_is_help=True)
@@ -109,7 +109,11 @@ def eval_faq(
         None, "--teacher", help="Also measure this teacher (registered name or path), zero-shot."
     ),
     rerank_k: int = typer.Option(
-        10, "--rerank-k", min=0, help="Re-rank a student's top k by the generated label (0: off)."
+        RERANK_K_DEFAULT,
+        "--rerank-k",
+        min=0,
+        help="Re-rank a student's top k by the generated label (0: off); the default is "
+        "flipkd serve's.",
     ),
     rerank_weight: float = typer.Option(
         RERANK_WEIGHT_DEFAULT,
