@@ -273,3 +273,35 @@ def test_split_parts_run_side_by_side_and_the_whole_spec_reads_them_back(
     bad.write_text(json.dumps({**whole, "variants": {}}))
     with pytest.raises(ConfigError, match="bad.yaml: variants"):
         split_sweep.split(bad, tmp_path / "bad-parts", teachers=False)
+
+
+def test_a_row_a_variant_does_not_change_is_computed_once(
+    bench, tiny_llama_dir, tmp_path, monkeypatch
+):
+    """``train.grad_route`` changes only a row with both kinds of term: the second variant's
+    ``sft`` is the first's run, read back, and its ``fip`` trains anew."""
+    root, teacher = bench
+    spec = SweepSpec(
+        name="route", benchmark=str(root), profile="tiny", rows=["sft", "fip"], seeds=1,
+        overrides=[
+            f"student.model={tiny_llama_dir}", f"teacher.model={teacher}",
+            "train.clip_scope=term-apart",
+        ],
+        variants={"shared": [], "split": ["train.grad_route=split"]},
+    )  # fmt: skip
+    trained = []
+    run_one = sweep_mod._run_one
+
+    def counting(cfg, row, *args, **kwargs):
+        trained.append((row, cfg.train.grad_route))
+        return run_one(cfg, row, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_mod, "_run_one", counting)
+    records = run_sweep(spec, tmp_path / "work", progress=False)
+    assert trained == [("sft", "shared"), ("fip", "shared"), ("fip", "split")]
+    split_sft = next(r for r in records if r["variant"] == "split" and r["row"] == "sft")
+    shared_sft = next(r for r in records if r["variant"] == "shared" and r["row"] == "sft")
+    assert split_sft["read_back"] and split_sft["read_from_variant"] == "shared"
+    assert split_sft["dev"] == shared_sft["dev"]
+    split_fip = next(r for r in records if r["variant"] == "split" and r["row"] == "fip")
+    assert not split_fip.get("read_back")

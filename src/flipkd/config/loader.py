@@ -215,6 +215,7 @@ HASH_NEUTRAL = {
     ("loss", "gen_teacher"): 0.0,
     ("train", "adam_beta2"): 0.999,
     ("train", "clip_scope"): "global",
+    ("train", "grad_route"): "shared",
     ("train", "hard_batches"): 0,
     ("teacher", "freeze_embeddings"): False,
     ("teacher", "group_by_length"): False,
@@ -245,6 +246,8 @@ def config_hash(cfg: FlipkdConfig, exclude: dict | None = None) -> str:
             node = node.get(name, {})
         if node.get(key, neutral) == neutral:
             node.pop(key, None)
+    if not (cfg.loss.gen and (cfg.loss.contrastive != "none" or cfg.loss.dist != "none")):
+        data.get("train", {}).pop("grad_route", None)  # one term: nothing to route
     data["results_version"] = RESULTS_VERSION
     blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

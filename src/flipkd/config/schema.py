@@ -244,6 +244,12 @@ class TrainConfig(_Strict):
     # "term-apart": the label term's gradient and the representation terms' gradient are each
     # clipped by its own norm, then added (neither shrinks the other's step, wherever the tap is)
     clip_scope: Literal["global", "tap-apart", "term-apart"] = "global"
+    # which LoRA matrices each loss term trains, when a row has both the label term and the
+    # representation terms (it routes term-apart's two gradients, trainer/clip.py ROUTES):
+    # "shared": both terms train A and B; "split": the representation terms train only the
+    # A matrices (the encoder the A-tap reads), the label only the B matrices; "rep-a": the
+    # representation terms train only A, the label both. A row with one term trains all.
+    grad_route: Literal["shared", "split", "rep-a"] = "shared"
     gradient_checkpointing: bool = False
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     eval_every: int = Field(default=0, ge=0)
@@ -270,11 +276,16 @@ class TrainConfig(_Strict):
         return "no" if value is False else value
 
     @model_validator(mode="after")
-    def _term_apart_unscaled(self) -> TrainConfig:
+    def _term_apart_checks(self) -> TrainConfig:
         if self.clip_scope == "term-apart" and self.mixed_precision == "fp16":
             raise ValueError(
                 "clip_scope 'term-apart' does not work with fp16 loss scaling; "
                 "use mixed_precision bf16 or no"
+            )
+        if self.grad_route != "shared" and self.clip_scope != "term-apart":
+            raise ValueError(
+                f"grad_route {self.grad_route!r} routes the two terms' gradients that "
+                f"clip_scope 'term-apart' keeps apart; set train.clip_scope=term-apart"
             )
         return self
 

@@ -188,6 +188,15 @@ def _read_back(done: Path, variant: str, overrides: list[str]) -> dict:
     return record
 
 
+def _finished(work_dir: Path, run_dir: Path) -> Path | None:
+    """The result of this run (row, seed, config hash) if it finished, here or under another
+    variant of the sweep whose overrides leave this row's config as it is (e.g. a change to
+    the representation terms, for ``sft``): such a run is computed once."""
+    if (own := run_dir / "sweep_result.json").is_file():
+        return own
+    return next(iter(sorted((work_dir / "runs").glob(f"*/{run_dir.name}/sweep_result.json"))), None)
+
+
 def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[dict]:
     """Run (or read back) every variant × row × seed; returns one record per run."""
     from flipkd.recipes.pipeline import ensure_teacher, load_splits
@@ -211,8 +220,8 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
             for row in spec.rows:
                 cfg = build_config(profile, spec.benchmark, row, seed, overrides)
                 run_dir = work_dir / "runs" / variant / f"{row}-s{seed}-{config_hash(cfg)}"
-                done = run_dir / "sweep_result.json"
-                if done.is_file():
+                done = _finished(work_dir, run_dir)
+                if done is not None:
                     records.append(_read_back(done, variant, overrides))
                     continue
                 key = _teacher_key(cfg)
@@ -234,6 +243,6 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                     "run_dir": str(run_dir), "train_seconds_known": train_time_known(run_dir),
                     "dev": dev_summary(out["scores"], generated=row != "teacher"), **out,
                 }  # fmt: skip
-                write_json(done, record)
+                write_json(run_dir / "sweep_result.json", record)
                 records.append(record)
     return records

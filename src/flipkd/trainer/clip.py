@@ -17,7 +17,15 @@ from __future__ import annotations
 import torch
 
 from flipkd.student import Student
-from flipkd.student.lora import lora_a
+from flipkd.student.lora import lora_a, lora_matrix_role
+
+# train.grad_route -> the LoRA matrices (lora_matrix_role) the label's gradient and the
+# representation terms' gradient may update; a parameter of no LoRA matrix takes both
+ROUTES = {
+    "shared": ({"A", "B"}, {"A", "B"}),
+    "split": ({"B"}, {"A"}),
+    "rep-a": ({"A", "B"}, {"A"}),
+}
 
 # scope -> the log names of the groups ``clip_groups`` returns (term-apart: the label's
 # gradient; the representation terms' is named by TermApart)
@@ -54,11 +62,27 @@ class TermApart:
     gradient goes through the engine's ``backward`` into ``p.grad`` as usual. At the
     optimizer step :meth:`apply` averages the buffer over processes (as the engine averages
     ``p.grad``), clips each of the two by its own norm and adds the buffer to ``p.grad``.
+
+    Given ``names`` (as ``named_parameters`` gives them) and a ``route`` other than
+    ``shared`` (:data:`ROUTES`), each gradient first loses the LoRA matrices its term may
+    not update, so the clip norms are of what is applied.
     """
 
-    def __init__(self, params: list[torch.nn.Parameter]):
+    def __init__(
+        self,
+        params: list[torch.nn.Parameter],
+        names: list[str] | None = None,
+        route: str = "shared",
+    ):
         self.params = params
         self.buf: list[torch.Tensor] | None = None
+        gen_roles, rep_roles = ROUTES[route]
+        roles = [lora_matrix_role(n) for n in names] if names else [None] * len(params)
+        if len(roles) != len(params):
+            raise ValueError(f"TermApart: {len(names)} names for {len(params)} parameters")
+        # indices of the parameters each term may not update
+        self.gen_off = [i for i, r in enumerate(roles) if r is not None and r not in gen_roles]
+        self.rep_off = [i for i, r in enumerate(roles) if r is not None and r not in rep_roles]
 
     def add(self, rep_loss: torch.Tensor, scale: float) -> None:
         """Accumulate ``scale ·`` the gradient of ``rep_loss`` (graph kept for the label)."""
@@ -76,10 +100,15 @@ class TermApart:
 
     def apply(self, acc, max_norm: float) -> dict[str, float]:
         """Clip the label's ``p.grad`` and the kept gradient apart, then add them; the norms."""
+        if self.buf is not None:  # a step without a representation term trains everything
+            for i in self.gen_off:
+                self.params[i].grad = None
         out = clip(acc, [self.params], "term-apart", max_norm)
         if self.buf is None:  # no representation term this step (e.g. rep terms weighted 0)
             return out
         buf = self.buf
+        for i in self.rep_off:
+            buf[i] = torch.zeros_like(buf[i])
         if acc.num_processes > 1:
             buf = [acc.reduce(b, reduction="mean") for b in buf]
         rep_norm = torch.nn.utils.get_total_norm(buf)

@@ -258,10 +258,11 @@ def _setup(
         log.info("frozen-prefix cache: %s", where)
     student.gen_vocab = cfg.loss.gen_vocab
     module = student  # the nn.Module the engine wraps
-    params = [p for p in module.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
     clip_sets = clip_groups(student, params, tc.clip_scope)
     split = tc.clip_scope == "term-apart" and losses.gen and losses.needs_rep
-    term_apart = TermApart(params) if split else None
+    term_apart = TermApart(params, [n for n, _ in named], tc.grad_route) if split else None
     optimizer = torch.optim.AdamW(
         params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, tc.adam_beta2)
     )
