@@ -226,3 +226,40 @@ def test_grad_route_needs_term_apart_and_is_hash_neutral():
     sft_shared = FlipkdConfig.model_validate({**shared.model_dump(), "loss": sft})
     sft_split = FlipkdConfig.model_validate({**split.model_dump(), "loss": sft})
     assert config_hash(sft_split) == config_hash(sft_shared)
+
+
+def test_rep_max_grad_norm_clips_the_representation_terms_to_their_own_norm():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(6))
+    x = torch.randn(6)
+
+    def terms():
+        return (w @ x) ** 2, 50.0 * w.pow(2).sum()
+
+    gen, rep = terms()
+    g_gen = torch.autograd.grad(gen, [w])[0]
+    g_rep = torch.autograd.grad(rep, [w])[0]
+
+    def clipped(g, norm):
+        return g * min(1.0, norm / (float(g.norm()) + 1e-6))
+
+    for rep_max, want_rep in ((None, 0.5), (3.0, 3.0)):
+        w.grad = None
+        apart = TermApart([w])
+        gen, rep = terms()
+        apart.add(rep, 1.0)
+        gen.backward()
+        apart.apply(_OneProcess(), 0.5, rep_max)
+        torch.testing.assert_close(w.grad, clipped(g_gen, 0.5) + clipped(g_rep, want_rep))
+
+
+def test_rep_max_grad_norm_needs_term_apart_and_is_hash_neutral():
+    with pytest.raises(ValueError, match="rep_max_grad_norm.*term-apart"):
+        FlipkdConfig.model_validate({"train": {"rep_max_grad_norm": 2.0}})
+    apart = {"clip_scope": "term-apart"}
+    base = FlipkdConfig.model_validate({"train": apart})
+    same = FlipkdConfig.model_validate({"train": {**apart, "rep_max_grad_norm": None}})
+    more = FlipkdConfig.model_validate({"train": {**apart, "rep_max_grad_norm": 4.0}})
+    assert config_hash(same) == config_hash(base) != config_hash(more)
+    with pytest.raises(ValueError, match="rep_max_grad_norm"):
+        FlipkdConfig.model_validate({"train": {**apart, "rep_max_grad_norm": 0}})

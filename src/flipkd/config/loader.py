@@ -216,6 +216,7 @@ HASH_NEUTRAL = {
     ("train", "adam_beta2"): 0.999,
     ("train", "clip_scope"): "global",
     ("train", "grad_route"): "shared",
+    ("train", "rep_max_grad_norm"): None,
     ("train", "hard_batches"): 0,
     ("teacher", "freeze_embeddings"): False,
     ("teacher", "group_by_length"): False,
@@ -247,7 +248,8 @@ def config_hash(cfg: FlipkdConfig, exclude: dict | None = None) -> str:
         if node.get(key, neutral) == neutral:
             node.pop(key, None)
     if not (cfg.loss.gen and (cfg.loss.contrastive != "none" or cfg.loss.dist != "none")):
-        data.get("train", {}).pop("grad_route", None)  # one term: nothing to route
+        for key in ("grad_route", "rep_max_grad_norm"):  # one term: nothing to route
+            data.get("train", {}).pop(key, None)
     data["results_version"] = RESULTS_VERSION
     blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

@@ -250,6 +250,9 @@ class TrainConfig(_Strict):
     # A matrices (the encoder the A-tap reads), the label only the B matrices; "rep-a": the
     # representation terms train only A, the label both. A row with one term trains all.
     grad_route: Literal["shared", "split", "rep-a"] = "shared"
+    # under term-apart, the norm the representation terms' gradient is clipped to (None: the
+    # label's, max_grad_norm); above it, their step weighs more against the label's
+    rep_max_grad_norm: float | None = Field(default=None, gt=0)
     gradient_checkpointing: bool = False
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     eval_every: int = Field(default=0, ge=0)
@@ -281,6 +284,11 @@ class TrainConfig(_Strict):
             raise ValueError(
                 "clip_scope 'term-apart' does not work with fp16 loss scaling; "
                 "use mixed_precision bf16 or no"
+            )
+        if self.rep_max_grad_norm is not None and self.clip_scope != "term-apart":
+            raise ValueError(
+                "rep_max_grad_norm clips the representation terms' gradient that clip_scope "
+                "'term-apart' keeps apart; set train.clip_scope=term-apart"
             )
         if self.grad_route != "shared" and self.clip_scope != "term-apart":
             raise ValueError(

@@ -98,8 +98,9 @@ class TermApart:
         else:
             torch._foreach_add_(self.buf, grads)
 
-    def apply(self, acc, max_norm: float) -> dict[str, float]:
-        """Clip the label's ``p.grad`` and the kept gradient apart, then add them; the norms."""
+    def apply(self, acc, max_norm: float, rep_max_norm: float | None = None) -> dict[str, float]:
+        """Clip the label's ``p.grad`` (to ``max_norm``) and the kept gradient (to
+        ``rep_max_norm``, by default the same) apart, then add them; the norms."""
         if self.buf is not None:  # a step without a representation term trains everything
             for i in self.gen_off:
                 self.params[i].grad = None
@@ -112,7 +113,8 @@ class TermApart:
         if acc.num_processes > 1:
             buf = [acc.reduce(b, reduction="mean") for b in buf]
         rep_norm = torch.nn.utils.get_total_norm(buf)
-        coef = torch.clamp(max_norm / (rep_norm + 1e-6), max=1.0)
+        rep_max = max_norm if rep_max_norm is None else rep_max_norm
+        coef = torch.clamp(rep_max / (rep_norm + 1e-6), max=1.0)
         for p, g in zip(self.params, buf, strict=True):
             if p.grad is None:
                 p.grad = g * coef

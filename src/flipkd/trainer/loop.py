@@ -325,7 +325,8 @@ def _train_step(run: _Session, step: int) -> dict:
                 acc.backward(loss)
             if acc.sync_gradients:
                 norms = (
-                    run.term_apart.apply(acc, tc.max_grad_norm) if run.term_apart
+                    run.term_apart.apply(acc, tc.max_grad_norm, tc.rep_max_grad_norm)
+                    if run.term_apart
                     else clip(acc, run.clip_sets, tc.clip_scope, tc.max_grad_norm)
                 )  # fmt: skip
             run.optimizer.step()
