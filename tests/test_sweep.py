@@ -305,3 +305,6 @@ def test_a_row_a_variant_does_not_change_is_computed_once(
     assert split_sft["dev"] == shared_sft["dev"]
     split_fip = next(r for r in records if r["variant"] == "split" and r["row"] == "fip")
     assert not split_fip.get("read_back")
+    text = write_sweep_report(records, spec, tmp_path / "out", ["flipkd", "sweep"]).read_text()
+    assert "| split (= shared's runs) | sft | 1 |" in text and "computed once" in text
+    assert "| split | fip | 1 |" in text and "| shared | sft | 1 |" in text

@@ -87,6 +87,9 @@ def summarise(records: list[dict], row_baseline: str | None = None) -> list[dict
                 "train_seconds": _train_seconds(runs),
                 "eval_seconds": float(np.mean([r["eval_seconds"] for r in runs])),
             }  # fmt: skip
+            homes = {Path(r["run_dir"]).parent.name for r in runs if r.get("run_dir")}
+            if len(homes) == 1 and (home := homes.pop()) != variant:
+                entry["same_runs_as"] = home  # its config is that variant's: computed once
             if variant != base:
                 same_row = _paired_against(runs, by, base, row)
                 entry.update({f"{mode}_auc_vs_{base}": d for mode, d in same_row.items()})
@@ -114,6 +117,17 @@ UNKNOWN_TIME = (
     " Train s `–`: not recorded (runs read back from before training time was kept across"
     " invocations)."
 )
+
+
+SAME_RUNS = (
+    " `(= V's runs)`: the variant leaves this row's config as V has it (e.g. a change to the"
+    " representation terms, for `sft`), so its runs are V's, computed once."
+)
+
+
+def _variant_cell(entry: dict) -> str:
+    same = entry.get("same_runs_as")
+    return entry["variant"] + (f" (= {same}'s runs)" if same else "")
 
 
 def _seconds_cell(seconds: float | None) -> str:
@@ -156,7 +170,7 @@ def markdown(
     for e in entries:
         cells = [_cell(e["dev"][key], digits) for _, key, digits in COLUMNS]  # Spearman: ×100
         lines.append(
-            f"| {e['variant']} | {e['row']} | {len(e['seeds'])} | " + " | ".join(cells)
+            f"| {_variant_cell(e)} | {e['row']} | {len(e['seeds'])} | " + " | ".join(cells)
             + f" | {_seconds_cell(e['train_seconds'])} | {e['eval_seconds']:.0f} | "
             + f"{_diff_cell(e, 'gen', base)} | {_diff_cell(e, 'rep', base)} |"
         )  # fmt: skip
@@ -165,7 +179,8 @@ def markdown(
         "Train s / eval s: wall seconds here. Runs of one `flipkd sweep` process share the "
         "frozen-prefix cache, so a variant run after another with the same adapted layers "
         "trains and scores faster (and a shared machine slows any run): read them as rough."
-        + (UNKNOWN_TIME if any(e["train_seconds"] is None for e in entries) else ""),
+        + (UNKNOWN_TIME if any(e["train_seconds"] is None for e in entries) else "")
+        + (SAME_RUNS if any("same_runs_as" in e for e in entries) else ""),
         "", "Variants (overrides on top of the profile):", "",
     ]  # fmt: skip
     lines += [
@@ -189,7 +204,7 @@ def _row_table(entries: list[dict], baseline: str) -> list[str]:
     for e in entries:
         if f"gen_{key}" in e or f"rep_{key}" in e:
             lines.append(
-                f"| {e['variant']} | {e['row']} | {_diffs_text(e.get(f'gen_{key}'))} | "
+                f"| {_variant_cell(e)} | {e['row']} | {_diffs_text(e.get(f'gen_{key}'))} | "
                 f"{_diffs_text(e.get(f'rep_{key}'))} |"
             )
     return lines
