@@ -279,3 +279,35 @@ def test_a_part_of_a_ladder_does_not_overwrite_the_profile_table(tmp_path):
         assert report_dir("atec", "cpu", work, **part) == work / "report", part
     # an unknown profile is named by run_ladder; here it only must not crash
     assert report_dir("atec", "nope", work, **{**whole, "rows": ["fip"]}) == work / "report"
+
+
+def test_the_zero_shot_label_is_scored_once_per_ladder(
+    bench, tiny_llama_dir, tmp_path, monkeypatch
+):
+    """Untrained adapters add nothing to the label (B = 0), so its scores are the same for
+    every seed: a second seed takes the first's and scores only the seed-drawn A-tap."""
+    import flipkd.student as student_mod
+
+    root, teacher = bench
+    overrides = [f"student.model={tiny_llama_dir}", f"teacher.model={teacher}"]
+    kw = {"seeds": 2, "overrides": overrides, "progress": False, "rows": ["zero-shot"]}
+    find = ladder_mod._zero_shot_gen
+    monkeypatch.setattr(ladder_mod, "_zero_shot_gen", lambda *a: None)  # score every seed
+    apart = run_ladder(str(root), "tiny", out_dir=tmp_path / "apart", **kw)
+    monkeypatch.setattr(ladder_mod, "_zero_shot_gen", find)
+    for split in ("dev", "test"):  # the premise, checked
+        assert apart[0]["scores"][split]["gen"] == apart[1]["scores"][split]["gen"]
+    assert apart[0]["scores"]["test"]["rep"] != apart[1]["scores"]["test"]["rep"]
+    calls = []
+    score_pairs = student_mod.score_pairs
+
+    def counting(student, pairs, mode="gen", **kwargs):
+        calls.append(mode)
+        return score_pairs(student, pairs, mode=mode, **kwargs)
+
+    monkeypatch.setattr(student_mod, "score_pairs", counting)
+    once = run_ladder(str(root), "tiny", out_dir=tmp_path / "once", **kw)
+    assert calls.count("gen") == 2  # dev and test, for seed 0 only
+    assert "gen_scores_from" not in once[0]
+    assert once[1]["gen_scores_from"].endswith(once[0]["config_hash"])
+    assert [r["metrics"] for r in once] == [r["metrics"] for r in apart]

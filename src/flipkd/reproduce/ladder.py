@@ -11,6 +11,7 @@ training run resumes from its last checkpoint.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +78,29 @@ def _run_teacher(cfg, splits, cache, run_dir, progress) -> dict:
     return {"scores": teacher_scores(cache, splits), "train_seconds": 0.0}
 
 
+def _zero_shot_gen(cfg: FlipkdConfig, runs_dir: Path) -> tuple[dict, str] | None:
+    """A finished ``zero-shot`` run of another seed whose config is this one's but for the
+    seed: its scores and run directory, or None.
+
+    Untrained, the adapters' B matrices are zero, so the generated label is the base model's
+    whatever the seed (which draws only the random A matrices the A-tap reads): a ladder
+    scores the zero-shot label once, not once per seed.
+    """
+    import json
+
+    for path in sorted(runs_dir.glob("zero-shot-s*-*/result.json")):
+        found = re.fullmatch(r"zero-shot-s(\d+)-[0-9a-f]+", path.parent.name)
+        if not found or int(found.group(1)) == cfg.train.seed:
+            continue
+        other = cfg.model_copy(deep=True)
+        if cfg.teacher.seed == cfg.train.seed:  # a ladder seeds both (the label reads neither)
+            other.teacher.seed = int(found.group(1))
+        other.train.seed = int(found.group(1))
+        if path.parent.name.endswith(f"-{config_hash(other)}"):
+            return json.loads(path.read_text())["scores"], str(path.parent)
+    return None
+
+
 def _run_zero_shot(cfg, splits, cache, run_dir, progress) -> dict:
     from flipkd.student import build_student
     from flipkd.trainer.precision import prefix_dtype
@@ -84,7 +108,14 @@ def _run_zero_shot(cfg, splits, cache, run_dir, progress) -> dict:
     student = build_student(cfg.student, benchmark=cfg.data.benchmark, init_seed=cfg.train.seed)
     dtype = prefix_dtype(cfg.train)  # the trained rows' cache, shared with them
     student.enable_prefix_cache(cfg.student.model, cfg.train.prefix_cache_gb, dtype)
-    return {"scores": student_scores(student, splits, progress), "train_seconds": 0.0}
+    known = _zero_shot_gen(cfg, Path(run_dir).parent)
+    if known is not None:
+        log.info("zero-shot: the generated label's scores of %s (seed-independent)", known[1])
+    scores = student_scores(student, splits, progress, known_gen=known[0] if known else None)
+    out = {"scores": scores, "train_seconds": 0.0}
+    if known is not None:
+        out["gen_scores_from"] = known[1]
+    return out
 
 
 def _run_trained(cfg, splits, cache, run_dir, progress) -> dict:
