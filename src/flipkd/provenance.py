@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shlex
@@ -32,6 +33,17 @@ def git_commit(cwd: Path | None = None) -> str:
         return f"{head}-dirty" if dirty else head
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+@functools.cache
+def process_commit() -> str:
+    """The commit of the code this process runs: :func:`git_commit` when first asked.
+
+    Ladders and sweeps ask when they start, so a run that finishes after a later commit
+    (hours later, the checkout edited meanwhile) still names the code it was computed with,
+    not the checkout's HEAD at the time it finished.
+    """
+    return git_commit()
 
 
 def versions() -> dict[str, str]:

@@ -21,7 +21,7 @@ from flipkd.config import FlipkdConfig, config_hash
 from flipkd.config.loader import apply_overrides, validate
 from flipkd.errors import ConfigError
 from flipkd.paths import write_json
-from flipkd.provenance import git_commit
+from flipkd.provenance import process_commit
 from flipkd.reproduce.profiles import PROFILES, WEAK_TEACHER_NOISE, Profile
 from flipkd.reproduce.scoring import dev_metrics, evaluate_scores, student_scores, teacher_scores
 
@@ -173,7 +173,7 @@ def run_row(
     result = ROW_RUNNERS[ROWS[row][0]](cfg, splits, cache, run_dir, progress)
     result.update(
         row=row, seed=cfg.train.seed, config_hash=config_hash(cfg),
-        wall_seconds=time.perf_counter() - start, git_commit=git_commit(),
+        wall_seconds=time.perf_counter() - start, git_commit=process_commit(),
         metrics=evaluate_scores(result["scores"]),
         dev_metrics=dev_metrics(result["scores"]),
     )  # fmt: skip
@@ -215,6 +215,7 @@ def run_ladder(
     if outside:
         raise ConfigError(f"seeds {outside} are outside 0..{seeds - 1} (--seeds {seeds})")
     picked = sorted(set(only_seeds)) if only_seeds else list(range(seeds))
+    process_commit()  # the code this process runs, before any run (they record it)
     results = []
     if finished_only:
         return _finished(profile, benchmark, chosen, picked, out_dir, overrides or [])

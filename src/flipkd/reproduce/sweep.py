@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from flipkd.config import config_hash
 from flipkd.errors import CacheError, ConfigError
 from flipkd.paths import write_json
-from flipkd.provenance import git_commit
+from flipkd.provenance import process_commit
 from flipkd.reproduce.ladder import ROWS, TRAINED, build_config
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,7 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                 build_config(profile, spec.benchmark, row, 0, [*spec.overrides, *extra])
             except ConfigError as err:
                 raise ConfigError(f"sweep {spec.name!r}, variant {variant!r}: {err}") from None
+    process_commit()  # the code this process runs, before any run (they record it)
     records = []
     for seed in spec.seed_list:
         teachers: dict[str, Any] = {}
@@ -239,7 +240,7 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                 record = {
                     "variant": variant, "row": row, "seed": seed, "overrides": overrides,
                     "config_hash": config_hash(cfg), "wall_seconds": time.perf_counter() - t0,
-                    "git_commit": git_commit(),  # the code this run computed with
+                    "git_commit": process_commit(),  # the code this run computed with
                     "run_dir": str(run_dir), "train_seconds_known": train_time_known(run_dir),
                     "dev": dev_summary(out["scores"], generated=row != "teacher"), **out,
                 }  # fmt: skip
