@@ -311,3 +311,11 @@ def test_the_zero_shot_label_is_scored_once_per_ladder(
     assert "gen_scores_from" not in once[0]
     assert once[1]["gen_scores_from"].endswith(once[0]["config_hash"])
     assert [r["metrics"] for r in once] == [r["metrics"] for r in apart]
+    # an unreadable earlier run is not fatal: the label is scored again (a warning)
+    from flipkd.reproduce.profiles import PROFILES
+
+    seed1 = ladder_mod.build_config(PROFILES["tiny"], str(root), "zero-shot", 1, overrides)
+    runs = tmp_path / "once" / "runs"
+    assert ladder_mod._zero_shot_gen(seed1, runs) is not None
+    (runs / once[1]["gen_scores_from"].split("/")[-1] / "result.json").write_text("{")
+    assert ladder_mod._zero_shot_gen(seed1, runs) is None

@@ -97,7 +97,10 @@ def _zero_shot_gen(cfg: FlipkdConfig, runs_dir: Path) -> tuple[dict, str] | None
             other.teacher.seed = int(found.group(1))
         other.train.seed = int(found.group(1))
         if path.parent.name.endswith(f"-{config_hash(other)}"):
-            return json.loads(path.read_text())["scores"], str(path.parent)
+            try:
+                return json.loads(path.read_text())["scores"], str(path.parent)
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+                log.warning("zero-shot: %s unreadable (%s); scoring the label again", path, exc)
     return None
 
 
