@@ -211,6 +211,11 @@ class LossConfig(_Strict):
     dist_t_teacher: float = Field(default=0.05, gt=0)
     dist_t_student: float = Field(default=0.05, gt=0)
     filter: bool = True
+    # the prior of the teacher probability P that the representation terms and the filter
+    # read (theta_pos / theta_neg, MCL's in-class targets): "data" = P(match | cosine) at the
+    # training pairs' share of positives; "balanced" = at an even prior (that share's
+    # log-odds taken out; teacher/calibration.py). L_gen's teacher target keeps the data's.
+    rep_prior: Literal["data", "balanced"] = "data"
     theta_pos: float = Field(default=0.6, ge=0, le=1)
     theta_neg: float = Field(default=0.4, ge=0, le=1)
 

@@ -39,7 +39,12 @@ from flipkd.teacher.calibration import Calibration, fit_calibration
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-MANIFEST_KEYS = ("format", "weights_hash", "data_hash", "calib_hash", "query_prefix", "max_length")
+# 2: the calibration keeps its pairs' share of positives (for a balanced-prior probability)
+CALIB_VERSION = 2
+MANIFEST_KEYS = (
+    "format", "weights_hash", "data_hash", "calib_hash", "calib_version", "query_prefix",
+    "max_length",
+)  # fmt: skip
 # what a text's vector depends on: a cache that agrees on these lends its vectors to a rebuild
 VECTOR_KEYS = ("format", "weights_hash", "query_prefix", "max_length")
 
@@ -128,9 +133,14 @@ class TeacherCache:
         """Cosine of each pair (a_i, b_i): the diagonal of :meth:`sim`, without the matrix."""
         return (self.embed(a_texts) * self.embed(b_texts)).sum(-1)
 
-    def prob(self, sim: torch.Tensor) -> torch.Tensor:
-        """Calibrated P(match) for cosines of any shape."""
-        return self.calibration.apply(sim)
+    def prob(self, sim: torch.Tensor, prior: str = "data") -> torch.Tensor:
+        """Calibrated P(match) for cosines of any shape, at the data's or an even prior
+        (:meth:`Calibration.apply`; CacheError for ``"balanced"`` on a cache built before
+        the share of positives was kept)."""
+        try:
+            return self.calibration.apply(sim, prior)
+        except ValueError as err:
+            raise CacheError(f"{self.path}: {err}") from None
 
 
 def cache_from_embeddings(
@@ -177,6 +187,7 @@ def _key(source: encoder.TeacherSource, texts: list[str], calib: list[tuple]) ->
         "weights_hash": source.weights_hash(),
         "data_hash": hash_text(*texts),
         "calib_hash": hash_text(*("\t".join(map(str, c)) for c in calib)),
+        "calib_version": CALIB_VERSION,
         "query_prefix": source.query_prefix,
         "max_length": source.max_length,
     }

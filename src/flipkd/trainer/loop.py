@@ -104,7 +104,8 @@ def _micro_step(
         rep_b = reps[[row[r.text_b] for r in records]]
     terms: dict | None = {} if diagnose else None
     total, values = batch_loss(
-        losses, out.get("gen_loss"), rep_a, rep_b, teacher_cos, cache.prob(teacher_cos),
+        losses, out.get("gen_loss"), rep_a, rep_b, teacher_cos,
+        cache.prob(teacher_cos, losses.rep_prior),
         labels.to(teacher_cos.device), terms_out=terms, parts_out=parts,
     )  # fmt: skip
     if terms is not None:

@@ -33,6 +33,7 @@ class LossSet:
     theta_pos: float
     theta_neg: float
     gen_teacher: float = 0.0
+    rep_prior: str = "data"
 
     @property
     def needs_rep(self) -> bool:
@@ -65,7 +66,7 @@ def build_losses(cfg: LossConfig) -> LossSet:
     weights = {"gen": cfg.gen_weight if cfg.gen else 0.0, "contrast": cfg.alpha, "dist": cfg.beta}
     return LossSet(
         contrastive, dist, cfg.gen, weights, cfg.filter, cfg.theta_pos, cfg.theta_neg,
-        cfg.gen_teacher,
+        cfg.gen_teacher, cfg.rep_prior,
     )  # fmt: skip
 
 
