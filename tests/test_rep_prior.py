@@ -118,3 +118,35 @@ def test_training_reads_the_chosen_prior(tmp_path):
     dropped = {p: sum(r["mask/dropped_pos"] for r in rows) for p, rows in logs.items()}
     assert kept["data"] == 0 and kept["balanced"] > 0
     assert kept["balanced"] + dropped["balanced"] == kept["data"] + dropped["data"]
+
+
+def test_filter_coverage_is_reported_and_warns_when_positives_vanish(tmp_path, caplog):
+    from flipkd.trainer.diagnose import filter_coverage, filter_message
+    from flipkd.trainer.step import build_losses
+
+    pairs = [p for i, p in enumerate(make_pairs(96)) if p.label == 0 or i % 4 == 0]
+    cache = make_cache(tmp_path / "cache", pairs)
+    cfg = tiny_config()
+    cfg.loss.theta_pos, cfg.loss.theta_neg = 0.9, 0.1
+    cov = filter_coverage(build_losses(cfg.loss), pairs, cache)
+    assert cov["kept_pos"] == 0 and cov["pos_rate"] == pytest.approx(16 / 73)
+    text, few = filter_message(build_losses(cfg.loss), cov)
+    assert few and "keeps 0% of the training pairs' gold positives" in text
+    assert "loss.rep_prior=balanced" in text
+    cfg.loss.rep_prior = "balanced"
+    cov_bal = filter_coverage(build_losses(cfg.loss), pairs, cache)
+    assert cov_bal["kept_pos"] == 1.0 and not filter_message(build_losses(cfg.loss), cov_bal)[1]
+    cfg.loss.filter = False
+    assert filter_coverage(build_losses(cfg.loss), pairs, cache) is None
+    # a training run logs it and records it in its summary
+    cfg = tiny_config(steps=1, dropout=0.0, save_every=0)
+    cfg.loss.theta_pos, cfg.loss.theta_neg = 0.9, 0.1
+    run = tmp_path / "run"
+    with caplog.at_level("INFO", logger="flipkd.trainer.loop"):
+        train_student(
+            cfg, run, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
+        )
+    warned = [r for r in caplog.records if "dual-threshold filter" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelname == "WARNING"
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["filter"]["kept_pos"] == 0

@@ -69,6 +69,9 @@ def test_cache_command_reuses_the_cache(trained: Path, app: typer.Typer) -> None
     result = CliRunner().invoke(app, ["teacher", "cache", str(trained), "--no-progress"])
     assert result.exit_code == 0, repr(result.exception)
     assert (trained / "cache" / "toy" / "manifest.json").read_text() == before
+    cal = json.loads(before)["calibration"]
+    assert f"calibration logistic, fitted on {cal['n']} pairs (" in result.output
+    assert 0 < cal["pos_rate"] < 1 and "% positive)" in result.output
 
 
 def test_eval_scores_the_test_split_from_the_cache(

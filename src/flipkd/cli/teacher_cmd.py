@@ -98,7 +98,8 @@ def train(
     shown = ", ".join(f"{k} {dev[k]:.4f}" for k in ("f1", "accuracy", "roc_auc") if k in dev)
     typer.echo(f"teacher run {run_dir} ({'fine-tuned' if run.finetuned else 'zero-shot'})")
     typer.echo(f"dev (threshold on dev): {shown}")
-    typer.echo(f"cache: {cache.path} ({len(cache)} texts, calibration {cache.calibration.method})")
+    cal = cache.calibration.describe()
+    typer.echo(f"cache: {cache.path} ({len(cache)} texts, calibration {cal})")
     typer.echo(f"report: {report}")
 
 
@@ -135,7 +136,7 @@ def cache(
     typer.echo(
         f"cache {built.path}: {len(built)} texts, dim {built.dim}, teacher {m['model_id']}, "
         f"{m.get('encoded', len(built))} encoded at {m['texts_per_second']} texts/s when built, "
-        f"calibration {built.calibration.method}"
+        f"calibration {built.calibration.describe()}"
     )
 
 

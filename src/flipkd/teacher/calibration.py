@@ -77,6 +77,13 @@ class Calibration:
             )
         return _BALANCED[self.method](self, sim, -_logit(self.pos_rate))
 
+    def describe(self) -> str:
+        """``"logistic, fitted on 1000 pairs (18% positive)"``, for a command's output."""
+        if self.method == "identity":
+            return "identity (no labelled pairs of both classes to fit on)"
+        rate = "" if self.pos_rate is None else f" ({self.pos_rate:.0%} positive)"
+        return f"{self.method}, fitted on {self.n} pairs{rate}"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for the manifest."""
         return asdict(self)
@@ -151,9 +158,7 @@ def fit_calibration(sims: np.ndarray, labels: np.ndarray) -> Calibration:
     lr = LogisticRegression(C=1e4, max_iter=1000).fit(x, y)
     coef, intercept = float(lr.coef_[0, 0]), float(lr.intercept_[0])
     if coef > 0:
-        return Calibration(
-            "logistic", coef=coef, intercept=intercept, n=int(y.size), pos_rate=rate
-        )
+        return Calibration("logistic", coef=coef, intercept=intercept, n=int(y.size), pos_rate=rate)
     log.warning("calibration: logistic slope %.3g is not positive; using isotonic", coef)
     iso = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x.ravel(), y)
     return Calibration(

@@ -95,3 +95,48 @@ def term_grad_norms(
             sq = sum(float(g.detach().float().pow(2).sum()) for g in part if g is not None)
             out[f"grad/{name}_{key}"] = math.sqrt(sq)
     return out
+
+
+# below this share of gold positives kept, the contrastive terms see almost no positive
+FEW_POSITIVES = 0.2
+
+
+def filter_coverage(losses, pairs: list, cache) -> dict[str, float] | None:
+    """What the dual-threshold filter keeps of the training pairs' labelled pairs.
+
+    ``None`` when no term reads it (no representation term, or the filter off). Otherwise the
+    share of gold positives and of gold negatives whose teacher probability (at
+    ``loss.rep_prior``) passes ``theta_pos`` / ``theta_neg``, and the share of positives.
+    """
+    labelled = [p for p in pairs if p.label is not None]
+    if not (losses.needs_rep and losses.filter and labelled):
+        return None
+    sims = cache.pair_sim([p.text_a for p in labelled], [p.text_b for p in labelled])
+    prob = cache.prob(sims, losses.rep_prior)
+    gold = torch.tensor([p.label == 1 for p in labelled])
+    keep_pos, keep_neg = prob >= losses.theta_pos, prob <= losses.theta_neg
+    n_pos, n_neg = int(gold.sum()), int((~gold).sum())
+    return {
+        "pos_rate": n_pos / len(labelled),
+        "kept_pos": float((keep_pos & gold).sum()) / max(n_pos, 1),
+        "kept_neg": float((keep_neg & ~gold).sum()) / max(n_neg, 1),
+    }
+
+
+def filter_message(losses, coverage: dict[str, float]) -> tuple[str, bool]:
+    """A one-line account of :func:`filter_coverage` and whether it is a warning."""
+    text = (
+        f"dual-threshold filter (theta_pos {losses.theta_pos}, theta_neg {losses.theta_neg}, "
+        f"teacher probability at the {losses.rep_prior} prior): keeps "
+        f"{coverage['kept_pos']:.0%} of the training pairs' gold positives and "
+        f"{coverage['kept_neg']:.0%} of their negatives ({coverage['pos_rate']:.0%} positives)"
+    )
+    few = coverage["kept_pos"] < FEW_POSITIVES
+    if few:
+        hint = (
+            "set loss.rep_prior=balanced (the data's share of positives holds the probability down)"
+            if losses.rep_prior == "data" and coverage["pos_rate"] < 0.4
+            else "lower loss.theta_pos, or check the teacher"
+        )
+        text += f"; the contrastive terms will see almost no positive pair: {hint}"
+    return text, few

@@ -30,7 +30,7 @@ from flipkd.student import Student, build_student
 from flipkd.trainer import checkpoint as ckpt
 from flipkd.trainer.clip import TermApart, clip, clip_groups
 from flipkd.trainer.devset import evaluate_dev
-from flipkd.trainer.diagnose import margin_stats, term_grad_norms
+from flipkd.trainer.diagnose import filter_coverage, filter_message, margin_stats, term_grad_norms
 from flipkd.trainer.hard_batches import teacher_groups
 from flipkd.trainer.logs import StepLog, trackers
 from flipkd.trainer.precision import (
@@ -155,6 +155,7 @@ class _Session:
     # when that checkpoint predates the record, so the run's total time is unknown
     prior_seconds: float | None = 0.0
     t0: float = 0.0
+    filter: dict | None = None  # what the dual-threshold filter keeps (diagnose.filter_coverage)
 
     def train_seconds(self) -> float | None:
         """Training seconds of the whole run so far, over every invocation (None: unknown)."""
@@ -196,6 +197,7 @@ def train_student(
     run_dir = Path(run_dir)
     validate_setup(cfg, train_pairs, cache, run_dir, resume)
     run = _setup(cfg, run_dir, cache, train_pairs, dev_pairs, student)
+    _report_filter(run, train_pairs)
     start = run.start_step = _resume(run) if resume else 0
     if run.main:
         save_resolved(cfg, run_dir)
@@ -366,6 +368,16 @@ def _checkpoint(run: _Session, step: int, values: dict) -> None:
         ckpt.prune(run.ckpt_dir, keep=run.cfg.train.keep_checkpoints)
 
 
+def _report_filter(run: _Session, pairs: list) -> None:
+    """Log what the filter keeps of the training pairs; a warning when it keeps almost no
+    positive (the summary records the shares)."""
+    run.filter = filter_coverage(run.losses, pairs, run.cache)
+    if run.filter is None or not run.main:
+        return
+    text, few = filter_message(run.losses, run.filter)
+    (log.warning if few else log.info)(text)
+
+
 def _finish(run: _Session, values: dict) -> TrainResult:
     """The final adapter, ``run.json`` and the summary.
 
@@ -387,6 +399,7 @@ def _finish(run: _Session, values: dict) -> TrainResult:
             "steps": run.cfg.train.steps, "seconds": seconds, "seconds_complete": total is not None,
             "seconds_this_invocation": this_call, "resumed_at_step": run.start_step,
             "last": values, "prefix_cache": prefix, "mixed_precision": run.acc.mixed_precision,
+            "filter": run.filter,
         }  # fmt: skip
         write_json(run.run_dir / "train_summary.json", summary)
     run.steplog.close()
