@@ -134,9 +134,10 @@ def filter_message(losses, coverage: dict[str, float]) -> tuple[str, bool]:
     few = coverage["kept_pos"] < FEW_POSITIVES
     if few:
         hint = (
-            "set loss.rep_prior=balanced (the data's share of positives holds the probability down)"
+            "the data's share of positives holds the teacher probability down; "
+            "loss.rep_prior=balanced keeps more (results/dev/atec/atec-prior/)"
             if losses.rep_prior == "data" and coverage["pos_rate"] < 0.4
-            else "lower loss.theta_pos, or check the teacher"
+            else "a lower loss.theta_pos keeps more; or check the teacher"
         )
         text += f"; the contrastive terms will see almost no positive pair: {hint}"
     return text, few
