@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from flipkd.cli.data_cmd import register
 from flipkd.data import load_split
+from flipkd.errors import DataError
 
 FIX = Path(__file__).parent / "fixtures" / "data"
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,3 +103,37 @@ def test_bad_user_file_exits_2_with_one_line_and_no_traceback():
     assert proc.stderr.splitlines() == [
         f"error: {bad}:3: label '2' in column 'label' is not 0 or 1 (scores: use --score)"
     ]
+
+
+def test_export_thins_positives_to_a_share(tmp_path):
+    want = load_split(str(FIX / "pairs.csv"), "train")  # 25 positives, 25 negatives
+    out = tmp_path / "few.jsonl"
+    text = _invoke(
+        "export", str(FIX / "pairs.csv"), "--split", "train", "--out", str(out),
+        "--positive-share", "0.2", "--seed", "3",
+    )  # fmt: skip
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert "left out 19 positive pairs" in text and "wrote 31 pairs" in text
+    assert sum(r["label"] for r in rows) == 6  # round(25 · 0.2 / 0.8)
+    negatives = [(r.text_a, r.text_b) for r in want if r.label == 0]
+    assert [(r["text_a"], r["text_b"]) for r in rows if r["label"] == 0] == negatives
+    order = [(r.text_a, r.text_b) for r in want]
+    got = [order.index((r["text_a"], r["text_b"])) for r in rows]
+    assert got == sorted(got)  # file order kept
+    again = tmp_path / "again.jsonl"
+    _invoke(
+        "export", str(FIX / "pairs.csv"), "--split", "train", "--out", str(again),
+        "--positive-share", "0.2", "--seed", "3", "--max-pairs", "10",
+    )  # fmt: skip
+    assert len(again.read_text().splitlines()) == 10
+
+
+def test_export_positive_share_out_of_reach_is_one_line(tmp_path):
+    for share, msg in (("0.8", "positives are already 50.0%"), ("1.5", "strictly between")):
+        result = CliRunner().invoke(
+            _app(),
+            ["data", "export", str(FIX / "pairs.csv"), "--split", "train",
+             "--out", str(tmp_path / "x.jsonl"), "--positive-share", share],
+        )  # fmt: skip
+        assert result.exit_code != 0 and isinstance(result.exception, DataError)
+        assert msg in str(result.exception) and "--positive-share" in str(result.exception)

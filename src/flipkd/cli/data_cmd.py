@@ -8,7 +8,9 @@ from pathlib import Path
 import typer
 
 from flipkd.data import Benchmark, PairRecord, list_benchmarks, load_benchmark, load_split
+from flipkd.data.splits import sample, thin_positives
 from flipkd.data.writers import write_pairs
+from flipkd.errors import DataError
 
 data_app = typer.Typer(help="Benchmarks and your own pair files.", no_args_is_help=True)
 
@@ -89,12 +91,26 @@ def export(
         None, "--max-pairs", min=1, help="Seeded stratified sample."
     ),
     seed: int = typer.Option(0, help="Seed of the sample."),
+    positive_share: float | None = typer.Option(
+        None,
+        "--positive-share",
+        help="Keep every negative and a seeded sample of the positives so that they make "
+        "this share (0-1) of the pairs, before --max-pairs (data with few positives).",
+    ),
 ) -> None:
     """Write one split as JSONL or CSV (text_a, text_b, label — or score for graded data)."""
     records = load_split(
         name_or_path, split, text_a=text_a, text_b=text_b, label=label, score=score,
-        max_pairs=max_pairs, seed=seed,
+        max_pairs=None if positive_share is not None else max_pairs, seed=seed,
     )  # fmt: skip
+    if positive_share is not None:
+        try:
+            thinned = thin_positives(records, positive_share, seed)
+        except ValueError as err:
+            raise DataError(f"--positive-share: {name_or_path} [{split}]: {err}") from None
+        dropped = len(records) - len(thinned)
+        typer.echo(f"--positive-share {positive_share}: left out {dropped} positive pairs")
+        records = sample(thinned, max_pairs, seed)
     path = write_pairs(records, out)
     typer.echo(f"wrote {len(records)} pairs to {path}")
 

@@ -15,6 +15,7 @@ Grouping rules (a table, see :data:`GROUPERS`):
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -117,3 +118,27 @@ def sample(records: list[PairRecord], max_pairs: int | None, seed: int) -> list[
     except ValueError:
         picked, _ = train_test_split(index, train_size=max_pairs, random_state=seed)
     return [records[i] for i in sorted(picked)]
+
+
+def thin_positives(records: list[PairRecord], share: float, seed: int) -> list[PairRecord]:
+    """Every labelled negative and a seeded sample of the positives, so that positives make
+    ``share`` of the labelled pairs (to try a model on data with few positives).
+
+    Keeps file order. Raises ValueError when the records have no labelled positive or
+    negative, or already have fewer positives than ``share`` (this only removes positives).
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"the share of positives must lie strictly between 0 and 1, got {share}")
+    pos = [i for i, r in enumerate(records) if r.label == 1]
+    neg = [i for i, r in enumerate(records) if r.label == 0]
+    if not pos or not neg:
+        raise ValueError("needs labelled positives and negatives (graded data has neither)")
+    keep = round(len(neg) * share / (1.0 - share))
+    if keep > len(pos):
+        have = len(pos) / (len(pos) + len(neg))
+        raise ValueError(
+            f"positives are already {have:.1%} of the labelled pairs; "
+            f"a share of {share:.1%} would need more of them than there are"
+        )
+    picked = set(random.Random(seed).sample(pos, max(keep, 1)))
+    return [r for i, r in enumerate(records) if i in picked or r.label != 1]
