@@ -111,6 +111,19 @@ def test_adapter_save_load_is_exact(tiny_llama, tiny_tokenizer, tmp_path, _tiny_
     assert torch.equal(loaded.rep_forward(TEXTS), st.rep_forward(TEXTS))
 
 
+def test_wrapping_and_loading_lora_print_no_peft_deprecation(tiny_llama, tiny_tokenizer, tmp_path):
+    import copy
+    import warnings
+
+    base = copy.deepcopy(tiny_llama)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        st = _student(tiny_llama, tiny_tokenizer)
+        st.model.save_pretrained(tmp_path / "adapter")
+        assemble_student(base, tiny_tokenizer, _cfg(), adapter_dir=tmp_path / "adapter")
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+
 def test_only_lora_trains_and_count_matches_formula(tiny_llama, tiny_tokenizer):
     st = _student(tiny_llama, tiny_tokenizer)
     trainable, _ = count_parameters(st.model)

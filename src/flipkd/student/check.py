@@ -10,7 +10,6 @@ is refused before the teacher trains, not after.
 from __future__ import annotations
 
 import logging
-import warnings
 
 from flipkd.config.schema import StudentConfig
 from flipkd.errors import ConfigError, ModelError
@@ -108,7 +107,5 @@ def _check_on_meta(cfg: StudentConfig, config) -> None:
     except (ValueError, KeyError) as err:
         raise ModelError(f"student.model {cfg.model!r} is not a causal LM ({err})") from None
     lc = cfg.lora
-    with warnings.catch_warnings():  # peft asks a deprecated transformers property
-        warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
-        peft_model = apply_lora(model, lc.rank, lc.alpha, lc.dropout, lc.target_modules, lc.layers)
+    peft_model = apply_lora(model, lc.rank, lc.alpha, lc.dropout, lc.target_modules, lc.layers)
     find_tap_modules(peft_model, cfg.tap.layers, cfg.tap.modules)

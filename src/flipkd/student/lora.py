@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,20 @@ def apply_lora(
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
-            peft_model = get_peft_model(model, config)
+            with quiet_peft():
+                peft_model = get_peft_model(model, config)
     except ValueError as err:
         raise ConfigError(f"student.lora.target_modules: {err}") from None
     return use_gap_dropout(peft_model)
+
+
+@contextlib.contextmanager
+def quiet_peft():
+    """Silence the FutureWarning peft triggers by reading transformers' deprecated
+    ``is_gradient_checkpointing`` while it wraps a model (noise in every training log)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
+        yield
 
 
 def decoder_linear_names(model: torch.nn.Module) -> list[str]:
@@ -80,7 +91,8 @@ def decoder_linear_names(model: torch.nn.Module) -> list[str]:
 
 def load_adapter(model: torch.nn.Module, adapter_dir: str | Path, trainable: bool) -> PeftModel:
     """Attach a saved peft adapter directory to a base model."""
-    model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
+    with quiet_peft():
+        model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
     return use_gap_dropout(model)
 
 
