@@ -237,7 +237,9 @@ def test_bad_student_config_fails_before_work(tiny_llama, tiny_tokenizer, change
         assemble_student(tiny_llama, tiny_tokenizer, cfg)
 
 
-def test_lora_on_top_layers_only(tiny_llama, tiny_tokenizer):
+def test_lora_on_top_layers_only(tiny_llama, tiny_tokenizer, _tiny_pair):
+    import copy
+
     cfg = _cfg()
     cfg.lora.layers = [-1]
     st = _student(tiny_llama, tiny_tokenizer, cfg)
@@ -249,7 +251,7 @@ def test_lora_on_top_layers_only(tiny_llama, tiny_tokenizer):
     with pytest.raises(
         ConfigError, match=r"has no LoRA adapter \(layer 0 has no LoRA; adapted layers: 1\)"
     ):
-        assemble_student(tiny_llama, tiny_tokenizer, bad)
+        assemble_student(copy.deepcopy(_tiny_pair[1]), tiny_tokenizer, bad)
 
 
 def test_layer_ranges_in_messages():

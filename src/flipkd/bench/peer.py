@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from flipkd.models.layers import layer_and_leaf
+from flipkd.student.lora import quiet_peft
 from flipkd.trainer.sampler import batch_indices
 
 _TEXT_ONLY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
@@ -75,7 +76,8 @@ def build_peer(
         bias="none",
         target_modules=_target_regex(transformer.model, layers),
     )
-    transformer.model = get_peft_model(transformer.model, config)
+    with quiet_peft():  # the deprecation peft reads in transformers, as flipkd's own wrap
+        transformer.model = get_peft_model(transformer.model, config)
     return model
 
 

@@ -54,8 +54,8 @@ def assemble_student(
             model, lc.rank, lc.alpha, lc.dropout, lc.target_modules, lc.layers, seed=init_seed
         )
     if gradient_checkpointing:
-        peft_model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={
+        peft_model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={
                 "use_reentrant": False,
                 "context_fn": dropout_replay_context(peft_model),
             }
