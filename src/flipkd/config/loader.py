@@ -213,6 +213,7 @@ HASH_EXCLUDE = {"name": True, "output_dir": True, "train": {"diagnose_every"}}
 HASH_NEUTRAL = {
     ("loss", "gen_vocab"): "full",
     ("loss", "gen_teacher"): 0.0,
+    ("loss", "gen_balance"): 0.0,
     ("loss", "rep_prior"): "data",
     ("train", "adam_beta2"): 0.999,
     ("train", "clip_scope"): "global",
@@ -252,6 +253,8 @@ def config_hash(cfg: FlipkdConfig, exclude: dict | None = None) -> str:
     if not (cfg.loss.gen and rep_terms):
         for key in ("grad_route", "rep_max_grad_norm"):  # one term: nothing to route
             data.get("train", {}).pop(key, None)
+    if not cfg.loss.gen:  # no L_gen to weight
+        data.get("loss", {}).pop("gen_balance", None)
     if not rep_terms:  # no term reads the representation terms' teacher probability
         data.get("loss", {}).pop("rep_prior", None)
     data["results_version"] = RESULTS_VERSION

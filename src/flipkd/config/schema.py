@@ -199,6 +199,11 @@ class LossConfig(_Strict):
     # L_gen's target: (1 - gen_teacher)·gold label + gen_teacher·teacher's calibrated
     # probability of the pair; 0 is the gold label alone (the paper's L_gen)
     gen_teacher: float = Field(default=0.0, ge=0, le=1)
+    # L_gen's class weights: a gold positive's and a gold negative's loss weighted by their
+    # class's share of the training pairs to the power -gen_balance, scaled so the weights
+    # average 1 over those pairs; 0 = every pair alike (the paper's L_gen), 1 = each class
+    # counts half (for data with few positives)
+    gen_balance: float = Field(default=0.0, ge=0, le=1)
     contrastive: Literal["mcl", "arccse", "kdmcse", "infonce", "cosent", "none"] = "mcl"
     alpha: float = Field(default=1.0, ge=0)
     mcl_lambda: float = Field(default=20.0, gt=0)

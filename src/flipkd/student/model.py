@@ -83,7 +83,11 @@ class Student(nn.Module):
 
     # --- the two passes -----------------------------------------------------------------
     def gen_forward(
-        self, pairs: list[tuple[str, str]], labels: torch.Tensor | None = None, vocab: str = "full"
+        self,
+        pairs: list[tuple[str, str]],
+        labels: torch.Tensor | None = None,
+        vocab: str = "full",
+        weights: torch.Tensor | None = None,
     ) -> GenOutput:
         """Label-word logits at the answer position; L_gen when ``labels`` given.
 
@@ -94,7 +98,8 @@ class Student(nn.Module):
         usual cross-entropy of the gold label word. ``vocab="full"``: ``p`` is the softmax
         over the whole vocabulary; ``"labels"``: over the two label words only (the
         softmax the gen score uses), which skips the large early gradients of learning
-        the answer format.
+        the answer format. ``weights`` (one a pair) make L_gen the mean of the weighted
+        cross-entropies (the trainer's ``loss.gen_balance``).
         """
         batch = self._batch(self.prompts(pairs), self.max_length)
         logits = self.head(self.body.last_states(batch)).float()
@@ -107,7 +112,10 @@ class Student(nn.Module):
             target = labels.to(logits.device).float().clamp(0.0, 1.0)
             logp = (label_logits if vocab == "labels" else logits).log_softmax(-1)
             pos, neg = (0, 1) if vocab == "labels" else (pos_id, neg_id)
-            loss = -(target * logp[:, pos] + (1.0 - target) * logp[:, neg]).mean()
+            loss = -(target * logp[:, pos] + (1.0 - target) * logp[:, neg])
+            if weights is not None:
+                loss = loss * weights.to(loss.device).float()
+            loss = loss.mean()
         return GenOutput(label_logits, loss)
 
     def rep_forward(self, texts: list[str]) -> torch.Tensor:
@@ -128,12 +136,14 @@ class Student(nn.Module):
         texts: list[str],
         need_gen: bool,
         need_rep: bool,
+        weights: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """One training step's passes: the label pass on ``pairs`` (L_gen against ``labels``,
-        softmax ``gen_vocab``) and the A-tap pass on ``texts``, as the step asks."""
+        softmax ``gen_vocab``, pairs weighted by ``weights``) and the A-tap pass on
+        ``texts``, as the step asks."""
         out = {}
         if need_gen:
-            gen = self.gen_forward(pairs, labels, vocab=self.gen_vocab)
+            gen = self.gen_forward(pairs, labels, vocab=self.gen_vocab, weights=weights)
             out["gen_loss"], out["label_logits"] = gen.loss, gen.label_logits
         if need_rep:
             out["reps"] = self.rep_forward(texts)

@@ -40,7 +40,14 @@ from flipkd.trainer.precision import (
     switch_precision,
 )
 from flipkd.trainer.sampler import batch_indices, shard
-from flipkd.trainer.step import LossSet, batch_loss, build_losses, gen_targets
+from flipkd.trainer.step import (
+    LossSet,
+    batch_loss,
+    build_losses,
+    class_weights,
+    gen_targets,
+    gen_weights,
+)
 from flipkd.trainer.validate import nonfinite_loss, validate_setup
 
 log = logging.getLogger(__name__)
@@ -92,9 +99,11 @@ def _micro_step(
     teacher_cos = cache.sim(a_texts, b_texts)
     pair_prob = cache.prob(teacher_cos.diagonal()).cpu()
     targets = gen_targets(losses, labels, pair_prob)[local].to(acc.device)
+    weights = gen_weights(losses, labels)
     out = model(
         pairs, targets if losses.gen else None,
         shard(padded, rank, world), need_gen=losses.gen, need_rep=losses.needs_rep,
+        weights=None if weights is None else weights[local].to(acc.device),
     )  # fmt: skip
     rep_a = rep_b = None
     if losses.needs_rep:
@@ -228,6 +237,13 @@ def _setup(
     """Accelerator, student, optimizer, schedule and losses, prepared by the engine."""
     tc = cfg.train
     losses = build_losses(cfg.loss)
+    if losses.gen and cfg.loss.gen_balance:
+        share = sum(r.label == 1 for r in train_pairs) / len(train_pairs)
+        losses.gen_class_weights = class_weights(cfg.loss.gen_balance, share)
+        log.info(
+            "L_gen class weights (loss.gen_balance=%g, %.0f%% positives): positive %.2f, "
+            "negative %.2f", cfg.loss.gen_balance, 100 * share, *losses.gen_class_weights,
+        )  # fmt: skip
     mixed = resolve_precision(tc.mixed_precision)
     if warning := precision_warning(mixed):
         log.warning(warning)
@@ -399,7 +415,7 @@ def _finish(run: _Session, values: dict) -> TrainResult:
             "steps": run.cfg.train.steps, "seconds": seconds, "seconds_complete": total is not None,
             "seconds_this_invocation": this_call, "resumed_at_step": run.start_step,
             "last": values, "prefix_cache": prefix, "mixed_precision": run.acc.mixed_precision,
-            "filter": run.filter,
+            "filter": run.filter, "gen_class_weights": list(run.losses.gen_class_weights),
         }  # fmt: skip
         write_json(run.run_dir / "train_summary.json", summary)
     run.steplog.close()

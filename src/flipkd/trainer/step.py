@@ -34,6 +34,9 @@ class LossSet:
     theta_neg: float
     gen_teacher: float = 0.0
     rep_prior: str = "data"
+    # L_gen's weight of a gold positive and of a gold negative (set from the training
+    # pairs by :func:`class_weights`; (1, 1): the plain mean)
+    gen_class_weights: tuple[float, float] = (1.0, 1.0)
 
     @property
     def needs_rep(self) -> bool:
@@ -81,6 +84,30 @@ def gen_targets(losses: LossSet, labels: torch.Tensor, teacher_prob: torch.Tenso
     if lam == 0.0:
         return gold
     return (1.0 - lam) * gold + lam * teacher_prob.to(gold).clamp(0.0, 1.0)
+
+
+def class_weights(balance: float, pos_share: float) -> tuple[float, float]:
+    """L_gen's weights of a gold positive and a gold negative (``loss.gen_balance``).
+
+    Each class's share of the training pairs to the power ``-balance``, scaled so the
+    weights average 1 over those pairs (the loss keeps its scale): ``balance`` 0 gives
+    (1, 1), 1 gives each class half the total weight (``1/(2π)``, ``1/(2(1-π))``).
+    """
+    if balance == 0.0:
+        return 1.0, 1.0
+    if not 0.0 < pos_share < 1.0:
+        raise ValueError(f"class weights need both classes (share of positives {pos_share})")
+    raw_pos, raw_neg = pos_share**-balance, (1.0 - pos_share) ** -balance
+    mean = pos_share * raw_pos + (1.0 - pos_share) * raw_neg
+    return raw_pos / mean, raw_neg / mean
+
+
+def gen_weights(losses: LossSet, labels: torch.Tensor) -> torch.Tensor | None:
+    """Each pair's L_gen weight by its gold class; None when every weight is 1."""
+    w_pos, w_neg = losses.gen_class_weights
+    if w_pos == w_neg == 1.0:
+        return None
+    return torch.where(labels > 0, w_pos, w_neg).float()
 
 
 def _teacher_view(module: nn.Module, cosine: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:

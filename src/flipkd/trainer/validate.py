@@ -58,6 +58,13 @@ def check_data(cfg: FlipkdConfig, train_pairs: list) -> None:
                 f"loss.gen is on but {unlabelled} training pairs have no 0/1 label "
                 "(graded data): set loss.gen=false"
             )
+        if lc.gen_balance:
+            n_pos = sum(1 for r in train_pairs if r.label == 1)
+            if n_pos in (0, len(train_pairs)):
+                raise ConfigError(
+                    f"loss.gen_balance weights the two classes, but the {len(train_pairs)} "
+                    f"training pairs hold {n_pos} positives: set loss.gen_balance=0"
+                )
 
 
 def check_run_dir(cfg: FlipkdConfig, run_dir: Path, resume: bool) -> None:
