@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from flipkd.cli.options import progress_option
 from flipkd.cli.serve_cmd import PRECISION_DEFAULT, PRECISION_HELP
 from flipkd.errors import ConfigError
 from flipkd.modes import RERANK_K_DEFAULT, RERANK_WEIGHT_DEFAULT
@@ -153,7 +154,7 @@ def eval_faq(
         "scores when re-ranking) in --out, for error analysis and score fusion.",
     ),
     out: Path | None = typer.Option(None, "--out", help="Write the results as JSON here."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    progress: bool = progress_option(),
 ) -> None:
     """Top-1, top-5 and MRR@10 of FAQ search (and re-ranking) through /search's own code."""
     from flipkd.provenance import provenance

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from flipkd.cli.options import progress_option
+
 DEFAULT_OUT = Path("results")
 DEFAULT_WORK = Path("runs") / "reproduce"
 
@@ -62,7 +64,7 @@ def reproduce_cmd(
         None, "--work", help="Runs and checkpoints (default runs/reproduce/<bench>/<profile>)."
     ),
     overrides: list[str] = typer.Argument(None, help="Dotted config overrides for every row."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    progress: bool = progress_option(),
     finished_only: bool = typer.Option(
         False, "--finished-only", help="Run nothing: report the runs finished so far."
     ),
@@ -95,7 +97,7 @@ def reproduce_cmd(
 
 def demo_cmd(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the demo writes."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    progress: bool = progress_option(),
 ) -> None:
     """The demo profile from scratch: teacher -> sft -> fip on an MQP subset, then the table."""
     reproduce_cmd(
@@ -120,7 +122,7 @@ def sweep_cmd(
     work: Path = typer.Option(
         None, "--work", help="Runs and checkpoints (default runs/sweep/<bench>/<name>)."
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    progress: bool = progress_option(),
 ) -> None:
     """Choose defaults on dev: train every variant (resumable), score dev only, write the table."""
     from flipkd.reproduce.sweep import load_spec, run_sweep

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from flipkd.cli.options import progress_option
 from flipkd.config import DataConfig, FlipkdConfig, load_config, save_resolved
 from flipkd.config.loader import run_directory
 from flipkd.errors import ConfigError
@@ -61,7 +62,7 @@ def _columns(cfg: FlipkdConfig) -> dict[str, str | None]:
 def train(
     config: Path = typer.Argument(..., help="YAML config (sections data and teacher are used)."),
     overrides: list[str] = typer.Argument(None, help="Overrides like teacher.epochs=2."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    progress: bool = progress_option(),
 ) -> None:
     """Fine-tune the teacher (or record it zero-shot), cache its embeddings, write the report."""
     cfg = load_config(config, overrides or [])
@@ -118,7 +119,7 @@ def cache(
     out: Path | None = typer.Option(None, "--out", help="Cache directory (RUN/cache/<name>)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per batch."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when up to date."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
+    progress: bool = progress_option("Progress bar."),
 ) -> None:
     """Embed every text of every split of a benchmark once; calibrate on its train split."""
     from flipkd.teacher import cache_splits

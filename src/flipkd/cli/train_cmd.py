@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from flipkd.cli.options import progress_option
 from flipkd.config import load_config
 from flipkd.config.loader import run_directory
 
@@ -15,7 +16,7 @@ def train_cmd(
     config: Path = typer.Argument(..., help="YAML config."),
     overrides: list[str] = typer.Argument(None, help="Dotted overrides, e.g. train.steps=100."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    progress: bool = progress_option(),
 ) -> None:
     """Train the teacher (once) and the student's LoRA adapter with flipped distillation."""
     from flipkd.recipes.pipeline import train
