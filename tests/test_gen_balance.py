@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from flipkd.config import FlipkdConfig, config_hash
 from flipkd.errors import ConfigError
 from flipkd.trainer import train_student
 from flipkd.trainer.step import build_losses, class_weights, gen_weights
-from tiny_run import make_cache, make_pairs, tiny_config, tiny_student
+from tiny_run import first_step, make_cache, make_pairs, tiny_config, tiny_student
 
 PAIRS = [(p.text_a, p.text_b) for p in make_pairs(6)]
 GOLD = torch.tensor([1, 0, 1, 1, 0, 0])
@@ -66,14 +65,8 @@ def test_option_is_validated_and_hash_neutral():
 
 
 def _first_step(tmp_path, name, balance, pairs, cache):
-    cfg = tiny_config(steps=1, dropout=0.0, save_every=0)
-    cfg.loss.gen_balance = balance
-    run = tmp_path / name
-    train_student(
-        cfg, run, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
-    )
-    first = json.loads((run / "logs" / "train.jsonl").read_text().splitlines()[0])
-    return first["gen"], json.loads((run / "train_summary.json").read_text())
+    first, summary = first_step(tmp_path / name, pairs, cache, gen_balance=balance)
+    return first["gen"], summary
 
 
 def test_training_weights_l_gen_by_the_training_pairs_share(tmp_path):

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from flipkd.config import FlipkdConfig, config_hash
-from flipkd.trainer import train_student
 from flipkd.trainer.step import build_losses, gen_targets
-from tiny_run import make_cache, make_pairs, tiny_config, tiny_student
+from tiny_run import first_step, make_cache, make_pairs, tiny_config, tiny_student
 
 PAIRS = [(p.text_a, p.text_b) for p in make_pairs(6)]
 GOLD = torch.tensor([1, 0, 1, 1, 0, 0])
@@ -70,14 +68,7 @@ def test_option_is_validated_and_hash_neutral_at_zero():
 
 
 def _first_gen_loss(tmp_path, name, lam, pairs, cache):
-    cfg = tiny_config(steps=1, dropout=0.0, save_every=0)
-    cfg.loss.gen_teacher = lam
-    run = tmp_path / name
-    train_student(
-        cfg, run, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
-    )
-    first = json.loads((run / "logs" / "train.jsonl").read_text().splitlines()[0])
-    return first["gen"]
+    return first_step(tmp_path / name, pairs, cache, gen_teacher=lam)[0]["gen"]
 
 
 def test_teacher_target_replaces_the_gold_label_in_training(tmp_path):

@@ -94,6 +94,22 @@ def tiny_student(cfg: FlipkdConfig):
     return assemble_student(model, tok, cfg.student)
 
 
+def first_step(run_dir: Path, pairs, cache, **loss) -> tuple[dict, dict]:
+    """One training step with ``loss`` overrides: its logged values and the run's summary."""
+    import json
+
+    from flipkd.trainer import train_student
+
+    cfg = tiny_config(steps=1, dropout=0.0, save_every=0)
+    for name, value in loss.items():
+        setattr(cfg.loss, name, value)
+    train_student(
+        cfg, run_dir, cache=cache, train_pairs=pairs, student=tiny_student(cfg), progress=False
+    )
+    first = json.loads((run_dir / "logs" / "train.jsonl").read_text().splitlines()[0])
+    return first, json.loads((run_dir / "train_summary.json").read_text())
+
+
 def passes_with_grads(student, texts, pairs, labels) -> tuple:
     """Both passes and a backward: (rep, label logits, LoRA grads by name), detached."""
     student.model.zero_grad(set_to_none=True)
