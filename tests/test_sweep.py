@@ -201,6 +201,40 @@ def test_rows_against_a_baseline_row_are_paired_per_seed():
     assert "gen_auc_vs_row_sft" not in next(e for e in entries if e["row"] == "sft")
 
 
+def test_rows_against_the_baseline_row_of_one_variant():
+    """row_baseline_variant: fip of every variant against the plain variant's sft, so an option
+    that only fip gets is compared with the ladder's sft, not with sft under that option."""
+    from sklearn.metrics import roc_auc_score
+
+    from flipkd.reproduce.sweep_report import markdown, summarise
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 300)
+
+    def record(variant, row, noise):
+        s = (y + rng.normal(0, noise, 300)).tolist()
+        auc = roc_auc_score(y, s)
+        dev = {"roc_auc": auc, "rep_roc_auc": auc, "gen_label_accuracy": 0.5, "rep_spearman": 1.0}
+        return {"variant": variant, "row": row, "seed": 0, "overrides": [], "dev": dev,
+                "scores": {"dev": {"labels": y.tolist(), "gen": s, "rep": s}},
+                "train_seconds": 1.0, "eval_seconds": 1.0}  # fmt: skip
+
+    # plain sft is weak; the option makes sft strong and fip in between
+    records = [record("plain", "sft", 3.0), record("plain", "fip", 3.0),
+               record("x", "sft", 0.2), record("x", "fip", 0.6)]  # fmt: skip
+
+    def fip_x(entries):
+        return next(e for e in entries if (e["variant"], e["row"]) == ("x", "fip"))
+
+    own = fip_x(summarise(records, "sft"))["gen_auc_vs_row_sft"][0]
+    plain = fip_x(summarise(records, "sft", "plain"))["gen_auc_vs_row_sft"][0]
+    assert own[0] < 0 < plain[1]  # below its own variant's sft, above plain sft
+    spec = SweepSpec(name="x", rows=["sft", "fip"], variants={"plain": [], "x": []},
+                     row_baseline="sft", row_baseline_variant="plain")  # fmt: skip
+    text = markdown(summarise(records, "sft", "plain"), spec, 300, ["flipkd", "sweep"])
+    assert "## Rows against `sft` (`plain`'s, same seed" in text
+
+
 def test_bad_spec_names_file_and_field(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text("name: x\nrows: [zero-shot]\nvariants: {a: []}\n")
@@ -211,6 +245,13 @@ def test_bad_spec_names_file_and_field(tmp_path):
         load_spec(spec)
     spec.write_text("name: x\nrows: [fip]\nrow_baseline: sft\nvariants: {a: []}\n")
     with pytest.raises(ConfigError, match=r"s\.yaml: row_baseline: 'sft' is not one of rows"):
+        load_spec(spec)
+    spec.write_text("name: x\nrows: [sft, fip]\nrow_baseline: sft\nrow_baseline_variant: b\n"
+                    "variants: {a: []}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"row_baseline_variant: 'b' is not one of variants"):
+        load_spec(spec)
+    spec.write_text("name: x\nrows: [fip]\nrow_baseline_variant: a\nvariants: {a: []}\n")
+    with pytest.raises(ConfigError, match=r"row_baseline_variant: needs row_baseline"):
         load_spec(spec)
     bad = SweepSpec(name="x", profile="tiny", variants={"ok": [], "bad": ["train.steps=abc"]})
     with pytest.raises(ConfigError, match=r"sweep 'x', variant 'bad': .*train\.steps"):
@@ -253,7 +294,7 @@ def test_split_parts_run_side_by_side_and_the_whole_spec_reads_them_back(
     root, teacher = bench
     whole = {
         "name": "parts", "benchmark": str(root), "profile": "tiny", "rows": ["sft", "fip"],
-        "seeds": [0, 1], "row_baseline": "sft",
+        "seeds": [0, 1], "row_baseline": "sft", "row_baseline_variant": "base",
         "overrides": [f"student.model={tiny_llama_dir}", f"teacher.model={teacher}"],
         "variants": {"base": [], "lr": ["train.lr=1e-2"]},
     }  # fmt: skip

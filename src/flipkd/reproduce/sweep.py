@@ -57,6 +57,9 @@ class SweepSpec(BaseModel):
     variants: dict[str, list[str]] = Field(min_length=1)
     # a row the others are compared with inside each variant (paired, same seed): "fip vs sft"
     row_baseline: str | None = None
+    # the variant whose row_baseline runs the others are compared with (default: each
+    # variant's own): "does fip with option X beat the ladder's plain sft?"
+    row_baseline_variant: str | None = None
 
     @field_validator("rows")
     @classmethod
@@ -77,6 +80,18 @@ class SweepSpec(BaseModel):
         if row is not None and row not in rows:
             raise ValueError(f"{row!r} is not one of rows {rows}")
         return row
+
+    @field_validator("row_baseline_variant")
+    @classmethod
+    def _baseline_variant_is_a_variant(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if name is None:
+            return name
+        if info.data.get("row_baseline") is None:
+            raise ValueError("needs row_baseline (the row to take from that variant)")
+        variants = list(info.data.get("variants", {}))
+        if name not in variants:
+            raise ValueError(f"{name!r} is not one of variants {variants}")
+        return name
 
     @property
     def seed_list(self) -> list[int]:

@@ -6,7 +6,9 @@ label accuracy (P(positive word) ≥ 0.5), rep ROC-AUC, rep Spearman, train and 
 and the paired-bootstrap 95% interval of the ROC-AUC difference to the first variant (same
 row, same seed, same dev pairs resampled together): an interval that spans 0 is a
 difference this dev set cannot resolve. A spec with ``row_baseline`` also gets, per variant,
-every other row against that row (same variant, same seed): "does `fip` beat `sft` here?".
+every other row against that row (same variant, same seed): "does `fip` beat `sft` here?";
+with ``row_baseline_variant`` that row is taken from one variant for all of them: "does `fip`
+with option X beat the plain `sft`?".
 """
 
 from __future__ import annotations
@@ -67,9 +69,12 @@ def _paired_against(runs: list[dict], by: dict, variant: str, row: str) -> dict[
     return out
 
 
-def summarise(records: list[dict], row_baseline: str | None = None) -> list[dict]:
+def summarise(
+    records: list[dict], row_baseline: str | None = None, baseline_variant: str | None = None
+) -> list[dict]:
     """One entry per (variant, row): seeds, mean dev metrics, times, difference to the first
-    variant (same row) and, given ``row_baseline``, to that row (same variant)."""
+    variant (same row) and, given ``row_baseline``, to that row (same variant, or
+    ``baseline_variant`` for every variant)."""
     variants = list(dict.fromkeys(r["variant"] for r in records))
     rows = list(dict.fromkeys(r["row"] for r in records))
     base = variants[0]
@@ -94,7 +99,7 @@ def summarise(records: list[dict], row_baseline: str | None = None) -> list[dict
                 same_row = _paired_against(runs, by, base, row)
                 entry.update({f"{mode}_auc_vs_{base}": d for mode, d in same_row.items()})
             if row_baseline and row not in (row_baseline, "teacher"):
-                same_variant = _paired_against(runs, by, variant, row_baseline)
+                same_variant = _paired_against(runs, by, baseline_variant or variant, row_baseline)
                 entry.update(
                     {f"{mode}_auc_vs_row_{row_baseline}": d for mode, d in same_variant.items()}
                 )
@@ -187,15 +192,17 @@ def markdown(
         f"- `{name}`: `{' '.join(ov) or '(profile as is)'}`" for name, ov in spec.variants.items()
     ]
     if spec.row_baseline:
-        lines += _row_table(entries, spec.row_baseline)
+        lines += _row_table(entries, spec.row_baseline, spec.row_baseline_variant)
     return "\n".join(lines) + "\n"
 
 
-def _row_table(entries: list[dict], baseline: str) -> list[str]:
-    """Every row against the baseline row inside its variant, paired by seed and dev pair."""
+def _row_table(entries: list[dict], baseline: str, variant: str | None = None) -> list[str]:
+    """Every row against the baseline row inside its variant (or ``variant``'s), paired by seed
+    and dev pair."""
     key = f"auc_vs_row_{baseline}"
+    which = f"`{variant}`'s" if variant else "same variant"
     lines = [
-        "", f"## Rows against `{baseline}` (same variant, same seed, paired over dev pairs)", "",
+        "", f"## Rows against `{baseline}` ({which}, same seed, paired over dev pairs)", "",
         "One seed: the difference and its 95% interval; several: the mean difference and in how "
         "many seeds the interval lies above 0.", "",
         f"| variant | row | Δgen AUC vs {baseline} [95%] | Δrep AUC vs {baseline} [95%] |",
@@ -293,7 +300,7 @@ def curves_markdown(curves: list[dict]) -> str:
 
 def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[str]) -> Path:
     """Write ``results.json`` and ``table.md`` into ``out_dir``; returns the table's path."""
-    entries = summarise(records, spec.row_baseline)
+    entries = summarise(records, spec.row_baseline, spec.row_baseline_variant)
     n_dev = len(records[0]["scores"]["dev"]["labels"]) if records else 0
     out_dir.mkdir(parents=True, exist_ok=True)
     curves = dev_curves(records)
