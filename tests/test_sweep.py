@@ -173,24 +173,26 @@ def test_paired_difference_is_zero_for_identical_runs_and_signed():
     assert point > 0.2 and 0 < lo < point < hi
 
 
+def _noisy_record(rng, y, variant: str, row: str, seed: int, noise: float) -> dict:
+    """A sweep record whose dev scores are the labels plus Gaussian noise (both modes)."""
+    from sklearn.metrics import roc_auc_score
+
+    s = (y + rng.normal(0, noise, len(y))).tolist()
+    auc = roc_auc_score(y, s)
+    dev = {"roc_auc": auc, "rep_roc_auc": auc, "gen_label_accuracy": 0.5, "rep_spearman": 1.0}
+    return {"variant": variant, "row": row, "seed": seed, "overrides": [], "dev": dev,
+            "scores": {"dev": {"labels": y.tolist(), "gen": s, "rep": s}},
+            "train_seconds": 1.0, "eval_seconds": 1.0}  # fmt: skip
+
+
 def test_rows_against_a_baseline_row_are_paired_per_seed():
     """Two seeds: each seed's interval is listed, and the count of those above 0."""
     from flipkd.reproduce.sweep_report import markdown, summarise
 
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 300)
-
-    def record(row, seed, noise):
-        from sklearn.metrics import roc_auc_score
-
-        s = (y + rng.normal(0, noise, 300)).tolist()
-        auc = roc_auc_score(y, s)
-        dev = {"roc_auc": auc, "rep_roc_auc": auc, "gen_label_accuracy": 0.5, "rep_spearman": 1.0}
-        return {"variant": "v", "row": row, "seed": seed, "overrides": [], "dev": dev,
-                "scores": {"dev": {"labels": y.tolist(), "gen": s, "rep": s}},
-                "train_seconds": 1.0, "eval_seconds": 1.0}  # fmt: skip
-
-    records = [record("sft", k, 3.0) for k in (0, 1)] + [record("fip", k, 0.3) for k in (0, 1)]
+    records = [_noisy_record(rng, y, "v", row, k, noise)
+               for row, noise in (("sft", 3.0), ("fip", 0.3)) for k in (0, 1)]  # fmt: skip
     entries = summarise(records, "sft")
     fip = next(e for e in entries if e["row"] == "fip")
     diffs = fip["gen_auc_vs_row_sft"]
@@ -204,24 +206,13 @@ def test_rows_against_a_baseline_row_are_paired_per_seed():
 def test_rows_against_the_baseline_row_of_one_variant():
     """row_baseline_variant: fip of every variant against the plain variant's sft, so an option
     that only fip gets is compared with the ladder's sft, not with sft under that option."""
-    from sklearn.metrics import roc_auc_score
-
     from flipkd.reproduce.sweep_report import markdown, summarise
 
     rng = np.random.default_rng(2)
     y = rng.integers(0, 2, 300)
-
-    def record(variant, row, noise):
-        s = (y + rng.normal(0, noise, 300)).tolist()
-        auc = roc_auc_score(y, s)
-        dev = {"roc_auc": auc, "rep_roc_auc": auc, "gen_label_accuracy": 0.5, "rep_spearman": 1.0}
-        return {"variant": variant, "row": row, "seed": 0, "overrides": [], "dev": dev,
-                "scores": {"dev": {"labels": y.tolist(), "gen": s, "rep": s}},
-                "train_seconds": 1.0, "eval_seconds": 1.0}  # fmt: skip
-
     # plain sft is weak; the option makes sft strong and fip in between
-    records = [record("plain", "sft", 3.0), record("plain", "fip", 3.0),
-               record("x", "sft", 0.2), record("x", "fip", 0.6)]  # fmt: skip
+    cases = (("plain", "sft", 3.0), ("plain", "fip", 3.0), ("x", "sft", 0.2), ("x", "fip", 0.6))
+    records = [_noisy_record(rng, y, variant, row, 0, noise) for variant, row, noise in cases]
 
     def fip_x(entries):
         return next(e for e in entries if (e["variant"], e["row"]) == ("x", "fip"))
