@@ -112,6 +112,10 @@ def test_claims_verdicts_are_seed_paired_and_order_is_checked():
     weak = claims[("a weak teacher still helps (fip-weak-teacher > sft)", "gen")]
     assert weak["verdict"] == "held" and weak["weak_teacher_below_sft"] is True
     assert ("MCL ≥ ArcCSE", "gen") not in claims  # its row is missing: no claim, no guess
+    assert not any(name.startswith("fip > sft-kd") for name, _ in claims)  # opt-in row absent
+    with_kd = check_claims([*rows, _row("sft-kd", [0.8, 0.8], [20, 20])])
+    kd = {c["mode"]: c for c in with_kd if c["claim"].startswith("fip > sft-kd")}
+    assert kd["gen"]["verdict"] == "not held" and kd["rep"]["verdict"] == "held"
     text = claims_markdown(check_claims(rows))
     assert "| fip > sft | rep (rep_spearman) | fip 42.5 vs sft 25.0 | held | 2/2 |" in text
 
@@ -201,6 +205,21 @@ def test_the_chinese_cpu_ladders_take_the_dev_chosen_student_and_the_mqp_recipe(
     assert cfg.train.clip_scope == "term-apart" and cfg.train.steps == mqp.train.steps
     assert not cfg.student.prompt.use_chat_template
     assert resolve_prompt(cfg.student.prompt, benchmark).answer_suffix.endswith("答案：")
+
+
+def test_sft_kd_is_sft_with_the_teacher_in_the_label_target_and_opt_in():
+    """sft-kd: sft's terms (no representation terms) and L_gen's target half the teacher's
+    probability, whatever the profile says; no profile runs it unless asked."""
+    from flipkd.reproduce.ladder import build_config
+    from flipkd.reproduce.profiles import PROFILES
+
+    for name in ("demo", "cpu", "gpu"):
+        kd = build_config(PROFILES[name], "mqp", "sft-kd", 0, [])
+        sft = build_config(PROFILES[name], "mqp", "sft", 0, [])
+        assert (kd.loss.contrastive, kd.loss.dist, kd.loss.gen_teacher) == ("none", "none", 0.5)
+        assert sft.loss.gen_teacher == 0.0
+        assert kd.model_dump(exclude={"loss", "name"}) == sft.model_dump(exclude={"loss", "name"})
+        assert "sft-kd" not in PROFILES[name].rows
 
 
 @pytest.mark.parametrize("pays", [True, False])

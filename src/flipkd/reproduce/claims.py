@@ -44,6 +44,8 @@ PAIRWISE = (
     Pairwise("MCL ≥ ArcCSE", "fip", "fip-arccse", or_equal=True),
     Pairwise("MCL ≥ KDMCSE", "fip", "fip-kdmcse", or_equal=True),
     Pairwise("a weak teacher still helps (fip-weak-teacher > sft)", "fip-weak-teacher", "sft"),
+    # not the paper's: does fip beat plain distillation of the teacher into the label?
+    Pairwise("fip > sft-kd (the teacher's probability as sft's label target)", "fip", "sft-kd"),
 )
 ABLATION_ORDER = ("fip-no-mcl", "fip-no-dist", "fip-no-filter")  # should hurt in this order
 

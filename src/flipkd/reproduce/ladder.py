@@ -28,11 +28,20 @@ from flipkd.reproduce.scoring import dev_metrics, evaluate_scores, student_score
 log = logging.getLogger(__name__)
 
 TRAINED = "trained"
+# sft-kd's L_gen target: half gold label, half the teacher's probability (docs/quality.md §15:
+# +0.02 dev gen ROC-AUC for sft on MQP and ATEC at this λ)
+SFT_KD_TEACHER_SHARE = 0.5
 ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "teacher": ("teacher", {}),
     "zero-shot": ("zero-shot", {}),
     # sft learns from gold labels only, whatever the profile says about the teacher
     "sft": (TRAINED, {"loss.contrastive": "none", "loss.dist": "none", "loss.gen_teacher": 0.0}),
+    # plain distillation into the label: sft's terms, L_gen's target mixed with the teacher's
+    # probability; the baseline for "the flipped terms help the label" (opt-in: --row sft-kd)
+    "sft-kd": (
+        TRAINED,
+        {"loss.contrastive": "none", "loss.dist": "none", "loss.gen_teacher": SFT_KD_TEACHER_SHARE},
+    ),  # fmt: skip
     "fip-arccse": (TRAINED, {"loss.contrastive": "arccse"}),
     "fip-kdmcse": (TRAINED, {"loss.contrastive": "kdmcse"}),
     "fip": (TRAINED, {}),
