@@ -17,6 +17,7 @@ from flipkd.teacher import build_tiny_teacher, train_teacher
 from flipkd.teacher.encoder import TeacherSource, encode_texts, load_encoder
 from flipkd.teacher.tiny import toy_pairs, toy_words
 from flipkd.teacher.train import pair_dataset, schedule, subsample
+from flipkd.teacher.trainer_log import format_log
 
 torch.set_num_threads(1)
 
@@ -33,7 +34,10 @@ def _dev_cosines(model_dir: Path, pairs: list, prefix: str = "") -> np.ndarray:
     return (a * b).sum(-1).numpy()
 
 
-def test_finetune_lowers_dev_loss_and_keeps_the_best(tiny_model: Path, tmp_path: Path) -> None:
+def test_finetune_lowers_dev_loss_and_keeps_the_best(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="flipkd.teacher")
     train, dev = toy_pairs(96, seed=0, noise=0.1), toy_pairs(48, seed=1)
     run = train_teacher(
         train,
@@ -61,6 +65,11 @@ def test_finetune_lowers_dev_loss_and_keeps_the_best(tiny_model: Path, tmp_path:
     assert info["args"]["batch_size"] == 16 and info["args"]["progress"] is False
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train_pairs"] == 96
     assert not (tmp_path / "run" / ".checkpoints").exists()
+    # progress=False: no printed log dicts, no library bars; the logs are logger lines
+    printed = capsys.readouterr()
+    assert "{'" not in printed.out and "Computing widget examples" not in printed.err
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("teacher step")]
+    assert any("dev cosine_ap" in line for line in lines), lines
 
 
 def test_a_middle_checkpoint_that_wins_is_the_one_kept(tiny_model: Path, tmp_path: Path) -> None:
@@ -189,3 +198,10 @@ def test_base_model_is_kept_when_training_only_hurts(tiny_model: Path, tmp_path:
         torch.from_numpy(_dev_cosines(run.model_dir, dev)),
         torch.from_numpy(_dev_cosines(tiny_model, dev)),
     )
+
+
+def test_trainer_logs_read_as_one_line() -> None:
+    logs = {"eval_loss": 4.75912, "eval_dev_cosine_spearman": 0.35923, "eval_runtime": 14.6,
+            "eval_samples_per_second": 68.6, "epoch": 0.5, "learning_rate": 5e-05}  # fmt: skip
+    line = format_log(logs, 40, 62)
+    assert line == "teacher step 40/62: dev_loss 4.759, dev cosine_spearman 0.3592, learning_rate 5e-05"

@@ -31,7 +31,7 @@ import numpy as np
 from flipkd.config.schema import TeacherConfig
 from flipkd.errors import ConfigError, DataError
 from flipkd.paths import atomic_dir, write_json
-from flipkd.teacher import encoder, speed
+from flipkd.teacher import encoder, speed, trainer_log
 from flipkd.teacher.workflow import dev_metrics
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,7 @@ def _fit(
         batch_sampler=_batch_sampler(model, cfg, query_prefix, BatchSamplers),
     )
     clock = speed.StepClock()
+    trainer_log.set_card_examples(model, dev)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
@@ -207,6 +208,8 @@ def _fit(
         evaluator=evaluator,
         callbacks=[clock],
     )
+    if not progress:
+        trainer_log.log_lines_instead_of_prints(trainer)
     history = [{"step": 0, **trainer.evaluate()}]
     start = time.perf_counter()
     out = trainer.train()
