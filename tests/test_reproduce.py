@@ -208,6 +208,22 @@ def test_the_chinese_cpu_ladders_take_the_dev_chosen_student_and_the_mqp_recipe(
     assert resolve_prompt(cfg.student.prompt, benchmark).answer_suffix.endswith("答案：")
 
 
+def test_atec_cpu_trains_on_4000_pairs_at_the_same_steps_bq_on_1000():
+    """results/dev/atec/atec-pairs/: ATEC's student and teacher see 4,000 pairs (the teacher
+    with its speed options) at the profile's 150 steps; BQ, untried, keeps the profile's 1,000."""
+    from flipkd.reproduce.ladder import build_config
+    from flipkd.reproduce.profiles import PROFILES
+
+    atec, bq = (build_config(PROFILES["cpu"], b, "fip", 0, []) for b in ("atec", "bq"))
+    assert (atec.data.max_train_pairs, bq.data.max_train_pairs) == (4000, 1000)
+    assert atec.train.steps == bq.train.steps == 150
+    assert atec.teacher.freeze_embeddings and atec.teacher.group_by_length
+    assert not (bq.teacher.freeze_embeddings or bq.teacher.group_by_length)
+    # a user's override still wins over the benchmark's
+    small = build_config(PROFILES["cpu"], "atec", "fip", 0, ["data.max_train_pairs=500"])
+    assert small.data.max_train_pairs == 500
+
+
 def test_sft_kd_is_sft_with_the_teacher_in_the_label_target_and_opt_in():
     """sft-kd: sft's terms (no representation terms) and L_gen's target half the teacher's
     probability, whatever the profile says; no profile runs it unless asked."""
