@@ -1,0 +1,172 @@
+"""Pair matching by the generated label mixed with the A-tap cosine, as ``/search`` re-ranks.
+
+    flipkd sweep SPEC --out SWEEP                     # dev scores of every run, both modes
+    python benchmarks/pair_mix.py SWEEP/results.json --out results/dev/.../mix
+
+A `fip` student carries two scorers of a pair: its generated label (gen) and the cosine of
+its A-tap representations (rep). ``/search`` with ``"rerank": true`` orders candidates by
+``w · z(logit label) + (1 − w) · z(cosine)`` (:func:`flipkd.serve.ranking.mixed_scores`;
+w = 0.5 served by default, chosen on FAQ dev). This scores a sweep's dev pairs the same way —
+``z`` standardises over all the run's dev pairs, as over one query's candidates — and reports
+each run's ROC-AUC for every ``--weights`` w (w = 1 is gen, w = 0 is rep), and, per variant
+and weight, each row's mix against the ``--baseline`` row's generated label on the same seed
+(paired over the dev pairs, flipkd's one bootstrap): does the model that `fip` trains match
+pairs better, used as it is served, than `sft`'s label? Writes ``OUT.json`` and ``OUT.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from flipkd.bench.script import report_main
+from flipkd.errors import ConfigError, run_script
+from flipkd.evaluation.metrics import bootstrap_interval, pair_metric, resampled_pair_metric
+from flipkd.provenance import provenance
+from flipkd.serve.ranking import mixed_scores
+
+WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
+roc_auc = pair_metric("roc_auc", 0.5)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", type=Path, help="a flipkd sweep results.json")
+    parser.add_argument("--weights", type=float, nargs="+", default=list(WEIGHTS))
+    parser.add_argument("--baseline", default="sft", help="row whose generated label is the bar")
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+    if any(not 0 <= w <= 1 for w in args.weights):
+        raise ConfigError(f"--weights must lie in [0, 1], got {args.weights}")
+    return args
+
+
+def load_runs(file: Path) -> list[dict]:
+    """The sweep's runs that hold dev scores in both modes; a one-line error otherwise."""
+    try:
+        doc = json.loads(Path(file).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not a flipkd sweep results.json ({exc})") from None
+    runs = [
+        r for r in (doc.get("runs") or []) if isinstance(r, dict)
+        and r.get("row") != "teacher"  # one cosine, no generated label to mix
+        and {"gen", "rep", "labels"} <= set((r.get("scores") or {}).get("dev") or {})
+    ]  # fmt: skip
+    if not runs:
+        raise ConfigError(f"{file}: no run with dev scores in both modes (a flipkd sweep file?)")
+    return runs
+
+
+def mixed(run: dict, weight: float) -> np.ndarray:
+    dev = run["scores"]["dev"]
+    return np.asarray(mixed_scores(dev["rep"], dev["gen"], weight), dtype=np.float64)
+
+
+def paired(score: np.ndarray, bar: np.ndarray, y: np.ndarray, n: int, seed: int) -> dict:
+    """ROC-AUC of ``score`` minus ``bar`` on the same pairs, with its paired 95% interval."""
+
+    def diff(index: np.ndarray) -> np.ndarray:
+        high = resampled_pair_metric("roc_auc", 0.5, score, y, index)
+        return high - resampled_pair_metric("roc_auc", 0.5, bar, y, index)
+
+    return {
+        "diff": roc_auc(score, y) - roc_auc(bar, y),
+        "ci": list(bootstrap_interval(diff, len(y), n, seed)),
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    runs = load_runs(args.file)
+    by = {(r["variant"], r["row"], r["seed"]): r for r in runs}
+    rows = []
+    for r in sorted(runs, key=lambda r: (r["variant"], r["row"], r["seed"])):
+        y = np.asarray(r["scores"]["dev"]["labels"])
+        base = by.get((r["variant"], args.baseline, r["seed"]))
+        entry = {"variant": r["variant"], "row": r["row"], "seed": r["seed"], "weights": {}}
+        for w in args.weights:
+            score = mixed(r, w)
+            cell: dict = {"roc_auc": roc_auc(score, y)}
+            if base is not None and base is not r:
+                if not np.array_equal(np.asarray(base["scores"]["dev"]["labels"]), y):
+                    raise ConfigError(f"{args.file}: {r['row']} and {args.baseline} of seed "
+                                      f"{r['seed']} were scored on different pairs")  # fmt: skip
+                # the baseline's generated label, and the baseline scored the same way
+                for key, bar in (
+                    ("baseline_gen", mixed(base, 1.0)),
+                    ("baseline_mix", mixed(base, w)),
+                ):
+                    cell[key] = paired(score, bar, y, args.resamples, args.seed)
+            entry["weights"][f"{w:g}"] = cell
+        rows.append(entry)
+    return {
+        **provenance(["python", "benchmarks/pair_mix.py", *_argv(args)]),
+        "file": str(args.file),
+        "baseline": args.baseline,
+        "resamples": args.resamples,
+        "seed": args.seed,
+        "runs": rows,
+    }
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    return [str(args.file), "--weights", *map(str, args.weights), "--baseline", args.baseline,
+            "--resamples", str(args.resamples), "--seed", str(args.seed), "--out",
+            str(args.out)]  # fmt: skip
+
+
+def markdown(report: dict) -> str:
+    weights = list(report["runs"][0]["weights"])
+    base = report["baseline"]
+    lines = [
+        "# Pair matching by the label, the A-tap cosine, or a mix",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"`{report['file']}`: dev ROC-AUC of `w · z(logit label) + (1 − w) · z(cosine)` "
+        "(z over the run's dev pairs; w = 1 the generated label, w = 0 the A-tap cosine), "
+        "mean over seeds. The other rows against the "
+        f"`{base}` row of the same variant and seed, paired over the pairs "
+        f"({report['resamples']} resamples): the mean difference and in how many seeds its "
+        "interval lies above 0.",
+    ]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in report["runs"]:
+        groups.setdefault((r["variant"], r["row"]), []).append(r)
+    tables = (
+        ("ROC-AUC", None),
+        (f"Against `{base}`'s generated label (the ladder's gen baseline)", "baseline_gen"),
+        (f"Against `{base}` mixed at the same w", "baseline_mix"),
+    )
+    for title, key in tables:
+        lines += ["", f"## {title}", "", "| variant | row | " +
+                  " | ".join(f"w = {w}" for w in weights) + " |",
+                  "|---|---|" + "---|" * len(weights)]  # fmt: skip
+        for (variant, row), runs in groups.items():
+            if key is not None and row == base:
+                continue
+            lines.append(f"| {variant} | {row} | " + " | ".join(
+                _cell(runs, w, key) for w in weights) + " |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _cell(runs: list[dict], weight: str, key: str | None) -> str:
+    if key is None:
+        return f"{np.mean([r['weights'][weight]['roc_auc'] for r in runs]):.3f}"
+    diffs = [r["weights"][weight][key] for r in runs if key in r["weights"][weight]]
+    if not diffs:
+        return "–"
+    up = sum(d["ci"][0] > 0 for d in diffs)
+    return f"{np.mean([d['diff'] for d in diffs]):+.3f} ({up}/{len(diffs)})"
+
+
+main = report_main(parse_args, run, markdown)
+
+if __name__ == "__main__":
+    run_script(main)

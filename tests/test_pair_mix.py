@@ -1,0 +1,85 @@
+"""benchmarks/pair_mix.py: a sweep's dev pairs scored by the label mixed with the A-tap cosine."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flipkd.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("pair_mix", ROOT / "benchmarks" / "pair_mix.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sweep(tmp_path: Path) -> Path:
+    """Two seeds; each scorer sees half the signal: sft's label a noisy copy of the truth, fip's
+    label and cosine two independent noisy copies (so their mix beats either)."""
+    rng = np.random.default_rng(0)
+    runs = []
+
+    def noisy(y: np.ndarray) -> np.ndarray:
+        return 2 * y + rng.normal(0, 1.5, y.size)
+
+    def label(x: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-x))
+
+    for seed in (0, 1):
+        y = rng.integers(0, 2, 1000)
+        for row, gen, rep in (
+            ("sft", label(noisy(y)), rng.normal(0, 1, y.size)),
+            ("fip", label(noisy(y)), noisy(y)),
+            ("teacher", noisy(y), None),
+        ):
+            dev = {"labels": y.tolist(), "gen": gen.tolist()}
+            dev["rep"] = dev["gen"] if rep is None else rep.tolist()
+            runs.append({"variant": "plain", "row": row, "seed": seed, "scores": {"dev": dev}})
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"runs": runs}))
+    return path
+
+
+def test_the_mix_is_the_label_at_1_the_cosine_at_0_and_beats_both_between(tmp_path: Path):
+    mod = _script()
+    file = _sweep(tmp_path)
+    report = mod.run(
+        mod.parse_args([str(file), "--resamples", "200", "--out", str(tmp_path / "m")])
+    )
+    assert {r["row"] for r in report["runs"]} == {"sft", "fip"}  # the teacher has no label
+    sweep = {(r["row"], r["seed"]): r for r in json.loads(file.read_text())["runs"]}
+    auc = mod.roc_auc
+    for r in report["runs"]:
+        dev = sweep[(r["row"], r["seed"])]["scores"]["dev"]
+        y = np.array(dev["labels"])
+        assert r["weights"]["1"]["roc_auc"] == pytest.approx(auc(np.array(dev["gen"]), y))
+        assert r["weights"]["0"]["roc_auc"] == pytest.approx(auc(np.array(dev["rep"]), y))
+        if r["row"] == "fip":
+            mix = r["weights"]["0.5"]
+            assert mix["roc_auc"] > max(r["weights"]["1"]["roc_auc"], r["weights"]["0"]["roc_auc"])
+            # fip's label is as noisy as sft's: mixed in its cosine, it is clearly above it
+            assert mix["baseline_gen"]["ci"][0] > 0
+            gen = r["weights"]["1"]["baseline_gen"]
+            assert gen["ci"][0] < gen["diff"] < gen["ci"][1]
+    text = mod.markdown(report)
+    assert "| plain | fip |" in text and "(2/2)" in text
+
+
+def test_a_file_without_both_modes_is_a_one_line_error(tmp_path: Path):
+    mod = _script()
+    bad = tmp_path / "x.json"
+    bad.write_text(json.dumps({"runs": [{"row": "fip", "scores": {"dev": {"gen": [0.1]}}}]}))
+    with pytest.raises(ConfigError, match="no run with dev scores in both modes"):
+        mod.load_runs(bad)
+    with pytest.raises(ConfigError, match="no such file"):
+        mod.load_runs(tmp_path / "missing.json")
+    with pytest.raises(ConfigError, match="weights must lie"):
+        mod.parse_args([str(bad), "--weights", "1.5", "--out", str(tmp_path / "o")])
