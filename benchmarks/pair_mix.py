@@ -2,16 +2,20 @@
 
     flipkd sweep SPEC --out SWEEP                     # dev scores of every run, both modes
     python benchmarks/pair_mix.py SWEEP/results.json --out results/dev/.../mix
+    python benchmarks/pair_mix.py LADDER_WORK --split test --out results/.../mix   # a ladder
 
 A `fip` student carries two scorers of a pair: its generated label (gen) and the cosine of
 its A-tap representations (rep). ``/search`` with ``"rerank": true`` orders candidates by
 ``w · z(logit label) + (1 − w) · z(cosine)`` (:func:`flipkd.serve.ranking.mixed_scores`;
-w = 0.5 served by default, chosen on FAQ dev). This scores a sweep's dev pairs the same way —
-``z`` standardises over all the run's dev pairs, as over one query's candidates — and reports
-each run's ROC-AUC for every ``--weights`` w (w = 1 is gen, w = 0 is rep), and, per variant
-and weight, each row's mix against the ``--baseline`` row's generated label on the same seed
-(paired over the dev pairs, flipkd's one bootstrap): does the model that `fip` trains match
-pairs better, used as it is served, than `sft`'s label? Writes ``OUT.json`` and ``OUT.md``.
+w = 0.5 served by default, chosen on FAQ dev). This scores pairs the same way, ``z`` taking
+each score's mean and spread from the run's dev pairs (so a test pair's score does not depend
+on the other test pairs, as a threshold chosen on dev), and reports each run's ROC-AUC for
+every ``--weights`` w (w = 1 is gen, w = 0 is rep) and, per variant and weight, each row's mix
+against the ``--baseline`` row's generated label and against that row mixed the same way, on
+the same seed (paired over the pairs, flipkd's one bootstrap): does the model `fip` trains
+match pairs better, used as it is served, than `sft`'s label? The input is a ``flipkd sweep``
+``results.json`` (dev scores) or a ``flipkd reproduce --work`` folder (each run's
+``result.json`` holds dev and test scores). Writes ``OUT.json`` and ``OUT.md``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ roc_auc = pair_metric("roc_auc", 0.5)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("file", type=Path, help="a flipkd sweep results.json")
+    parser.add_argument("file", type=Path, help="a sweep's results.json or a ladder's --work")
+    parser.add_argument("--split", choices=("dev", "test"), default="dev")
     parser.add_argument("--weights", type=float, nargs="+", default=list(WEIGHTS))
     parser.add_argument("--baseline", default="sft", help="row whose generated label is the bar")
     parser.add_argument("--resamples", type=int, default=1000)
@@ -46,27 +51,56 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_runs(file: Path) -> list[dict]:
-    """The sweep's runs that hold dev scores in both modes; a one-line error otherwise."""
+def _read_json(file: Path, what: str) -> dict:
     try:
         doc = json.loads(Path(file).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{file}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: not a flipkd sweep results.json ({exc})") from None
-    runs = [
-        r for r in (doc.get("runs") or []) if isinstance(r, dict)
-        and r.get("row") != "teacher"  # one cosine, no generated label to mix
-        and {"gen", "rep", "labels"} <= set((r.get("scores") or {}).get("dev") or {})
-    ]  # fmt: skip
-    if not runs:
-        raise ConfigError(f"{file}: no run with dev scores in both modes (a flipkd sweep file?)")
-    return runs
+        raise ConfigError(f"{file}: not a {what} ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{file}: not a {what}")
+    return doc
+
+
+def _sweep_runs(file: Path) -> list[dict]:
+    runs = _read_json(file, "flipkd sweep results.json").get("runs") or []
+    return [r for r in runs if isinstance(r, dict)]
+
+
+def _ladder_runs(work: Path) -> list[dict]:
+    files = sorted(work.glob("runs/*/result.json"))
+    if not files:
+        raise ConfigError(f"{work}: no runs/*/result.json (a flipkd reproduce --work folder?)")
+    runs = [_read_json(f, "flipkd ladder result.json") for f in files]
+    return [{**r, "variant": "ladder"} for r in runs]
+
+
+def load_runs(source: Path, split: str = "dev") -> list[dict]:
+    """``{variant, row, seed, split, dev}`` of each run with both modes' scores on ``split``
+    and on dev (the scales), from a sweep's results.json or a ladder's work folder."""
+    runs = _ladder_runs(source) if Path(source).is_dir() else _sweep_runs(source)
+    out = []
+    for r in runs:
+        scores = r.get("scores") or {}
+        if r.get("row") == "teacher":  # one cosine, no generated label to mix
+            continue
+        if all({"gen", "rep", "labels"} <= set(scores.get(s) or {}) for s in {split, "dev"}):
+            keep = ("variant", "row", "seed")
+            out.append(
+                {**{k: r.get(k) for k in keep}, "split": scores[split], "dev": scores["dev"]}
+            )
+    if not out:
+        which = "dev" if split == "dev" else f"{split} and dev"
+        raise ConfigError(f"{source}: no run with {which} scores in both modes")
+    return out
 
 
 def mixed(run: dict, weight: float) -> np.ndarray:
-    dev = run["scores"]["dev"]
-    return np.asarray(mixed_scores(dev["rep"], dev["gen"], weight), dtype=np.float64)
+    """The run's ``split`` pairs at ``weight``, standardised by its dev pairs' scores."""
+    split, dev = run["split"], run["dev"]
+    reference = (dev["rep"], dev["gen"])
+    return np.asarray(mixed_scores(split["rep"], split["gen"], weight, reference), np.float64)
 
 
 def paired(score: np.ndarray, bar: np.ndarray, y: np.ndarray, n: int, seed: int) -> dict:
@@ -83,18 +117,18 @@ def paired(score: np.ndarray, bar: np.ndarray, y: np.ndarray, n: int, seed: int)
 
 
 def run(args: argparse.Namespace) -> dict:
-    runs = load_runs(args.file)
+    runs = load_runs(args.file, args.split)
     by = {(r["variant"], r["row"], r["seed"]): r for r in runs}
     rows = []
     for r in sorted(runs, key=lambda r: (r["variant"], r["row"], r["seed"])):
-        y = np.asarray(r["scores"]["dev"]["labels"])
+        y = np.asarray(r["split"]["labels"])
         base = by.get((r["variant"], args.baseline, r["seed"]))
         entry = {"variant": r["variant"], "row": r["row"], "seed": r["seed"], "weights": {}}
         for w in args.weights:
             score = mixed(r, w)
             cell: dict = {"roc_auc": roc_auc(score, y)}
             if base is not None and base is not r:
-                if not np.array_equal(np.asarray(base["scores"]["dev"]["labels"]), y):
+                if not np.array_equal(np.asarray(base["split"]["labels"]), y):
                     raise ConfigError(f"{args.file}: {r['row']} and {args.baseline} of seed "
                                       f"{r['seed']} were scored on different pairs")  # fmt: skip
                 # the baseline's generated label, and the baseline scored the same way
@@ -108,6 +142,7 @@ def run(args: argparse.Namespace) -> dict:
     return {
         **provenance(["python", "benchmarks/pair_mix.py", *_argv(args)]),
         "file": str(args.file),
+        "split": args.split,
         "baseline": args.baseline,
         "resamples": args.resamples,
         "seed": args.seed,
@@ -116,9 +151,9 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _argv(args: argparse.Namespace) -> list[str]:
-    return [str(args.file), "--weights", *map(str, args.weights), "--baseline", args.baseline,
-            "--resamples", str(args.resamples), "--seed", str(args.seed), "--out",
-            str(args.out)]  # fmt: skip
+    return [str(args.file), "--split", args.split, "--weights", *map(str, args.weights),
+            "--baseline", args.baseline, "--resamples", str(args.resamples),
+            "--seed", str(args.seed), "--out", str(args.out)]  # fmt: skip
 
 
 def markdown(report: dict) -> str:
@@ -129,8 +164,9 @@ def markdown(report: dict) -> str:
         "",
         f"Command: `{report['command']}`",
         "",
-        f"`{report['file']}`: dev ROC-AUC of `w · z(logit label) + (1 − w) · z(cosine)` "
-        "(z over the run's dev pairs; w = 1 the generated label, w = 0 the A-tap cosine), "
+        f"`{report['file']}`: {report['split']} ROC-AUC of `w · z(logit label) + (1 − w) · "
+        "z(cosine)` (z: each score's mean and spread on the run's dev pairs; w = 1 the "
+        "generated label, w = 0 the A-tap cosine), "
         "mean over seeds. The other rows against the "
         f"`{base}` row of the same variant and seed, paired over the pairs "
         f"({report['resamples']} resamples): the mean difference and in how many seeds its "

@@ -98,6 +98,11 @@ def test_mixed_scores_between_the_label_and_the_cosine():
     np.testing.assert_allclose(mixed_scores([3 * c - 1 for c in cos], label, 0.5), half)
     assert np.argmax(half) in (1, 3) and len(set(np.round(half, 9))) == 4
     assert mixed_scores([0.5] * 3, [0.5] * 3, 0.3) == [0.0] * 3  # nothing to tell apart
+    # scaled by a reference set (a dev split): the reference itself gives the plain mix back,
+    # and a pair's score no longer depends on what is scored beside it
+    np.testing.assert_allclose(mixed_scores(cos, label, 0.5, reference=(cos, label)), half)
+    alone = mixed_scores(cos[:1], label[:1], 0.5, reference=(cos, label))
+    assert alone == pytest.approx(half[:1]) and mixed_scores(cos[:1], label[:1], 0.5) == [0.0]
 
 
 def test_rerank_order_is_by_score_and_stable():

@@ -83,3 +83,29 @@ def test_a_file_without_both_modes_is_a_one_line_error(tmp_path: Path):
         mod.load_runs(tmp_path / "missing.json")
     with pytest.raises(ConfigError, match="weights must lie"):
         mod.parse_args([str(bad), "--weights", "1.5", "--out", str(tmp_path / "o")])
+
+
+def test_a_ladder_folder_scores_test_pairs_on_dev_scales(tmp_path: Path):
+    """A ladder's runs hold dev and test scores: the mix of a test pair takes its scales from
+    dev, so scoring one test pair alone gives it the same score as among all of them."""
+    mod = _script()
+    runs = json.loads(_sweep(tmp_path).read_text())["runs"]
+    work = tmp_path / "work"
+    for i, r in enumerate(runs):
+        dev = r["scores"]["dev"]
+        test = {k: v[:300] for k, v in dev.items()}
+        test["gen"] = [min(0.999, 1.5 * g) for g in test["gen"]]  # another scale than dev
+        (work / "runs" / str(i)).mkdir(parents=True)
+        result = {"row": r["row"], "seed": r["seed"], "scores": {"dev": dev, "test": test}}
+        (work / "runs" / str(i) / "result.json").write_text(json.dumps(result))
+    loaded = mod.load_runs(work, "test")
+    assert {r["variant"] for r in loaded} == {"ladder"} and len(loaded) == 4
+    fip = next(r for r in loaded if r["row"] == "fip")
+    whole = mod.mixed(fip, 0.5)
+    one = {**fip, "split": {k: v[:1] for k, v in fip["split"].items()}}
+    assert mod.mixed(one, 0.5)[0] == pytest.approx(whole[0])
+    args = ["--split", "test", "--resamples", "50", "--out", str(tmp_path / "t")]
+    report = mod.run(mod.parse_args([str(work), *args]))
+    assert report["split"] == "test" and "--split test" in report["command"]
+    with pytest.raises(ConfigError, match="no run with test and dev scores"):
+        mod.load_runs(_sweep(tmp_path), "test")  # a sweep scores dev only
