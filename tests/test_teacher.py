@@ -35,7 +35,10 @@ def _dev_cosines(model_dir: Path, pairs: list, prefix: str = "") -> np.ndarray:
 
 
 def test_finetune_lowers_dev_loss_and_keeps_the_best(
-    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+    tiny_model: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("INFO", logger="flipkd.teacher")
     train, dev = toy_pairs(96, seed=0, noise=0.1), toy_pairs(48, seed=1)
@@ -204,4 +207,7 @@ def test_trainer_logs_read_as_one_line() -> None:
     logs = {"eval_loss": 4.75912, "eval_dev_cosine_spearman": 0.35923, "eval_runtime": 14.6,
             "eval_samples_per_second": 68.6, "epoch": 0.5, "learning_rate": 5e-05}  # fmt: skip
     line = format_log(logs, 40, 62)
-    assert line == "teacher step 40/62: dev_loss 4.759, dev cosine_spearman 0.3592, learning_rate 5e-05"
+    assert (
+        line
+        == "teacher step 40/62: dev_loss 4.759, dev cosine_spearman 0.3592, learning_rate 5e-05"
+    )
