@@ -93,8 +93,10 @@ _CPU_BENCHMARK_OVERRIDES = {
     # (results/dev/atec/atec-pairs/): sft gen +0.015, fip gen +0.005, fip rep AUC +0.031
     # (rep Spearman 28.4 -> 32.6), at the same training time. BQ keeps 1,000 (untried there).
     "atec": {
-        **_CHINESE, "data.max_train_pairs": 4000,
-        "teacher.freeze_embeddings": True, "teacher.group_by_length": True,
+        **_CHINESE,
+        "data.max_train_pairs": 4000,
+        "teacher.freeze_embeddings": True,
+        "teacher.group_by_length": True,
     },
 }
 
