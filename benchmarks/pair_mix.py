@@ -6,7 +6,7 @@
 
 A `fip` student carries two scorers of a pair: its generated label (gen) and the cosine of
 its A-tap representations (rep). ``/search`` with ``"rerank": true`` orders candidates by
-``w · z(logit label) + (1 − w) · z(cosine)`` (:func:`flipkd.serve.ranking.mixed_scores`;
+``w · z(logit label) + (1 − w) · z(cosine)`` (:func:`flipkd.mixing.mix_scores`;
 w = 0.5 served by default, chosen on FAQ dev). This scores pairs the same way, ``z`` taking
 each score's mean and spread from the run's dev pairs (so a test pair's score does not depend
 on the other test pairs, as a threshold chosen on dev), and reports each run's ROC-AUC for
@@ -29,8 +29,8 @@ import numpy as np
 from flipkd.bench.script import report_main
 from flipkd.errors import ConfigError, run_script
 from flipkd.evaluation.metrics import bootstrap_interval, pair_metric, resampled_pair_metric
+from flipkd.mixing import mix_scores
 from flipkd.provenance import provenance
-from flipkd.serve.ranking import mixed_scores
 
 WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
 roc_auc = pair_metric("roc_auc", 0.5)
@@ -100,7 +100,7 @@ def mixed(run: dict, weight: float) -> np.ndarray:
     """The run's ``split`` pairs at ``weight``, standardised by its dev pairs' scores."""
     split, dev = run["split"], run["dev"]
     reference = (dev["rep"], dev["gen"])
-    return np.asarray(mixed_scores(split["rep"], split["gen"], weight, reference), np.float64)
+    return np.asarray(mix_scores(split["rep"], split["gen"], weight, reference), np.float64)
 
 
 def paired(score: np.ndarray, bar: np.ndarray, y: np.ndarray, n: int, seed: int) -> dict:

@@ -174,3 +174,58 @@ def test_resampled_metrics_equal_one_call_per_resample(name, n) -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9, equal_nan=True)
     if n == 6 and name in {"roc_auc", "spearman"}:
         assert np.isnan(got).any()  # some resamples hold one class: undefined, as in sklearn
+
+
+def test_the_mix_mode_scores_each_split_in_both_modes_on_dev_scales(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, 300)
+    gen = 1 / (1 + np.exp(-(labels + rng.normal(0, 1.2, 300))))  # two noisy views of the label
+    rep = 0.4 * labels + rng.normal(0, 0.3, 300)
+    pairs = {
+        split: [_Pair(f"{split}{i}", "x", int(y)) for i, y in enumerate(labels[part])]
+        for split, part in (("dev", slice(0, 150)), ("test", slice(150, 300)))
+    }
+    index = {p.text_a: i for split in ("dev", "test") for i, p in enumerate(pairs[split])}
+    offset = {"dev": 0, "test": 150}
+    calls: list[str] = []
+
+    def student(run, ps, *, benchmark, mode=None):
+        calls.append(mode)
+        rows = [offset[p.text_a.rstrip("0123456789")] + index[p.text_a] for p in ps]
+        return (gen if mode == "gen" else rep)[rows]
+
+    import flipkd.data
+
+    monkeypatch.setattr(flipkd.data, "load_split", lambda b, s, **kw: pairs[s], raising=False)
+    register_run_kind("fake-student", student)
+    (tmp_path / "run.json").write_text(json.dumps({"kind": "fake-student"}))
+    by = {m: evaluate_run(tmp_path, "bench", "test", mode=m)["metrics"] for m in ("gen", "rep")}
+    calls.clear()
+    out = evaluate_run(tmp_path, "bench", "test", mode="mix")
+    assert sorted(calls) == ["gen", "gen", "rep", "rep"] and out["mix_weight"] == 0.5
+    mix = out["metrics"]["roc_auc"]
+    assert mix > max(by["gen"]["roc_auc"], by["rep"]["roc_auc"])
+    # w = 1 is the label, w = 0 orders by the cosine
+    one = evaluate_run(tmp_path, "bench", "test", mode="mix", mix_weight=1.0)["metrics"]
+    zero = evaluate_run(tmp_path, "bench", "test", mode="mix", mix_weight=0.0)["metrics"]
+    assert one["roc_auc"] == pytest.approx(by["gen"]["roc_auc"])
+    assert zero["roc_auc"] == pytest.approx(by["rep"]["roc_auc"])
+    # a teacher has one score: its mix is that score
+    register_run_kind("fake-teacher", lambda run, ps, *, benchmark, mode=None: student(
+        run, ps, benchmark=benchmark, mode="rep"))  # fmt: skip
+    (tmp_path / "run.json").write_text(json.dumps({"kind": "fake-teacher"}))
+    teacher = evaluate_run(tmp_path, "bench", "test", mode="mix")["metrics"]
+    assert teacher["roc_auc"] == pytest.approx(by["rep"]["roc_auc"])
+    # the command line names the modes on a wrong one
+    import sys
+
+    from flipkd.cli import main as cli_main
+
+    monkeypatch.setattr(cli_main, "COMMAND_MODULES", ["flipkd.cli.eval_cmd"])
+    monkeypatch.setattr(sys, "argv", ["flipkd", "eval", str(tmp_path), "--benchmark", "b",
+                                      "--mode", "both"])  # fmt: skip
+    with pytest.raises(SystemExit) as code:
+        cli_main.run()
+    assert code.value.code == 2 and "--mode must be one of gen, rep, mix" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from flipkd.errors import ConfigError
@@ -42,6 +43,20 @@ def test_tiny_ladder_runs_every_row_and_resumes(bench, tiny_llama_dir, tmp_path,
     assert len(doc["plots"]) == 3 and all((out / p).is_file() for p in doc["plots"])
     weak = next(r for r in saved["rows"] if r["name"] == "fip-weak-teacher")
     assert "teacher_metrics" in weak
+    # the label and the A-tap mixed, a third column; a teacher's one score is its own mix
+    assert " | mix AUC | train s |" in (out / "table.md").read_text()
+    for row in saved["rows"]:
+        mix = row["metrics"]["mix_roc_auc"]
+        assert mix["ci_low"] <= mix["mean"] <= mix["ci_high"]
+    teacher_row = next(r for r in saved["rows"] if r["name"] == "teacher")["metrics"]
+    assert teacher_row["mix_roc_auc"]["mean"] == teacher_row["roc_auc"]["mean"]
+    # a run written before the mix mode existed is read back with it, computed from its scores
+    for done in out.glob("runs/*/result.json"):
+        old = json.loads(done.read_text())
+        for split in old["scores"].values():
+            split.pop("mix", None)
+        old["metrics"] = {k: v for k, v in old["metrics"].items() if not k.startswith("mix_")}
+        done.write_text(json.dumps(old))
     # a second call reads every finished run back instead of running it again
     monkeypatch.setattr(ladder_mod, "ROW_RUNNERS", {k: _explode for k in ladder_mod.ROW_RUNNERS})
     again = run_ladder(str(root), "tiny", seeds=1, out_dir=out, overrides=overrides, progress=False)
@@ -136,6 +151,38 @@ def test_finished_only_reports_what_is_done_and_runs_nothing(bench, tiny_llama_d
                        overrides=overrides)  # fmt: skip
     assert doc["timing"]["runs_computed"] == 0
     assert "**Partial**" in (out / "table.md").read_text()
+
+
+def test_the_mix_mode_is_scaled_on_dev_and_scored_like_the_others():
+    from flipkd.mixing import mix_scores
+    from flipkd.reproduce.scoring import dev_metrics, evaluate_scores, with_mix
+
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> dict:
+        y = rng.integers(0, 2, n)
+        gen = 1 / (1 + np.exp(-(y + rng.normal(0, 1.2, n))))  # two noisy views of the label
+        rep = 0.4 * y + rng.normal(0, 0.3, n)
+        return {"labels": y.tolist(), "gen": gen.tolist(), "rep": rep.tolist()}
+
+    scores = with_mix({"dev": split(400), "test": split(400)})
+    dev, test = scores["dev"], scores["test"]
+    reference = (dev["rep"], dev["gen"])
+    # test pairs on dev's scales: a pair scored alone keeps its score
+    alone = mix_scores(test["rep"][:1], test["gen"][:1], 0.5, reference)
+    assert alone == pytest.approx(test["mix"][:1])
+    metrics, on_dev = evaluate_scores(scores), dev_metrics(scores)
+    assert {"mix_roc_auc", "mix_threshold", "mix_spearman"} <= set(metrics)
+    assert metrics["mix_roc_auc"] > max(metrics["roc_auc"], metrics["rep_roc_auc"])
+    assert on_dev["mix_roc_auc"] > max(on_dev["roc_auc"], on_dev["rep_roc_auc"])
+    assert with_mix({"dev": {**dev, "mix": [0.0] * 400}})["dev"]["mix"] == [0.0] * 400  # kept
+    same = {"labels": dev["labels"], "gen": dev["rep"], "rep": dev["rep"]}  # a teacher's cosine
+    assert with_mix({"dev": same})["dev"]["mix"] == dev["rep"]
+    assert with_mix({"dev": dev}, weight=1.0)["dev"]["mix"] == dev["mix"]  # kept, already there
+    assert (
+        with_mix({"dev": {k: dev[k] for k in ("labels", "gen", "rep")}}, 1.0)["dev"]["mix"]
+        == dev["gen"]
+    )
 
 
 def test_table_formats_each_metric_by_its_scale():

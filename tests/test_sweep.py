@@ -145,6 +145,18 @@ def test_a_run_copied_from_another_sweep_takes_this_sweeps_variant_name(tmp_path
     assert record["run_dir"] == str(done.parent)
     same = sweep_mod._read_back(done, "top8", [])
     assert same["variant"] == "top8" and "read_from_variant" not in same
+    # a run finished before the mix mode existed: its mix is computed from its dev scores
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60).tolist()
+    gen = (0.3 + 0.4 * np.array(y) * rng.uniform(size=60)).tolist()
+    rep = (np.array(y) * 0.5 + rng.normal(0, 0.3, 60)).tolist()
+    old = {"variant": "top8", "row": "fip", "seed": 0, "overrides": [],
+           "scores": {"dev": {"labels": y, "gen": gen, "rep": rep}},
+           "dev": {"roc_auc": 0.1, "gen_label_accuracy": 0.5}}  # fmt: skip
+    done.write_text(json.dumps(old))
+    mixed = sweep_mod._read_back(done, "top8", [])
+    assert len(mixed["scores"]["dev"]["mix"]) == 60 and 0.5 < mixed["dev"]["mix_roc_auc"] <= 1
+    assert mixed["dev"]["roc_auc"] != 0.1  # recomputed from the scores, not the old record
     done.write_text('{"variant": "top8", "row"')  # cut short: one line naming the file
     with pytest.raises(FlipkdError) as err:
         sweep_mod._read_back(done, "two-tap", [])

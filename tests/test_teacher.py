@@ -211,3 +211,5 @@ def test_trainer_logs_read_as_one_line() -> None:
         line
         == "teacher step 40/62: dev_loss 4.759, dev cosine_spearman 0.3592, learning_rate 5e-05"
     )
+    before = format_log({"eval_loss": 4.75912}, 0, 0)  # the dev check before the first step
+    assert before == "teacher before training: dev_loss 4.759"

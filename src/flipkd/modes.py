@@ -6,8 +6,12 @@
   evaluation and the ladder threshold it, ``flipkd.json`` records its threshold, and the
   server returns it (``/search`` ranks by the same cosine).
 
-Metrics of both modes share one record; rep metrics carry a ``rep_`` prefix
-(``roc_auc`` is gen's, ``rep_roc_auc`` rep's). A light module (no torch), so the
+A third way is derived from those two, not a model call: ``mix``, the two scores mixed as
+``/search`` re-ranks (:mod:`flipkd.mixing`), which the evaluation and the ladder report beside
+them (:data:`PAIR_MODES`).
+
+Metrics of all modes share one record; rep metrics carry a ``rep_`` prefix, mix metrics a
+``mix_`` one (``roc_auc`` is gen's, ``rep_roc_auc`` rep's). A light module (no torch), so the
 serve layer and the CLI can import it.
 """
 
@@ -17,6 +21,8 @@ from typing import Literal
 
 Mode = Literal["gen", "rep"]
 MODES: tuple[Mode, ...] = ("gen", "rep")
+# the ways a pair is scored in an evaluation: the model's two and their mix
+PAIR_MODES: tuple[str, ...] = (*MODES, "mix")
 SCORE_RANGE: dict[Mode, tuple[float, float]] = {"gen": (0.0, 1.0), "rep": (-1.0, 1.0)}
 DEFAULT_THRESHOLD: dict[Mode, float] = {"gen": 0.5, "rep": 0.0}
 # /search re-ranks by w · z(logit gen) + (1 − w) · z(rep) over a query's candidates
@@ -27,9 +33,10 @@ DEFAULT_THRESHOLD: dict[Mode, float] = {"gen": 0.5, "rep": 0.0}
 RERANK_WEIGHT_DEFAULT = 0.5
 # how many cosine candidates a re-ranking /search request rescores (Limits.rerank_candidates)
 RERANK_K_DEFAULT = 20
-MEANING: dict[Mode, str] = {
+MEANING: dict[str, str] = {
     "gen": "P(positive label word): softmax over the two label-word logits at the answer",
     "rep": "cosine of the two texts' A-tap representations, in [-1, 1]",
+    "mix": "w · z(logit gen) + (1 − w) · z(rep), each z with the dev pairs' mean and spread",
 }
 
 
@@ -41,10 +48,15 @@ def check_mode(mode: str) -> Mode:
 
 
 def metric_prefix(mode: str) -> str:
-    """The prefix of ``mode``'s metric names: ``""`` for gen, ``"rep_"`` for rep."""
-    return "" if check_mode(mode) == "gen" else "rep_"
+    """The prefix of ``mode``'s metric names: ``""`` for gen, ``"rep_"`` / ``"mix_"``."""
+    if mode not in PAIR_MODES:
+        raise ValueError(f"mode must be one of {list(PAIR_MODES)}, not {mode!r}")
+    return "" if mode == "gen" else f"{mode}_"
 
 
-def metric_mode(key: str) -> tuple[Mode, str]:
+def metric_mode(key: str) -> tuple[str, str]:
     """Split a metric name into its mode and bare name (``"rep_f1"`` -> ``("rep", "f1")``)."""
-    return ("rep", key.removeprefix("rep_")) if key.startswith("rep_") else ("gen", key)
+    for mode in PAIR_MODES[1:]:
+        if key.startswith(f"{mode}_"):
+            return mode, key.removeprefix(f"{mode}_")
+    return "gen", key

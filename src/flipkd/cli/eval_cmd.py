@@ -11,7 +11,8 @@ import typer
 from flipkd.cli.teacher_cmd import split_limits
 from flipkd.config import DataConfig, load_config
 from flipkd.errors import ConfigError
-from flipkd.modes import MODES
+from flipkd.mixing import MIX_WEIGHT_DEFAULT
+from flipkd.modes import PAIR_MODES
 
 
 def _run_data(run: Path) -> DataConfig | None:
@@ -34,7 +35,16 @@ def eval_cmd(
     ),
     ci: int = typer.Option(0, "--ci", min=0, help="Bootstrap resamples for a 95% interval."),
     mode: str = typer.Option(
-        "gen", "--mode", help="Student runs: gen (label word) or rep (A-tap)."
+        "gen",
+        "--mode",
+        help="Student runs: gen (label word), rep (A-tap) or mix (the two, as /search re-ranks).",
+    ),
+    mix_weight: float = typer.Option(
+        MIX_WEIGHT_DEFAULT,
+        "--mix-weight",
+        min=0.0,
+        max=1.0,
+        help="--mode mix: the label's weight w in w·z(logit gen) + (1−w)·z(rep), z from dev.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -52,11 +62,12 @@ def eval_cmd(
     name = benchmark or data.benchmark
     limits = split_limits(data, name, max_pairs)
     seed = data.seed if data is not None else 0
-    if mode not in MODES:
-        raise ConfigError(f"--mode must be gen or rep, not {mode!r}")
+    if mode not in PAIR_MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(PAIR_MODES)}, not {mode!r}")
     result = evaluate_run(
-        run, name, split, metric=metric, max_pairs=limits, seed=seed, ci=ci, mode=mode
-    )  # type: ignore[arg-type]
+        run, name, split, metric=metric, max_pairs=limits, seed=seed, ci=ci, mode=mode,
+        mix_weight=mix_weight,
+    )  # type: ignore[arg-type]  # fmt: skip
     suffix = f"-{mode}" if result["kind"] == "student" else ""
     out = run / "eval" / f"{benchmark_slug(name)}-{split}{suffix}.json"
     write_json(out, result)

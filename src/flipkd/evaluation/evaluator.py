@@ -33,6 +33,8 @@ from flipkd.evaluation.metrics import (
     pair_metric,
     pair_metrics,
 )
+from flipkd.mixing import MIX_WEIGHT_DEFAULT, mix_scores
+from flipkd.modes import MODES
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +159,7 @@ def evaluate_run(
     seed: int = 0,
     ci: int = 0,
     mode: str | None = None,
+    mix_weight: float = MIX_WEIGHT_DEFAULT,
 ) -> dict[str, Any]:
     """Score a run on a benchmark split; the threshold comes from the dev split.
 
@@ -164,7 +167,9 @@ def evaluate_run(
     seeded sample of ``seed`` instead of the whole split, as ``load_split`` draws it.
 
     ``mode`` is passed to scorers that have several ways to score (the student's
-    ``gen`` and ``rep``); teacher runs ignore it.
+    ``gen`` and ``rep``); teacher runs ignore it. ``mix`` scores each split in both and mixes
+    them, ``mix_weight · z(logit gen) + (1 − mix_weight) · z(rep)`` with each ``z`` from the
+    dev pairs (:func:`flipkd.mixing.mix_scores`; a teacher's one score is its own mix).
 
     When ``split`` is the dev split itself the threshold is chosen on the same
     pairs (optimistic); the result says so under ``threshold_from``.
@@ -189,9 +194,14 @@ def evaluate_run(
         if split == dev_split
         else load_split(benchmark, split, max_pairs=limits.get(split), seed=seed)
     )
-    extra = {"mode": mode} if mode else {}
-    dev_scores = scorer(run_dir, dev, benchmark=benchmark, **extra)
-    test_scores = dev_scores if test is dev else scorer(run_dir, test, benchmark=benchmark, **extra)
+    if mode == "mix":
+        dev_scores, test_scores = _mixed(scorer, run_dir, dev, test, benchmark, mix_weight)
+    else:
+        extra = {"mode": mode} if mode else {}
+        dev_scores = scorer(run_dir, dev, benchmark=benchmark, **extra)
+        test_scores = (
+            dev_scores if test is dev else scorer(run_dir, test, benchmark=benchmark, **extra)
+        )
     evaluator = PairEvaluator(dev_scores, _labels(dev, dev_split), metric=metric, ci=ci)
     metrics = evaluator(test_scores, _labels(test, split))
     log.info("%s on %s/%s: %s=%.4f", run_dir, benchmark, split, metric, metrics[metric])
@@ -201,8 +211,33 @@ def evaluate_run(
         "benchmark": benchmark,
         "split": split,
         "mode": mode,
+        **({"mix_weight": mix_weight} if mode == "mix" else {}),
         "pairs": {"dev": len(dev), split: len(test), "sample_seed": seed},
         "threshold_from": f"{dev_split} ({metric})",
         "primary_metric": evaluator.primary_metric,
         "metrics": metrics,
     }
+
+
+def _mixed(
+    scorer: Scorer,
+    run_dir: Path,
+    dev: Sequence[Any],
+    test: Sequence[Any],
+    benchmark: str,
+    weight: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dev and test scores of the ``mix`` mode: each split scored in both modes, then mixed on
+    the dev pairs' scales."""
+
+    def both(pairs: Sequence[Any]) -> dict[str, np.ndarray]:
+        return {m: scorer(run_dir, pairs, benchmark=benchmark, mode=m) for m in MODES}
+
+    dev_s = both(dev)
+    test_s = dev_s if test is dev else both(test)
+    if np.array_equal(dev_s["gen"], dev_s["rep"]):  # one score stands for both (a teacher)
+        return dev_s["gen"], test_s["gen"]
+    reference = (dev_s["rep"], dev_s["gen"])
+    return tuple(  # type: ignore[return-value]
+        np.asarray(mix_scores(s["rep"], s["gen"], weight, reference)) for s in (dev_s, test_s)
+    )

@@ -34,7 +34,7 @@ from flipkd.export.card import copy_plots, write_card
 from flipkd.export.spec import EXPORT_FILE, FORMAT, FORMAT_VERSION, ExportSpec
 from flipkd.export.thresholds import choose_thresholds, collect_evals
 from flipkd.models.layers import layer_index
-from flipkd.modes import MEANING
+from flipkd.modes import MEANING, MODES
 from flipkd.paths import atomic_dir, hash_files, write_json
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ def build_spec(
         max_text_length=student.max_text_length,
         thresholds=thresholds,
         threshold_sources=sources,
-        scores=dict(MEANING),
+        scores={mode: MEANING[mode] for mode in MODES},
         teacher={
             "model": info.get("teacher_model"),
             "weights_hash": info.get("teacher_weights_hash"),

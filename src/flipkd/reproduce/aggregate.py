@@ -14,7 +14,7 @@ CI_METRICS = ("f1", "accuracy", "ap", "roc_auc", "spearman")
 TABLE_COLUMNS = (
     ("f1", "F1"), ("accuracy", "Acc"), ("ap", "AP"), ("roc_auc", "AUC"), ("spearman", "Spearman"),
     ("rep_f1", "rep F1"), ("rep_ap", "rep AP"), ("rep_roc_auc", "rep AUC"),
-    ("rep_spearman", "rep Spearman"),
+    ("rep_spearman", "rep Spearman"), ("mix_roc_auc", "mix AUC"),
 )  # fmt: skip
 
 

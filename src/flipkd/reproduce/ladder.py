@@ -23,7 +23,13 @@ from flipkd.errors import ConfigError
 from flipkd.paths import write_json
 from flipkd.provenance import process_commit
 from flipkd.reproduce.profiles import PROFILES, WEAK_TEACHER_NOISE, Profile
-from flipkd.reproduce.scoring import dev_metrics, evaluate_scores, student_scores, teacher_scores
+from flipkd.reproduce.scoring import (
+    dev_metrics,
+    evaluate_scores,
+    student_scores,
+    teacher_scores,
+    with_mix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,23 +182,38 @@ def run_row(
     done = _result_path(cfg, row, out_dir)
     run_dir = done.parent
     if done.is_file():
-        import json
-
         log.info("row %s: finished earlier (%s)", row, run_dir)
-        return {**json.loads(done.read_text()), "read_back": True}
+        return _read_back(done)
     log.info("row %s, seed %d: running in %s", row, cfg.train.seed, run_dir)
     start = time.perf_counter()
     result = ROW_RUNNERS[ROWS[row][0]](cfg, splits, cache, run_dir, progress)
     result.update(
         row=row, seed=cfg.train.seed, config_hash=config_hash(cfg),
         wall_seconds=time.perf_counter() - start, git_commit=process_commit(),
-        metrics=evaluate_scores(result["scores"]),
-        dev_metrics=dev_metrics(result["scores"]),
     )  # fmt: skip
-    if "teacher_scores" in result:
-        result["teacher_metrics"] = evaluate_scores(result["teacher_scores"])
+    result = _with_metrics(result)
     write_json(done, result)
     return result
+
+
+def _with_metrics(result: dict) -> dict:
+    """The run's metrics, computed from its per-pair scores (with their ``mix``)."""
+    result = {**result, "scores": with_mix(result["scores"])}
+    result.update(
+        metrics=evaluate_scores(result["scores"]), dev_metrics=dev_metrics(result["scores"])
+    )
+    if "teacher_scores" in result:
+        result["teacher_scores"] = with_mix(result["teacher_scores"])
+        result["teacher_metrics"] = evaluate_scores(result["teacher_scores"])
+    return result
+
+
+def _read_back(done: Path) -> dict:
+    """A finished run's result, its metrics recomputed from its scores: a run finished before
+    the ``mix`` mode existed gains it, so every row of a report has the same columns."""
+    import json
+
+    return {**_with_metrics(json.loads(done.read_text())), "read_back": True}
 
 
 def run_ladder(
@@ -245,7 +266,6 @@ def run_ladder(
 def _finished(
     profile: Profile, benchmark: str, rows: list[str], seeds: list[int], out_dir: Path, overrides
 ) -> list[dict]:
-    import json
 
     results = []
     for seed in seeds:
@@ -254,7 +274,7 @@ def _finished(
                 build_config(profile, benchmark, row, seed, overrides), row, out_dir
             )
             if done.is_file():
-                results.append({**json.loads(done.read_text()), "read_back": True})
+                results.append(_read_back(done))
     if not results:
         raise ConfigError(f"no finished runs of this ladder under {out_dir}")
     return results

@@ -194,8 +194,16 @@ def _read_back(done: Path, variant: str, overrides: list[str]) -> dict:
     sweep (whose work directory it was copied from) called it; the name it had there is
     kept as ``read_from_variant`` when it differs.
     """
+    from flipkd.reproduce.scoring import with_mix
+
     old = _run_json(done)
     record = {**old, "run_dir": str(done.parent), "read_back": True}
+    if "dev" in old.get("scores", {}):  # a run finished before the mix mode existed gains it
+        record["scores"] = with_mix(old["scores"])
+        record["dev"] = {
+            **old.get("dev", {}),
+            **dev_summary(record["scores"], old["row"] != "teacher"),
+        }
     record["train_seconds_known"] = train_time_known(done.parent)
     if old.get("variant") != variant:
         record["read_from_variant"] = old.get("variant")

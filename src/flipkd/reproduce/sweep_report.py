@@ -1,8 +1,9 @@
-"""Tables of a dev sweep: every candidate's dev metrics in both modes, time, and resolution.
+"""Tables of a dev sweep: every candidate's dev metrics in each mode, time, and resolution.
 
 ``results.json`` keeps every run (dev scores included, so any other metric can be computed
 later); ``table.md`` shows, per variant and row, the mean over seeds of gen ROC-AUC, gen
-label accuracy (P(positive word) ≥ 0.5), rep ROC-AUC, rep Spearman, train and eval seconds,
+label accuracy (P(positive word) ≥ 0.5), rep ROC-AUC, rep Spearman, mix ROC-AUC (the two
+mixed as ``/search`` re-ranks, :mod:`flipkd.mixing`), train and eval seconds,
 and the paired-bootstrap 95% interval of the ROC-AUC difference to the first variant (same
 row, same seed, same dev pairs resampled together): an interval that spans 0 is a
 difference this dev set cannot resolve. A spec with ``row_baseline`` also gets, per variant,
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from flipkd.evaluation.metrics import bootstrap_interval, resampled_pair_metric
-from flipkd.modes import MODES, metric_prefix
+from flipkd.modes import PAIR_MODES, metric_prefix
 from flipkd.paths import atomic_file, write_json
 from flipkd.provenance import commits_line, provenance, run_commits
 
@@ -26,6 +27,7 @@ BOOTSTRAP = 1000
 COLUMNS = (
     ("gen AUC", "roc_auc", 3), ("gen acc", "gen_label_accuracy", 3),
     ("rep AUC", "rep_roc_auc", 3), ("rep Spearman", "rep_spearman", 1),
+    ("mix AUC", "mix_roc_auc", 3),
 )  # fmt: skip
 
 
@@ -59,7 +61,9 @@ def _paired_against(runs: list[dict], by: dict, variant: str, row: str) -> dict[
     """Per mode, each run's paired ROC-AUC difference to the run of ``variant`` / ``row`` with
     the same seed (runs without one are skipped)."""
     out = {}
-    for mode in MODES:
+    for mode in PAIR_MODES:
+        if any(_metric(mode) not in r["dev"] for r in runs):
+            continue
         diffs = [
             list(paired_difference(r, by[(variant, row, r["seed"])], mode))
             for r in runs if (variant, row, r["seed"]) in by
@@ -173,7 +177,8 @@ def markdown(
         "|" + "---|" * len(head),
     ]
     for e in entries:
-        cells = [_cell(e["dev"][key], digits) for _, key, digits in COLUMNS]  # Spearman: ×100
+        # Spearman ×100; "–" where a run has no such score (the teacher's gen acc)
+        cells = [_cell(e["dev"].get(key, [None]), digits) for _, key, digits in COLUMNS]
         lines.append(
             f"| {_variant_cell(e)} | {e['row']} | {len(e['seeds'])} | " + " | ".join(cells)
             + f" | {_seconds_cell(e['train_seconds'])} | {e['eval_seconds']:.0f} | "
@@ -205,15 +210,14 @@ def _row_table(entries: list[dict], baseline: str, variant: str | None = None) -
         "", f"## Rows against `{baseline}` ({which}, same seed, paired over dev pairs)", "",
         "One seed: the difference and its 95% interval; several: the mean difference and in how "
         "many seeds the interval lies above 0.", "",
-        f"| variant | row | Δgen AUC vs {baseline} [95%] | Δrep AUC vs {baseline} [95%] |",
-        "|---|---|---|---|",
+        f"| variant | row | Δgen AUC vs {baseline} [95%] | Δrep AUC vs {baseline} [95%] "
+        f"| Δmix AUC vs {baseline} [95%] |",
+        "|---|---|---|---|---|",
     ]  # fmt: skip
     for e in entries:
-        if f"gen_{key}" in e or f"rep_{key}" in e:
-            lines.append(
-                f"| {_variant_cell(e)} | {e['row']} | {_diffs_text(e.get(f'gen_{key}'))} | "
-                f"{_diffs_text(e.get(f'rep_{key}'))} |"
-            )
+        if any(f"{mode}_{key}" in e for mode in PAIR_MODES):
+            cells = " | ".join(_diffs_text(e.get(f"{mode}_{key}")) for mode in PAIR_MODES)
+            lines.append(f"| {_variant_cell(e)} | {e['row']} | {cells} |")
     return lines
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from flipkd.mixing import mix_scores
 from flipkd.modes import MODES, SCORE_RANGE
 from flipkd.serve.index import FaqIndex, Hit
 from flipkd.serve.protocol import Matcher
@@ -72,25 +73,9 @@ def mixed_scores(
     reference: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> list[float]:
     """The re-ranking score of one query's candidates: ``weight · z(logit(label score)) +
-    (1 − weight) · z(cosine)``, each standardised over these candidates, so neither score's
-    scale matters. ``weight`` 1 returns the label scores themselves (re-ranking by the
-    generated label alone, the paper's); 0 gives the cosine order back. The served default
-    is :data:`flipkd.modes.RERANK_WEIGHT_DEFAULT`. ``reference`` — (cosines, label scores)
-    of other pairs, such as a dev set — standardises with their mean and spread instead, so
-    a pair's score does not depend on the others scored with it."""
-    if weight == 1:
-        return list(label_scores)
-
-    def logit(values: Sequence[float]) -> np.ndarray:
-        p = np.clip(np.asarray(values, dtype=np.float64), 1e-6, 1 - 1e-6)
-        return np.log(p) - np.log1p(-p)
-
-    def scaler(values: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        mean, spread = values.mean(), values.std()
-        return (lambda x: (x - mean) / spread) if spread > 0 else np.zeros_like
-
-    ref_cos, ref_labels = reference if reference is not None else (cosines, label_scores)
-    z_label = scaler(logit(ref_labels))
-    z_cos = scaler(np.asarray(ref_cos, dtype=np.float64))
-    cos = np.asarray(cosines, dtype=np.float64)
-    return (weight * z_label(logit(label_scores)) + (1 - weight) * z_cos(cos)).tolist()
+    (1 − weight) · z(cosine)``, each standardised over these candidates (or over
+    ``reference``), so neither score's scale matters: :func:`flipkd.mixing.mix_scores`, the
+    pair scorer of the ``mix`` mode. ``weight`` 1 returns the label scores themselves
+    (re-ranking by the generated label alone, the paper's); 0 gives the cosine order back. The
+    served default is :data:`flipkd.modes.RERANK_WEIGHT_DEFAULT`."""
+    return mix_scores(cosines, label_scores, weight, reference)

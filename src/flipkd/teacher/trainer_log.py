@@ -31,13 +31,16 @@ def _short(key: str) -> str:
 
 
 def format_log(logs: dict[str, Any], step: int, max_steps: int) -> str:
-    """``teacher step 40/62: loss 4.76, dev cosine_spearman 0.3592`` (floats to 4 digits)."""
+    """``teacher step 40/62: loss 4.76, dev cosine_spearman 0.3592`` (floats to 4 digits);
+    ``teacher before training: ...`` for the dev evaluation before the first step (the trainer
+    knows no step count yet)."""
     parts = [
         f"{_short(key)} {value:.4g}" if isinstance(value, float) else f"{_short(key)} {value}"
         for key, value in logs.items()
         if key != "epoch" and not key.endswith(_SKIP)
     ]
-    return f"teacher step {step}/{max_steps}: " + ", ".join(parts)
+    where = f"step {step}/{max_steps}" if max_steps else "before training"
+    return f"teacher {where}: " + ", ".join(parts)
 
 
 class LogLines(TrainerCallback):
