@@ -314,7 +314,8 @@ def test_export_of_a_ladder_row_takes_its_dev_thresholds(run, tmp_path):
 
     row = tmp_path / "fip-s0"
     shutil.copytree(run, row, ignore=shutil.ignore_patterns("eval"))
-    metrics = {"f1": 0.6, "threshold": 0.3, "rep_f1": 0.7, "rep_threshold": 0.2}
+    metrics = {"f1": 0.6, "threshold": 0.3, "rep_f1": 0.7, "rep_threshold": 0.2,
+               "mix_f1": 0.8, "mix_threshold": -0.1}  # fmt: skip
     ladder = {"row": "fip", "seed": 0, "scores": {"test": {"gen": [0.1]}}, "metrics": metrics}
     (row / "result.json").write_text(json.dumps(ladder))
     values, sources = choose_thresholds(collect_evals(row))
@@ -327,6 +328,7 @@ def test_export_of_a_ladder_row_takes_its_dev_thresholds(run, tmp_path):
     assert (
         "ladder row fip (seed 0)/test [gen]" in card
         and "ladder row fip (seed 0)/test [rep]" in card
+        and "ladder row fip (seed 0)/test [mix]" in card  # the card shows it; /score has no mix
     )
     # given explicitly (`flipkd export RUN --eval RUN/result.json`, as the docs do) or from
     # elsewhere, a row's result.json still gives gen its threshold

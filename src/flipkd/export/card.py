@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flipkd.export.thresholds import flat_metrics
-from flipkd.modes import MODES
+from flipkd.modes import PAIR_MODES
 
 COLUMNS = ("accuracy", "f1", "precision", "recall", "ap", "roc_auc", "spearman", "threshold", "n")
 REPORT_PREFIXES = ("agree/", "mask/")
@@ -39,11 +39,11 @@ def copy_plots(run_dir: Path, target: Path) -> list[str]:
 
 
 def _split_modes(label: str, metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """One row per mode when metrics are named ``gen_*`` / ``rep_*``; else one row."""
+    """One row per mode when metrics are named ``gen_*`` / ``rep_*`` / ``mix_*``; else one."""
     rows: dict[str, dict[str, Any]] = {}
     for key, value in flat_metrics(metrics).items():
         mode, sep, rest = key.partition("_")
-        if sep and mode in MODES:
+        if sep and mode in PAIR_MODES:
             rows.setdefault(f"{label} [{mode}]", {})[rest] = value
     return rows or {label: flat_metrics(metrics)}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flipkd.errors import FlipkdError
-from flipkd.modes import DEFAULT_THRESHOLD, MODES
+from flipkd.modes import DEFAULT_THRESHOLD, MODES, metric_mode
 
 
 def flat_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -37,13 +37,13 @@ def _read_json(path: Path) -> dict[str, Any]:
 def ladder_eval(result: dict[str, Any]) -> dict[str, Any] | None:
     """A ladder row's ``RUN/result.json`` as an eval result (``None`` for a teacher row).
 
-    ``flipkd reproduce`` names gen metrics bare (``threshold``, ``f1``) and rep metrics
-    ``rep_*``, both chosen on dev and read on test; here they become ``gen_*`` / ``rep_*``.
+    ``flipkd reproduce`` names gen metrics bare (``threshold``, ``f1``) and rep and mix metrics
+    ``rep_*`` / ``mix_*``, all chosen on dev and read on test; here gen's become ``gen_*``.
     """
     if result.get("row") in (None, "teacher"):
         return None
     metrics = flat_metrics(result.get("metrics") or {})
-    named = {k if k.startswith("rep_") else f"gen_{k}": v for k, v in metrics.items()}
+    named = {"_".join(metric_mode(k)): v for k, v in metrics.items()}
     return {
         "kind": "student",
         "benchmark": f"ladder row {result['row']} (seed {result.get('seed', '?')})",
