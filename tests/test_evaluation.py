@@ -205,6 +205,10 @@ def test_the_mix_mode_scores_each_split_in_both_modes_on_dev_scales(
     calls.clear()
     out = evaluate_run(tmp_path, "bench", "test", mode="mix")
     assert sorted(calls) == ["gen", "gen", "rep", "rep"] and out["mix_weight"] == 0.5
+    # the dev scales, for an export to serve the mode with (flipkd.json's "mix")
+    logits = np.log(gen[:150]) - np.log1p(-gen[:150])
+    assert out["mix_scales"]["label_mean"] == pytest.approx(logits.mean())
+    assert out["mix_scales"]["cosine_std"] == pytest.approx(rep[:150].std())
     mix = out["metrics"]["roc_auc"]
     assert mix > max(by["gen"]["roc_auc"], by["rep"]["roc_auc"])
     # w = 1 is the label, w = 0 orders by the cosine
@@ -216,8 +220,9 @@ def test_the_mix_mode_scores_each_split_in_both_modes_on_dev_scales(
     register_run_kind("fake-teacher", lambda run, ps, *, benchmark, mode=None: student(
         run, ps, benchmark=benchmark, mode="rep"))  # fmt: skip
     (tmp_path / "run.json").write_text(json.dumps({"kind": "fake-teacher"}))
-    teacher = evaluate_run(tmp_path, "bench", "test", mode="mix")["metrics"]
-    assert teacher["roc_auc"] == pytest.approx(by["rep"]["roc_auc"])
+    teacher = evaluate_run(tmp_path, "bench", "test", mode="mix")
+    assert teacher["metrics"]["roc_auc"] == pytest.approx(by["rep"]["roc_auc"])
+    assert "mix_scales" not in teacher
     # the command line names the modes on a wrong one
     import sys
 

@@ -20,7 +20,7 @@ import flipkd.cli.main as cli_main
 from flipkd.config import StudentConfig
 from flipkd.errors import FlipkdError, ModelError
 from flipkd.export import export_run
-from flipkd.modes import SCORE_RANGE
+from flipkd.modes import MODES, SCORE_RANGE
 from flipkd.serve.protocol import check_matcher
 from flipkd.serve.protocol import load_matcher as serve_load
 from flipkd.student import assemble_student, encode, load_base, score_pairs
@@ -117,13 +117,60 @@ def test_matcher_satisfies_the_serve_protocol(matcher, exported):
     emb = matcher.encode(TEXTS)
     assert emb.dtype == np.float32 and emb.shape == (4, matcher.student.tap.dim)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
-    for mode, (low, high) in SCORE_RANGE.items():
+    for mode in MODES:
+        low, high = SCORE_RANGE[mode]
         scores = matcher.score_pairs(PAIRS, mode)
         assert scores.shape == (4,) and ((scores >= low) & (scores <= high)).all()
     same_text = matcher.score_pairs(PAIRS, "rep")[3]
     assert same_text == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError):
         matcher.score_pairs(PAIRS, "nope")
+    # no eval fixed the mix mode's dev scales: the export has none and says how to get them
+    assert "mix" not in matcher.threshold and "mix" not in _spec(exported)
+    with pytest.raises(ModelError, match="no mix mode .*--mode mix"):
+        matcher.score_pairs(PAIRS, "mix")
+
+
+def test_an_eval_of_the_mix_mode_travels_into_the_export_and_is_served(run, tmp_path):
+    """``flipkd eval RUN --split dev --mode mix`` records the dev scales; export keeps them in
+    flipkd.json, the loaded matcher scores ``mode="mix"`` with them, ``/match`` serves it."""
+    from fastapi.testclient import TestClient
+
+    from flipkd.mixing import MixScales
+    from flipkd.serve.app import create_app
+    from flipkd.serve.faq import FaqEntry
+    from flipkd.serve.index import FaqIndex
+
+    row = tmp_path / "run"
+    shutil.copytree(run, row)
+    scales = {"weight": 0.5, "label_mean": -1.0, "label_std": 2.0, "cosine_mean": 0.3,
+              "cosine_std": 0.2}  # fmt: skip
+    mix_eval = {"kind": "student", "mode": "mix", "benchmark": "mqp", "split": "dev",
+                "threshold_from": "dev (f1)", "mix_weight": 0.5, "mix_scales": scales,
+                "metrics": {"f1": 0.8, "threshold": 0.25}}  # fmt: skip
+    (row / "eval" / "mqp-dev-mix.json").write_text(json.dumps(mix_eval))
+    export_run(row, tmp_path / "out")
+    spec = _spec(tmp_path / "out")
+    assert spec["mix"] == {
+        **scales,
+        "threshold": 0.25,
+        "source": "mqp-dev-mix.json (chosen on dev (f1))",
+    }
+    assert spec["thresholds"] == {"gen": 0.5, "rep": pytest.approx(0.4)}  # gen/rep unchanged
+    assert "mix" in spec["scores"] and "[mix]" in (tmp_path / "out" / "README.md").read_text()
+    for where in (tmp_path / "out", row):  # an export, and the run directory loaded directly
+        m = flipkd.load(where, merge=False, verify_base=False)
+        assert m.threshold["mix"] == 0.25
+        gen, rep = m.score_pairs(PAIRS, "gen"), m.score_pairs(PAIRS, "rep")
+        want = MixScales(**scales)(rep, gen)
+        np.testing.assert_allclose(m.score_pairs(PAIRS, "mix"), want, rtol=1e-6)
+    check_matcher(m)
+    index = FaqIndex.build([FaqEntry(str(i), t, None) for i, t in enumerate(TEXTS)], m.encode)
+    with TestClient(create_app(m, index)) as client:
+        body = client.post("/match", json={"pairs": [list(p) for p in PAIRS], "mode": "mix"}).json()
+    assert body["mode"] == "mix" and body["threshold"] == 0.25
+    np.testing.assert_allclose([r["score"] for r in body["results"]], want, rtol=1e-5)
+    assert [r["label"] for r in body["results"]] == [w >= 0.25 for w in want]
 
 
 def _prompt_ids(tokenizer, spec: dict, a: str, b: str) -> torch.Tensor:
@@ -179,7 +226,7 @@ def test_flipkd_json_names_base_tap_prompt_thresholds_teacher(exported, run, tin
     assert spec["tap"]["layers"] == [0, -1] and spec["tap"]["modules"] == ["down_proj"]
     assert len(spec["tap"]["module_names"]) == 2 and spec["tap"]["pool"] == "mean"
     assert spec["prompt"]["label_words"] == ["yes", "no"] and spec["prompt"]["chat_template"]
-    assert spec["format_version"] == 3  # 2: rep thresholds are cosines; 3: label prefix recorded
+    assert spec["format_version"] == 4  # 2: rep thresholds are cosines; 3: label prefix; 4: mix
     assert spec["thresholds"] == {"gen": 0.5, "rep": pytest.approx(0.4)}
     assert spec["threshold_sources"]["rep"].startswith("mqp-test.json")
     assert spec["threshold_sources"]["gen"].startswith("default")
@@ -316,7 +363,9 @@ def test_export_of_a_ladder_row_takes_its_dev_thresholds(run, tmp_path):
     shutil.copytree(run, row, ignore=shutil.ignore_patterns("eval"))
     metrics = {"f1": 0.6, "threshold": 0.3, "rep_f1": 0.7, "rep_threshold": 0.2,
                "mix_f1": 0.8, "mix_threshold": -0.1}  # fmt: skip
-    ladder = {"row": "fip", "seed": 0, "scores": {"test": {"gen": [0.1]}}, "metrics": metrics}
+    dev = {"labels": [1, 0, 1, 0], "gen": [0.9, 0.2, 0.6, 0.4], "rep": [0.5, 0.1, 0.3, 0.2]}
+    ladder = {"row": "fip", "seed": 0, "scores": {"test": {"gen": [0.1]}, "dev": dev},
+              "metrics": metrics}  # fmt: skip
     (row / "result.json").write_text(json.dumps(ladder))
     values, sources = choose_thresholds(collect_evals(row))
     assert values == {"gen": 0.3, "rep": pytest.approx(0.2)}  # rep: the cosine itself
@@ -324,11 +373,14 @@ def test_export_of_a_ladder_row_takes_its_dev_thresholds(run, tmp_path):
     export_run(row, tmp_path / "out")
     spec = json.loads((tmp_path / "out" / "flipkd.json").read_text())
     assert spec["thresholds"] == {"gen": 0.3, "rep": pytest.approx(0.2)}
+    # the row's mix: its dev pairs' scales at the ladder's weight, its dev-chosen threshold
+    assert spec["mix"]["weight"] == 0.5 and spec["mix"]["threshold"] == -0.1
+    assert spec["mix"]["cosine_mean"] == pytest.approx(0.275)
     card = (tmp_path / "out" / "README.md").read_text()
     assert (
         "ladder row fip (seed 0)/test [gen]" in card
         and "ladder row fip (seed 0)/test [rep]" in card
-        and "ladder row fip (seed 0)/test [mix]" in card  # the card shows it; /score has no mix
+        and "ladder row fip (seed 0)/test [mix]" in card
     )
     # given explicitly (`flipkd export RUN --eval RUN/result.json`, as the docs do) or from
     # elsewhere, a row's result.json still gives gen its threshold
@@ -366,7 +418,7 @@ def test_a_format_1_export_loads_its_rep_threshold_as_a_cosine(exported, tmp_pat
     (copy / "flipkd.json").write_text(json.dumps(old))
     loaded = flipkd.load(copy, merge=False, verify_base=False)
     assert loaded.threshold == {"gen": 0.5, "rep": pytest.approx(0.4)}
-    assert loaded.spec["format_version"] == 3
+    assert loaded.spec["format_version"] == 4
 
 
 def test_a_format_2_plain_prompt_export_keeps_the_space_before_its_label(exported, tmp_path):
@@ -381,7 +433,7 @@ def test_a_format_2_plain_prompt_export_keeps_the_space_before_its_label(exporte
     (tmp_path / "flipkd.json").write_text(json.dumps(old))
     read = read_spec(tmp_path / "flipkd.json")
     assert (read.prompt.answer_suffix, read.prompt.label_prefix) == ("\nAnswer:", " ")
-    assert read.format_version == 3
+    assert read.format_version == 4
     chat = {**spec, "format_version": 2, "prompt": prompt}  # a chat prompt has no cue to keep
     (tmp_path / "flipkd.json").write_text(json.dumps(chat))
     assert read_spec(tmp_path / "flipkd.json").prompt.label_prefix is None

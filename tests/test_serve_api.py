@@ -167,6 +167,15 @@ def test_match_scores_and_labels(api, mode):
     assert body["results"][0]["label"] and not body["results"][1]["label"]
 
 
+def test_match_in_the_mix_mode_needs_a_model_with_dev_scales(api):
+    client, fake = api
+    pairs = [["reset my password", "how do I reset my password"]]
+    response = client.post("/match", json={"pairs": pairs, "mode": "mix"})
+    assert response.status_code == 422
+    assert "this model has no dev scales for it (modes: gen, rep)" in response.json()["detail"]
+    assert client.post("/match", json={"pairs": pairs, "mode": "both"}).status_code == 422
+
+
 def test_metrics_in_prometheus_format(api):
     client, _ = api
     client.post("/search", json={"query": "reset password"})

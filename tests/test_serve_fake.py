@@ -172,6 +172,9 @@ def test_check_matcher_rejects_bad_thresholds():
     fake.threshold = {"gen": 0.5, "rep": -1.5}  # a cosine: [-1, 1]
     with pytest.raises(ModelError, match=r"threshold\['rep'\] must be in \[-1, 1\]"):
         check_matcher(fake)
+    fake.threshold = {"gen": 0.5, "rep": -0.2, "mix": float("nan")}  # mix: any number, not NaN
+    with pytest.raises(ModelError, match=r"threshold\['mix'\]"):
+        check_matcher(fake)
     fake.threshold = {"gen": 0.5, "rep": -0.2}
     check_matcher(fake)
     with pytest.raises(ModelError, match="unknown loader"):

@@ -11,7 +11,8 @@ benchmarks share it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,9 +28,46 @@ def label_logit(label_scores: Sequence[float]) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def _scaler(values: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    mean, spread = float(values.mean()), float(values.std())
-    return (lambda x: (x - mean) / spread) if spread > 0 else np.zeros_like
+@dataclass(frozen=True)
+class MixScales:
+    """The mix mode's ``z`` scales: mean and spread of the label's logit and of the cosine on
+    reference pairs (dev), and the label's weight. Fitted once, they score any pair alone —
+    what an exported model keeps (``flipkd.json``'s ``mix``) to serve the mode."""
+
+    weight: float
+    label_mean: float
+    label_std: float
+    cosine_mean: float
+    cosine_std: float
+
+    @classmethod
+    def fit(
+        cls, cosines: Sequence[float], label_scores: Sequence[float], weight: float
+    ) -> MixScales:
+        if not 0 <= weight <= 1:
+            raise ValueError(f"the mix weight must lie in [0, 1], not {weight}")
+        logits, cos = label_logit(label_scores), np.asarray(cosines, dtype=np.float64)
+        if logits.size == 0 or cos.size != logits.size:
+            raise ValueError(
+                f"the mix scales need as many cosines as label scores (> 0), not {cos.size} "
+                f"and {logits.size}"
+            )
+        return cls(weight, float(logits.mean()), float(logits.std()), float(cos.mean()),
+                   float(cos.std()))  # fmt: skip
+
+    def __call__(self, cosines: Sequence[float], label_scores: Sequence[float]) -> list[float]:
+        """The mix of each pair; a score with no spread on the reference pairs adds 0."""
+        if self.weight == 1:
+            return [float(x) for x in label_scores]
+
+        def z(values: np.ndarray, mean: float, spread: float) -> np.ndarray:
+            return (values - mean) / spread if spread > 0 else np.zeros_like(values)
+
+        cos = np.asarray(cosines, dtype=np.float64)
+        label = z(label_logit(label_scores), self.label_mean, self.label_std)
+        return (
+            self.weight * label + (1 - self.weight) * z(cos, self.cosine_mean, self.cosine_std)
+        ).tolist()
 
 
 def mix_scores(
@@ -46,12 +84,7 @@ def mix_scores(
     (re-ranking by the generated label alone, the paper's); 0 orders by the cosine. A score
     with no spread in the reference contributes 0.
     """
-    if not 0 <= weight <= 1:
-        raise ValueError(f"the mix weight must lie in [0, 1], not {weight}")
+    ref_cos, ref_labels = reference if reference is not None else (cosines, label_scores)
     if weight == 1:
         return list(label_scores)
-    ref_cos, ref_labels = reference if reference is not None else (cosines, label_scores)
-    z_label = _scaler(label_logit(ref_labels))
-    z_cos = _scaler(np.asarray(ref_cos, dtype=np.float64))
-    cos = np.asarray(cosines, dtype=np.float64)
-    return (weight * z_label(label_logit(label_scores)) + (1 - weight) * z_cos(cos)).tolist()
+    return MixScales.fit(ref_cos, ref_labels, weight)(cosines, label_scores)

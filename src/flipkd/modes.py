@@ -17,13 +17,18 @@ serve layer and the CLI can import it.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 Mode = Literal["gen", "rep"]
 MODES: tuple[Mode, ...] = ("gen", "rep")
 # the ways a pair is scored in an evaluation: the model's two and their mix
-PAIR_MODES: tuple[str, ...] = (*MODES, "mix")
-SCORE_RANGE: dict[Mode, tuple[float, float]] = {"gen": (0.0, 1.0), "rep": (-1.0, 1.0)}
+PairMode = Literal["gen", "rep", "mix"]
+PAIR_MODES: tuple[PairMode, ...] = (*MODES, "mix")
+# mix: a sum of z-scores, unbounded
+SCORE_RANGE: dict[str, tuple[float, float]] = {
+    "gen": (0.0, 1.0), "rep": (-1.0, 1.0), "mix": (-math.inf, math.inf),
+}  # fmt: skip
 DEFAULT_THRESHOLD: dict[Mode, float] = {"gen": 0.5, "rep": 0.0}
 # /search re-ranks by w · z(logit gen) + (1 − w) · z(rep) over a query's candidates
 # (flipkd.serve.ranking.mixed_scores); 1 is the paper's re-ranking by the generated label

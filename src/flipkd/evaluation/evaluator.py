@@ -19,6 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,7 +34,7 @@ from flipkd.evaluation.metrics import (
     pair_metric,
     pair_metrics,
 )
-from flipkd.mixing import MIX_WEIGHT_DEFAULT, mix_scores
+from flipkd.mixing import MIX_WEIGHT_DEFAULT, MixScales
 from flipkd.modes import MODES
 
 log = logging.getLogger(__name__)
@@ -194,8 +195,9 @@ def evaluate_run(
         if split == dev_split
         else load_split(benchmark, split, max_pairs=limits.get(split), seed=seed)
     )
+    scales = None
     if mode == "mix":
-        dev_scores, test_scores = _mixed(scorer, run_dir, dev, test, benchmark, mix_weight)
+        dev_scores, test_scores, scales = _mixed(scorer, run_dir, dev, test, benchmark, mix_weight)
     else:
         extra = {"mode": mode} if mode else {}
         dev_scores = scorer(run_dir, dev, benchmark=benchmark, **extra)
@@ -212,6 +214,7 @@ def evaluate_run(
         "split": split,
         "mode": mode,
         **({"mix_weight": mix_weight} if mode == "mix" else {}),
+        **({"mix_scales": asdict(scales)} if scales is not None else {}),
         "pairs": {"dev": len(dev), split: len(test), "sample_seed": seed},
         "threshold_from": f"{dev_split} ({metric})",
         "primary_metric": evaluator.primary_metric,
@@ -226,9 +229,9 @@ def _mixed(
     test: Sequence[Any],
     benchmark: str,
     weight: float,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, MixScales | None]:
     """Dev and test scores of the ``mix`` mode: each split scored in both modes, then mixed on
-    the dev pairs' scales."""
+    the dev pairs' scales (returned too; None for a teacher, whose one score is its mix)."""
 
     def both(pairs: Sequence[Any]) -> dict[str, np.ndarray]:
         return {m: scorer(run_dir, pairs, benchmark=benchmark, mode=m) for m in MODES}
@@ -236,8 +239,7 @@ def _mixed(
     dev_s = both(dev)
     test_s = dev_s if test is dev else both(test)
     if np.array_equal(dev_s["gen"], dev_s["rep"]):  # one score stands for both (a teacher)
-        return dev_s["gen"], test_s["gen"]
-    reference = (dev_s["rep"], dev_s["gen"])
-    return tuple(  # type: ignore[return-value]
-        np.asarray(mix_scores(s["rep"], s["gen"], weight, reference)) for s in (dev_s, test_s)
-    )
+        return dev_s["gen"], test_s["gen"], None
+    scales = MixScales.fit(dev_s["rep"], dev_s["gen"], weight)
+    mixed = [np.asarray(scales(s["rep"], s["gen"])) for s in (dev_s, test_s)]
+    return mixed[0], mixed[1], scales

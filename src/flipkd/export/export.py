@@ -32,7 +32,7 @@ from flipkd.config import FlipkdConfig, load_config
 from flipkd.errors import FlipkdError
 from flipkd.export.card import copy_plots, write_card
 from flipkd.export.spec import EXPORT_FILE, FORMAT, FORMAT_VERSION, ExportSpec
-from flipkd.export.thresholds import choose_thresholds, collect_evals
+from flipkd.export.thresholds import choose_mix, choose_thresholds, collect_evals
 from flipkd.models.layers import layer_index
 from flipkd.modes import MEANING, MODES
 from flipkd.paths import atomic_dir, hash_files, write_json
@@ -189,6 +189,7 @@ def build_spec(
     base: dict[str, Any],
     thresholds: dict[str, float],
     sources: dict[str, str],
+    mix: dict[str, Any] | None = None,
 ) -> ExportSpec:
     """The content of ``flipkd.json`` (embedder, plots and merged are added while writing)."""
     import flipkd
@@ -212,7 +213,7 @@ def build_spec(
         max_text_length=student.max_text_length,
         thresholds=thresholds,
         threshold_sources=sources,
-        scores={mode: MEANING[mode] for mode in MODES},
+        scores={mode: MEANING[mode] for mode in (*MODES, *(["mix"] if mix else []))},
         teacher={
             "model": info.get("teacher_model"),
             "weights_hash": info.get("teacher_weights_hash"),
@@ -220,6 +221,7 @@ def build_spec(
         },
         config_hash=info.get("config_hash"),
         run=str(run.path.resolve()),
+        **({"mix": mix} if mix else {}),
     )
 
 
@@ -289,7 +291,7 @@ def export_run(
     thresholds, sources = choose_thresholds(evals, explicit=explicit)
     base = describe_base(run.config.student.model, hash_weights=hash_weights)
     student = load_run_student(run)
-    spec = build_spec(run, student, base, thresholds, sources)
+    spec = build_spec(run, student, base, thresholds, sources, choose_mix(evals).get("mix"))
     with atomic_dir(out) as tmp:
         _copy_adapter(run.adapter_dir, tmp / "adapter", base)
         student.tokenizer.save_pretrained(str(tmp / "tokenizer"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from flipkd.config import PromptConfig, StudentConfig, TapConfig
 from flipkd.errors import ModelError
 from flipkd.export.export import base_hashes, read_student_run
 from flipkd.export.spec import EXPORT_FILE, BaseRef, ExportSpec, read_spec
-from flipkd.export.thresholds import choose_thresholds, collect_evals
+from flipkd.export.thresholds import choose_mix, choose_thresholds, collect_evals
+from flipkd.mixing import MixScales
 from flipkd.modes import MODES, check_mode
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,11 @@ class FlipkdMatcher:
         self.precision = precision
         self.share_prefix = True
         self.threshold: dict[str, float] = {m: float(spec["thresholds"][m]) for m in MODES}
+        # the mix mode, where an eval fixed its dev scales (flipkd.json's "mix")
+        mix = spec.get("mix")
+        self.mix = MixScales(**{f.name: mix[f.name] for f in fields(MixScales)}) if mix else None
+        if mix:
+            self.threshold["mix"] = float(mix["threshold"])
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """A-tap representations ``[n, d]`` (float32, L2-normalised)."""
@@ -69,14 +76,27 @@ class FlipkdMatcher:
     def score_pairs(
         self, pairs: Sequence[tuple[str, str]], mode: str = "gen", batch_size: int = 16
     ) -> np.ndarray:
-        """Match scores ``[n]``: P(positive label word) (gen) or the A-tap cosine (rep)."""
+        """Match scores ``[n]``: P(positive label word) (gen), the A-tap cosine (rep), or the
+        two mixed on the dev scales the export holds (mix; an export without them refuses)."""
         from flipkd.student import score_pairs
 
+        if mode == "mix":
+            return self._mixed(pairs, batch_size)
         mode = check_mode(mode)
         return score_pairs(
             self.student, list(pairs), mode=mode, batch_size=batch_size,
             share_prefix=self.share_prefix,
         )  # fmt: skip
+
+    def _mixed(self, pairs: Sequence[tuple[str, str]], batch_size: int) -> np.ndarray:
+        if self.mix is None:
+            raise ModelError(
+                f"{self.name}: no mix mode (its dev scales come from `flipkd eval RUN --split dev "
+                "--mode mix` or a ladder row, before export)"
+            )
+        gen = self.score_pairs(pairs, "gen", batch_size)
+        rep = self.score_pairs(pairs, "rep", batch_size)
+        return np.asarray(self.mix(rep, gen), dtype=np.float64)
 
     def cosine_pairs(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16) -> np.ndarray:
         """The A-tap cosine in [-1, 1]: ``score_pairs(pairs, mode="rep")``."""
@@ -113,7 +133,8 @@ def _run_source(path: Path) -> tuple[ExportSpec, Path]:
     run = read_student_run(path)
     sc = run.config.student
     prompt = resolve_prompt(sc.prompt, run.config.data.benchmark)
-    thresholds, sources = choose_thresholds(collect_evals(path))
+    evals = collect_evals(path)
+    thresholds, sources = choose_thresholds(evals)
     spec = ExportSpec(
         name=run.config.name,
         base_model=BaseRef(name=sc.model, registered=None, path=None),
@@ -130,6 +151,7 @@ def _run_source(path: Path) -> tuple[ExportSpec, Path]:
         max_text_length=sc.max_text_length,
         thresholds=thresholds,
         threshold_sources=sources,
+        **choose_mix(evals),
     )
     return spec, run.adapter_dir
 

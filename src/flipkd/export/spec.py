@@ -13,7 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flipkd.config import PromptConfig, TapConfig
 from flipkd.errors import ModelError
@@ -21,8 +28,9 @@ from flipkd.modes import MODES, Mode
 
 EXPORT_FILE = "flipkd.json"
 FORMAT = "flipkd-export"
-FORMAT_VERSION = 3  # 2: the rep threshold is a cosine (format 1 held (cos + 1) / 2);
-# 3: the plain prompt's answer cue and label prefix are the language's (recorded)
+FORMAT_VERSION = 4  # 2: the rep threshold is a cosine (format 1 held (cos + 1) / 2);
+# 3: the plain prompt's answer cue and label prefix are the language's (recorded);
+# 4: an optional ``mix`` (the mix mode's dev scales and threshold)
 
 
 class BaseRef(BaseModel):
@@ -50,6 +58,22 @@ class PromptSpec(PromptConfig):
     chat_template: str | None = None
 
 
+class MixSpec(BaseModel):
+    """The ``mix`` mode as fixed on dev: ``weight · z(logit gen) + (1 − weight) · z(rep)``,
+    each ``z`` with the dev pairs' mean and spread (:class:`flipkd.mixing.MixScales`), and the
+    decision threshold chosen on the mixed dev scores."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    weight: float = Field(ge=0, le=1)
+    label_mean: float
+    label_std: float = Field(ge=0)
+    cosine_mean: float
+    cosine_std: float = Field(ge=0)
+    threshold: float
+    source: str | None = None
+
+
 class ExportSpec(BaseModel):
     """The content of ``flipkd.json``."""
 
@@ -68,7 +92,8 @@ class ExportSpec(BaseModel):
     max_text_length: int
     thresholds: dict[Mode, float]
     threshold_sources: dict[Mode, str] | None = None
-    scores: dict[Mode, str] | None = None
+    mix: MixSpec | None = None
+    scores: dict[str, str] | None = None
     teacher: dict[str, Any] | None = None
     config_hash: str | None = None
     run: str | None = None

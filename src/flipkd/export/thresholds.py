@@ -2,18 +2,21 @@
 
 Evaluation JSONs (``RUN/eval/*.json`` and any given with ``--eval``) and a ladder row's
 ``RUN/result.json`` carry the thresholds chosen on dev; :func:`choose_thresholds` takes the
-first one per mode, else the default. Export writes them into ``flipkd.json``; loading a
-run directory reads them from the run the same way.
+first one per mode, else the default; :func:`choose_mix` the ``mix`` mode's dev scales and
+threshold, where an eval fixed them. Export writes them into ``flipkd.json``; loading a run
+directory reads them from the run the same way.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from flipkd.errors import FlipkdError
+from flipkd.mixing import MIX_WEIGHT_DEFAULT, MixScales
 from flipkd.modes import DEFAULT_THRESHOLD, MODES, metric_mode
 
 
@@ -44,12 +47,19 @@ def ladder_eval(result: dict[str, Any]) -> dict[str, Any] | None:
         return None
     metrics = flat_metrics(result.get("metrics") or {})
     named = {"_".join(metric_mode(k)): v for k, v in metrics.items()}
+    dev = (result.get("scores") or {}).get("dev") or {}
+    scales = (
+        {"mix_scales": asdict(MixScales.fit(dev["rep"], dev["gen"], MIX_WEIGHT_DEFAULT))}
+        if dev.get("gen") and dev.get("rep") and "mix_threshold" in named
+        else {}
+    )  # the ladder's mix: its dev pairs' scales at the default weight
     return {
         "kind": "student",
         "benchmark": f"ladder row {result['row']} (seed {result.get('seed', '?')})",
         "split": "test",
         "threshold_from": "dev",
         "metrics": named,
+        **scales,
     }
 
 
@@ -97,6 +107,32 @@ def eval_thresholds(result: dict[str, Any]) -> dict[str, float]:
     return {m: float(t) for m, t in found.items()}
 
 
+def eval_mix(result: dict[str, Any]) -> dict[str, float] | None:
+    """The ``mix`` mode one eval JSON fixes, or None: its dev scales (``mix_scales``, written
+    by ``flipkd eval --mode mix`` and read from a ladder row's dev scores) with the threshold
+    chosen on the mixed dev scores."""
+    if result.get("kind") not in (None, "student") or "mix_scales" not in result:
+        return None
+    metrics = result.get("metrics") or {}
+    threshold = metrics.get("threshold") if result.get("mode") == "mix" else None
+    threshold = metrics.get("mix_threshold", threshold)
+    if threshold is None:
+        return None
+    return {**{k: float(v) for k, v in result["mix_scales"].items()}, "threshold": float(threshold)}
+
+
+def choose_mix(evals: list[tuple[Path, dict]]) -> dict[str, Any]:
+    """``{"mix": ...}`` — the first eval JSON's ``mix`` mode (scales, threshold, where it came
+    from), as ``flipkd.json`` holds it — or ``{}`` when no eval fixed one (the model then
+    serves gen and rep only)."""
+    for path, result in evals:
+        found = eval_mix(result)
+        if found is not None:
+            source = f"{path.name} (chosen on {result.get('threshold_from', 'dev')})"
+            return {"mix": {**found, "source": source}}
+    return {}
+
+
 def choose_thresholds(
     evals: list[tuple[Path, dict]], explicit: int = 0
 ) -> tuple[dict[str, float], dict[str, str]]:
@@ -109,9 +145,9 @@ def choose_thresholds(
     values, sources = dict(DEFAULT_THRESHOLD), {}
     for i, (path, result) in enumerate(evals):
         found = eval_thresholds(result)
-        if i < explicit and not found:
+        if i < explicit and not found and eval_mix(result) is None:
             raise FlipkdError(
-                "no student threshold: needs 'mode' (gen/rep) with metrics.threshold, "
+                "no student threshold: needs 'mode' (gen/rep/mix) with metrics.threshold, "
                 "or metrics.gen_threshold / metrics.rep_threshold",
                 where=str(path),
             )

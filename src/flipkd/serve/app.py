@@ -35,6 +35,7 @@ from flipkd.serve.ranking import (
     order_by_scores,
     rerank_pairs,
     search_depth,
+    served_modes,
 )
 from flipkd.serve.schemas import (
     ApiError,
@@ -192,6 +193,12 @@ async def match(request: Request) -> MatchResponse:
     body = parse_body(
         await read_body(request, state.limits.max_body_bytes), MatchRequest, state.limits
     )
+    if body.mode not in state.matcher.threshold:
+        raise ApiError(
+            422, f"mode {body.mode!r}: this model has no dev scales for it (modes: "
+            f"{', '.join(served_modes(state.matcher))}); export it after `flipkd eval RUN "
+            "--split dev --mode mix`",
+        )  # fmt: skip
     threshold = float(state.matcher.threshold[body.mode])
     scores = await submit(state, body.mode, [(a, b) for a, b in body.pairs])
     results = [PairScore(score=s, label=s >= threshold) for s in scores]

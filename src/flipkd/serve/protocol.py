@@ -25,7 +25,8 @@ class Matcher(Protocol):
     Attributes:
         name: A short model name, shown in logs and stored with the FAQ index.
         threshold: Decision threshold per mode, on that mode's scale (``flipkd.modes``),
-            e.g. ``{"gen": 0.5, "rep": 0.4}``.
+            e.g. ``{"gen": 0.5, "rep": 0.4}``; a ``"mix"`` entry says the matcher also scores
+            ``mode="mix"`` (served by ``/match``).
     """
 
     name: str
@@ -82,7 +83,8 @@ def check_matcher(matcher: object) -> Matcher:
     threshold = matcher.threshold
     if not isinstance(threshold, Mapping):
         raise ModelError(f"matcher {matcher.name!r}: threshold must be a dict per mode")
-    for mode in MODES:
+    # gen and rep are required; mix only where the model has one (its dev scales)
+    for mode in (*MODES, *(["mix"] if "mix" in threshold else [])):
         value, (low, high) = threshold.get(mode), SCORE_RANGE[mode]
         if not isinstance(value, int | float) or not low <= float(value) <= high:
             raise ModelError(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from flipkd.mixing import mix_scores
-from flipkd.modes import MODES, SCORE_RANGE
+from flipkd.modes import MODES, PAIR_MODES, SCORE_RANGE
 from flipkd.serve.index import FaqIndex, Hit
 from flipkd.serve.protocol import Matcher
 
@@ -36,18 +36,24 @@ def encode_checked(matcher: Matcher, texts: list[str]) -> list[np.ndarray]:
 
 
 def score_checked(matcher: Matcher, mode: str, pairs: list[tuple[str, str]]) -> list[float]:
-    """``matcher.score_pairs`` in ``mode``, clipped to the mode's range (gen [0, 1], rep [-1, 1]);
-    non-finite scores are an error."""
+    """``matcher.score_pairs`` in ``mode``, clipped to the mode's range (gen [0, 1], rep [-1, 1],
+    mix unbounded); non-finite scores are an error."""
     scores = np.asarray(matcher.score_pairs(pairs, mode=mode), dtype=np.float64).reshape(-1)
     if not np.isfinite(scores).all():
         raise ValueError(f"{matcher.name} returned non-finite {mode} scores")
     return np.clip(scores, *SCORE_RANGE[mode]).tolist()
 
 
+def served_modes(matcher: Matcher) -> tuple[str, ...]:
+    """The pair modes ``matcher`` serves: gen and rep, and mix where its threshold has one
+    (an export whose ``flipkd.json`` holds the mix mode's dev scales)."""
+    return tuple(m for m in PAIR_MODES if m in MODES or m in matcher.threshold)
+
+
 def model_handlers(matcher: Matcher) -> dict[str, Callable[[list[Any]], list[Any]]]:
-    """Batch functions per kind: ``encode`` plus one scorer per mode."""
+    """Batch functions per kind: ``encode`` plus one scorer per served mode."""
     handlers: dict[str, Any] = {"encode": partial(encode_checked, matcher)}
-    handlers.update({mode: partial(score_checked, matcher, mode) for mode in MODES})
+    handlers.update({mode: partial(score_checked, matcher, mode) for mode in served_modes(matcher)})
     return handlers
 
 

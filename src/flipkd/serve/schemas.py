@@ -28,7 +28,7 @@ from pydantic import (
     field_validator,
 )
 
-from flipkd.modes import RERANK_K_DEFAULT, Mode
+from flipkd.modes import RERANK_K_DEFAULT, PairMode
 from flipkd.serve.texts import lone_surrogate, printable, text_problem
 
 
@@ -109,7 +109,7 @@ class MatchRequest(_Body):
     """``POST /match``: pairs of texts and the scoring mode."""
 
     pairs: list[Pair]
-    mode: Mode = "gen"
+    mode: PairMode = "gen"
 
     @field_validator("pairs")
     @classmethod
@@ -156,7 +156,8 @@ class PairScore(BaseModel):
 
     score: float = Field(
         description="gen: P(positive label word), 0..1; rep: cosine of the A-tap "
-        "representations, -1..1 (the scale of /search's cosine)"
+        "representations, -1..1 (the scale of /search's cosine); mix: the two mixed on the "
+        "model's dev scales, w·z(logit gen) + (1−w)·z(rep), unbounded"
     )
     label: bool = Field(description="score >= threshold")
 
