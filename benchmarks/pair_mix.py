@@ -21,12 +21,16 @@ match pairs better, used as it is served, than `sft`'s label? The input is a ``f
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
-from flipkd.bench.script import report_main
+from flipkd.bench.script import (
+    add_mix_weight_options,
+    check_mix_weights,
+    read_json_object,
+    report_main,
+)
 from flipkd.errors import ConfigError, run_script
 from flipkd.evaluation.metrics import bootstrap_interval, pair_metric, resampled_pair_metric
 from flipkd.mixing import mix_scores
@@ -40,31 +44,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path, help="a sweep's results.json or a ladder's --work")
     parser.add_argument("--split", choices=("dev", "test"), default="dev")
-    parser.add_argument("--weights", type=float, nargs="+", default=list(WEIGHTS))
     parser.add_argument("--baseline", default="sft", help="row whose generated label is the bar")
-    parser.add_argument("--resamples", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
+    add_mix_weight_options(parser, WEIGHTS, resamples=1000)
     args = parser.parse_args(argv)
-    if any(not 0 <= w <= 1 for w in args.weights):
-        raise ConfigError(f"--weights must lie in [0, 1], got {args.weights}")
+    check_mix_weights(args)
     return args
 
 
-def _read_json(file: Path, what: str) -> dict:
-    try:
-        doc = json.loads(Path(file).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: not a {what} ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{file}: not a {what}")
-    return doc
-
-
 def _sweep_runs(file: Path) -> list[dict]:
-    runs = _read_json(file, "flipkd sweep results.json").get("runs") or []
+    runs = read_json_object(file, "flipkd sweep results.json").get("runs") or []
     return [r for r in runs if isinstance(r, dict)]
 
 
@@ -72,7 +60,7 @@ def _ladder_runs(work: Path) -> list[dict]:
     files = sorted(work.glob("runs/*/result.json"))
     if not files:
         raise ConfigError(f"{work}: no runs/*/result.json (a flipkd reproduce --work folder?)")
-    runs = [_read_json(f, "flipkd ladder result.json") for f in files]
+    runs = [read_json_object(f, "flipkd ladder result.json") for f in files]
     return [{**r, "variant": "ladder"} for r in runs]
 
 

@@ -25,7 +25,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from flipkd.bench.script import read_faq_result, report_main
+from flipkd.bench.script import (
+    add_mix_weight_options,
+    check_mix_weights,
+    read_faq_result,
+    report_main,
+)
 from flipkd.errors import ConfigError, run_script
 from flipkd.evaluation.report import retrieval_row
 from flipkd.evaluation.retrieval import paired_difference, rank_of, retrieval_metrics
@@ -37,14 +42,10 @@ WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path, help="flipkd faq eval --candidates --out file")
-    parser.add_argument("--weights", type=float, nargs="+", default=list(WEIGHTS))
     parser.add_argument("--k", type=int, default=None, help="re-rank only the first K")
-    parser.add_argument("--resamples", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
+    add_mix_weight_options(parser, WEIGHTS, resamples=10_000)
     args = parser.parse_args(argv)
-    if any(not 0 <= w <= 1 for w in args.weights):
-        raise ConfigError(f"--weights must lie in [0, 1], got {args.weights}")
+    check_mix_weights(args)
     if args.k is not None and args.k < 1:
         raise ConfigError(f"--k must be at least 1, not {args.k}")
     return args
