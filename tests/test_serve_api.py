@@ -53,6 +53,15 @@ def test_healthz_page_and_static(api):
     )
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/nope").status_code == 404
+    assert 'value="mix"' not in page.text  # this model has no mix scales: not offered
+
+
+def test_the_page_offers_the_mix_mode_where_the_model_has_it():
+    fake = FakeMatcher()
+    fake.threshold = {**fake.threshold, "mix": 0.1}
+    client, _ = make_client(fake)
+    with client:
+        assert '<option value="mix">label + cosine (mix)</option>' in client.get("/").text
     assert client.get("/search").status_code == 405
 
 

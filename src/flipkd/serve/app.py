@@ -317,6 +317,8 @@ def create_app(
     app.add_api_route("/metrics", metrics, methods=["GET"], dependencies=guarded)
     app.add_api_route("/healthz", healthz, methods=["GET"])
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    if "mix" in served_modes(matcher):  # the page offers the mix mode where the model has it
+        page = page.replace("<!--mix-->", '<option value="mix">label + cosine (mix)</option>')
     app.add_api_route("/", lambda: HTMLResponse(page), methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(ApiError, _api_error)
