@@ -36,6 +36,11 @@ def test_tiny_ladder_runs_every_row_and_resumes(bench, tiny_llama_dir, tmp_path,
     assert {"mean", "ci_low", "ci_high", "seeds"} <= set(f1)
     assert f1["ci_low"] <= f1["mean"] <= f1["ci_high"]
     assert {"command", "git_commit", "versions"} <= set(saved)
+    # the CPU and the kernels' instruction set: another CPU can round a run differently
+    import torch
+
+    assert saved["machine"]["cpu"] and saved["machine"]["cpu"] != "unknown"
+    assert saved["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     # every run keeps the commit it computed at, counted in the report
     assert saved["run_commits"] == {saved["git_commit"]: len(ROWS)}
     assert commits_line(saved["run_commits"]) in (out / "table.md").read_text()

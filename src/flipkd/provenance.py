@@ -57,12 +57,29 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` says)."""
+    try:
+        for line in (
+            Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
+        ):
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine() -> dict[str, Any]:
-    """CPU count, platform, Python, accelerator."""
+    """CPU count, model and the vector instructions torch's kernels use (two machines with
+    another CPU can round a training run differently: same config, other numbers), platform,
+    Python, accelerator."""
     import torch
 
     info: dict[str, Any] = {
         "cpus": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "python": platform.python_version(),
