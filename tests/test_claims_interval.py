@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from flipkd.reproduce.aggregate import aggregate_rows, paired_difference_interval
@@ -65,3 +66,43 @@ def test_claims_carry_the_interval_and_the_teacher_ratio():
     fip_auc = np.mean([r["metrics"]["roc_auc"] for r in runs if r["row"] == "fip"])
     teacher_auc = np.mean([r["metrics"]["roc_auc"] for r in runs if r["row"] == "teacher"])
     assert np.isclose(ratios["roc_auc"], fip_auc / teacher_auc) and ratios["roc_auc"] < 1
+
+
+def _mixed_run(row: str, seed: int, y: np.ndarray, gen: np.ndarray, mix: np.ndarray) -> dict:
+    metrics = {"roc_auc": float(roc_auc_score(y, gen)), "threshold": 0.5,
+               "mix_roc_auc": float(roc_auc_score(y, mix)), "mix_threshold": 0.5}  # fmt: skip
+    split = {"labels": y.tolist(), "gen": gen.tolist(), "rep": gen.tolist(), "mix": mix.tolist()}
+    return {"row": row, "seed": seed, "metrics": metrics, "train_seconds": 1.0,
+            "scores": {"test": split, "dev": split}}  # fmt: skip
+
+
+def test_cross_mode_claim_scores_each_row_in_its_own_mode():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    runs = []
+    for seed in range(3):
+        noise = lambda: rng.normal(0, 1, 400)  # noqa: E731
+        # fip: a weak label, a strong mix; sft: a middling label, a useless mix
+        runs.append(_mixed_run("fip", seed, y, y * 0.2 + noise(), y * 2.0 + noise()))
+        runs.append(_mixed_run("sft", seed, y, y * 1.0 + noise(), noise()))
+    rows = aggregate_rows(runs, ["sft", "fip"], 200)
+    claims = {(c["claim"], c["mode"]): c for c in check_claims(rows, runs, 200)}
+    cross = claims[("fip's mix > sft's label", "mix vs gen")]
+    fip_mix = np.mean([r["metrics"]["mix_roc_auc"] for r in runs if r["row"] == "fip"])
+    sft_gen = np.mean([r["metrics"]["roc_auc"] for r in runs if r["row"] == "sft"])
+    assert cross["metric"] == "roc_auc" and cross["verdict"] == "held"
+    assert cross["values"] == {"fip (mix)": fip_mix, "sft (gen)": sft_gen}
+    assert cross["mean_difference"] == pytest.approx(fip_mix - sft_gen)
+    low, high = cross["difference_ci"]
+    assert 0 < low < cross["mean_difference"] < high
+    # the same rows in one mode each: fip's label loses, its mix wins by more than across
+    assert claims[("fip > sft", "gen")]["verdict"] == "not held"
+    assert claims[("fip > sft", "mix")]["mean_difference"] > cross["mean_difference"]
+    assert claims[("fip > sft", "gen")]["difference_ci"][1] < 0
+    text = claims_markdown(list(claims.values()))
+    assert "| fip's mix > sft's label | mix vs gen (roc_auc) | fip (mix) " in text
+    # rows without a mix metric (reports from before the mode) give no mix claim at all
+    no_mix = [{**r, "metrics": {"roc_auc": r["metrics"]["roc_auc"], "threshold": 0.5}}
+              for r in runs]  # fmt: skip
+    modes = {c["mode"] for c in check_claims(aggregate_rows(no_mix, ["sft", "fip"], 0))}
+    assert modes == {"gen"}

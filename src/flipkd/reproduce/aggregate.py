@@ -41,27 +41,35 @@ def _bootstrap(runs: list[dict], mode: str, metric: str, n: int, seed: int) -> t
 
 
 def paired_difference_interval(
-    runs_a: list[dict], runs_b: list[dict], mode: str, metric: str, n: int, seed: int = 0
+    runs_a: list[dict],
+    runs_b: list[dict],
+    mode: str,
+    metric: str,
+    n: int,
+    seed: int = 0,
+    mode_b: str | None = None,
 ) -> tuple[float, float]:
     """95% interval of ``mean_seeds(a) − mean_seeds(b)``, seed-paired, test pairs resampled.
 
     Runs are paired by seed (they share teacher, data order and test pairs); every resample
     of the test pairs is applied to both rows of every seed, so the interval reflects the
-    difference's own noise, not that of two independent intervals.
+    difference's own noise, not that of two independent intervals. ``a`` is scored in
+    ``mode``, ``b`` in ``mode_b`` (default: the same mode).
     """
     by_seed = {r["seed"]: r for r in runs_b}
     pairs = [(a, by_seed[a["seed"]]) for a in runs_a if a["seed"] in by_seed]
     if n <= 0 or not pairs:
         return float("nan"), float("nan")
-    prefix = metric_prefix(mode)
 
-    def value(run: dict, idx: np.ndarray) -> np.ndarray:
+    def value(run: dict, run_mode: str, idx: np.ndarray) -> np.ndarray:
         test = run["scores"]["test"]
-        threshold = run["metrics"][f"{prefix}threshold"]
-        return resampled_pair_metric(metric, threshold, test[mode], test["labels"], idx)
+        threshold = run["metrics"][f"{metric_prefix(run_mode)}threshold"]
+        return resampled_pair_metric(metric, threshold, test[run_mode], test["labels"], idx)
+
+    other = mode_b or mode
 
     def mean_difference(idx: np.ndarray) -> np.ndarray:
-        diffs = [value(a, idx) - value(b, idx) for a, b in pairs]
+        diffs = [value(a, mode, idx) - value(b, other, idx) for a, b in pairs]
         return np.nanmean(np.vstack(diffs), axis=0)
 
     size = len(pairs[0][0]["scores"]["test"]["labels"])

@@ -1,8 +1,12 @@
 """The paper's claims, checked against a finished ladder (per mode, seed-paired).
 
-Each claim compares rows on one metric per mode: the generated-label ROC-AUC (gen) and
-the A-tap cosine Spearman (rep, the paper's ATEC metric). A pairwise claim "a > b" is
-checked seed by seed (each seed shares its teacher, data order and test pairs):
+Each claim compares rows on one metric per mode: the generated-label ROC-AUC (gen), the
+A-tap cosine Spearman (rep, the paper's ATEC metric) and the ROC-AUC of the two mixed (mix,
+what ``/search`` re-ranks with; :mod:`flipkd.mixing`). A cross-mode claim compares two rows
+each in its own mode on the same metric: "fip's mix > sft's label" asks whether what `fip`
+deploys beats what `sft` can deploy (its A-tap is weak, so its label is its scorer). A
+pairwise claim "a > b" is checked seed by seed (each seed shares its teacher, data order
+and test pairs):
 
 * ``held`` when a beats b in every seed;
 * ``not held`` when a beats b in no seed;
@@ -23,19 +27,25 @@ from typing import Any
 
 import numpy as np
 
+from flipkd.modes import metric_mode
 from flipkd.reproduce.aggregate import paired_difference_interval
 
-CLAIM_METRICS = {"gen": "roc_auc", "rep": "rep_spearman"}
+CLAIM_METRICS = {"gen": "roc_auc", "rep": "rep_spearman", "mix": "mix_roc_auc"}
 
 
 @dataclass(frozen=True)
 class Pairwise:
-    """``better`` should beat ``worse`` (``or_equal``: "≥" in the paper's wording)."""
+    """``better`` should beat ``worse`` (``or_equal``: "≥" in the paper's wording).
+
+    ``modes`` (better's mode, worse's mode) makes it a cross-mode claim, checked once on
+    the two modes' common metric; without it the claim is checked in every mode.
+    """
 
     name: str
     better: str
     worse: str
     or_equal: bool = False
+    modes: tuple[str, str] | None = None
 
 
 PAIRWISE = (
@@ -46,6 +56,8 @@ PAIRWISE = (
     Pairwise("a weak teacher still helps (fip-weak-teacher > sft)", "fip-weak-teacher", "sft"),
     # not the paper's: does fip beat plain distillation of the teacher into the label?
     Pairwise("fip > sft-kd (the teacher's probability as sft's label target)", "fip", "sft-kd"),
+    # not the paper's: what fip deploys (label and A-tap mixed) against sft's label alone
+    Pairwise("fip's mix > sft's label", "fip", "sft", modes=("mix", "gen")),
 )
 ABLATION_ORDER = ("fip-no-mcl", "fip-no-dist", "fip-no-filter")  # should hurt in this order
 
@@ -58,12 +70,18 @@ def _verdict(diffs: np.ndarray, or_equal: bool) -> str:
 
 
 def _pairwise(
-    claim: Pairwise, rows: dict[str, dict], mode: str, runs: dict[str, list[dict]], bootstrap: int
+    claim: Pairwise,
+    rows: dict[str, dict],
+    modes: tuple[str, str],
+    runs: dict[str, list[dict]],
+    bootstrap: int,
 ) -> dict[str, Any] | None:
     if claim.better not in rows or claim.worse not in rows:
         return None
-    key = CLAIM_METRICS[mode]
-    a, b = rows[claim.better]["metrics"][key], rows[claim.worse]["metrics"][key]
+    key_a, key_b = CLAIM_METRICS[modes[0]], CLAIM_METRICS[modes[1]]
+    if key_a not in rows[claim.better]["metrics"] or key_b not in rows[claim.worse]["metrics"]:
+        return None  # a report read back from before the mode existed
+    a, b = rows[claim.better]["metrics"][key_a], rows[claim.worse]["metrics"][key_b]
     n = min(len(a["seeds"]), len(b["seeds"]))
     diffs = np.array(a["seeds"][:n]) - np.array(b["seeds"][:n])
     clear = (
@@ -71,21 +89,31 @@ def _pairwise(
         and "ci_low" in b
         and (a["ci_low"] > b["ci_high"] or b["ci_low"] > a["ci_high"])
     )
+    base = metric_mode(key_a)[1]
+    if base != metric_mode(key_b)[1]:
+        raise ValueError(f"{claim.name!r} compares {key_a} with {key_b}: not one metric")
+    cross = modes[0] != modes[1]
+    names = (claim.better, claim.worse)
+    if cross:
+        names = (f"{claim.better} ({modes[0]})", f"{claim.worse} ({modes[1]})")
     out = {
-        "claim": claim.name, "mode": mode, "metric": key,
-        "values": {claim.better: a["mean"], claim.worse: b["mean"]},
+        "claim": claim.name, "mode": " vs ".join(modes) if cross else modes[0],
+        "metric": base if cross else key_a,
+        "values": {names[0]: a["mean"], names[1]: b["mean"]},
         "mean_difference": float(diffs.mean()), "seeds_won": int((diffs > 0).sum()),
         "seeds": int(n), "verdict": _verdict(diffs, claim.or_equal), "clear": bool(clear),
     }  # fmt: skip
     if runs.get(claim.better) and runs.get(claim.worse) and bootstrap > 0:
-        base = key.removeprefix("rep_")
         out["difference_ci"] = list(
-            paired_difference_interval(runs[claim.better], runs[claim.worse], mode, base, bootstrap)
+            paired_difference_interval(
+                runs[claim.better], runs[claim.worse], modes[0], base, bootstrap, mode_b=modes[1]
+            )
         )
     if claim.better == "fip-weak-teacher" and "teacher_metrics" in rows[claim.better]:
-        weak = rows[claim.better]["teacher_metrics"][key]
-        out["weak_teacher"] = weak
-        out["weak_teacher_below_sft"] = bool(weak < b["mean"])
+        weak = rows[claim.better]["teacher_metrics"].get(key_a)
+        if weak is not None:
+            out["weak_teacher"] = weak
+            out["weak_teacher_below_sft"] = bool(weak < b["mean"])
     return out
 
 
@@ -93,6 +121,8 @@ def _ablation_order(rows: dict[str, dict], mode: str) -> dict[str, Any] | None:
     if "fip" not in rows or any(r not in rows for r in ABLATION_ORDER):
         return None
     key = CLAIM_METRICS[mode]
+    if any(key not in rows[r]["metrics"] for r in ("fip", *ABLATION_ORDER)):
+        return None
     full = rows["fip"]["metrics"][key]["mean"]
     drops = {r: full - rows[r]["metrics"][key]["mean"] for r in ABLATION_ORDER}
     values = [drops[r] for r in ABLATION_ORDER]
@@ -118,11 +148,13 @@ def check_claims(
     out = []
     for mode in CLAIM_METRICS:
         for claim in PAIRWISE:
-            if (res := _pairwise(claim, by_name, mode, runs, bootstrap)) is not None:
-                out.append(res)
-        if (res := _ablation_order(by_name, mode)) is not None:
-            out.append(res)
-    return out
+            if claim.modes is None:
+                out.append(_pairwise(claim, by_name, (mode, mode), runs, bootstrap))
+        out.append(_ablation_order(by_name, mode))
+    for claim in PAIRWISE:
+        if claim.modes is not None:
+            out.append(_pairwise(claim, by_name, claim.modes, runs, bootstrap))
+    return [c for c in out if c is not None]
 
 
 def _fmt(value: float, metric: str) -> str:

@@ -94,8 +94,10 @@ CLAIMS_NOTE = (
     "Seed-paired: a claim *held* when it held in every seed, *not held* in none, *mixed* "
     "otherwise; *intervals* says whether the two rows' 95% bootstrap intervals over test pairs "
     "are disjoint (when they overlap, the difference is within test-sampling noise). Gen: "
-    "ROC-AUC of the generated-label probability; rep: Spearman ×100 of the A-tap cosine. "
-    "Written by `flipkd reproduce` (`src/flipkd/reproduce/claims.py`), not by hand."
+    "ROC-AUC of the generated-label probability; rep: Spearman ×100 of the A-tap cosine; mix: "
+    "ROC-AUC of the two z-scaled on dev and mixed half and half (what `/search` re-ranks with). "
+    "\"mix vs gen\" compares the first row's mix with the second row's label. Written by "
+    "`flipkd reproduce` (`src/flipkd/reproduce/claims.py`), not by hand."
 )
 
 
