@@ -213,3 +213,24 @@ def test_trainer_logs_read_as_one_line() -> None:
     )
     before = format_log({"eval_loss": 4.75912}, 0, 0)  # the dev check before the first step
     assert before == "teacher before training: dev_loss 4.759"
+
+
+def test_a_teacher_without_a_pooler_is_saved_to_load_without_one(tmp_path: Path) -> None:
+    # e5 is converted without a pooler; sentence-transformers saves a fine-tuned copy without
+    # the load setting that says so, and the reload grew a random pooler (and a LOAD REPORT)
+    base = build_tiny_teacher(tmp_path / "base", toy_words(), seed=0, pooler=False)
+    assert load_encoder(TeacherSource("m", base))[0].auto_model.pooler is None
+    run = train_teacher(
+        toy_pairs(64, seed=2, noise=0.3),
+        toy_pairs(48, seed=3),
+        TeacherConfig(epochs=2, batch_size=16, lr=3e-2, warmup_ratio=0.0, seed=0),
+        model_path=base,
+        out_dir=tmp_path / "run",
+        progress=False,
+    )
+    assert run.metrics["best_step"] > 0  # a checkpoint, not the base, was loaded and saved
+    config = json.loads((run.model_dir / "sentence_bert_config.json").read_text())
+    assert config["model_kwargs"] == {"add_pooling_layer": False}
+    model = load_encoder(TeacherSource("m", run.model_dir))
+    assert model[0].auto_model.pooler is None
+    assert not any(k.startswith("pooler") for k in model[0].auto_model.state_dict())

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUERY_PROMPT = "query"
+MODULE_CONFIG = "sentence_bert_config.json"  # the Transformer module's settings
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,24 @@ def resolve_source(
         src.query_prefix if query_prefix is None else query_prefix,
         src.max_length if max_length is None else max_length,
     )
+
+
+def carry_load_kwargs(source_dir: Path, saved_dir: Path) -> None:
+    """Give the model saved in ``saved_dir`` the ``model_kwargs`` ``source_dir``'s is loaded with.
+
+    sentence-transformers reads a Transformer module's ``model_kwargs`` from its config when
+    it loads, but does not write them back when it saves: e5 (converted without a pooler and
+    loaded with ``add_pooling_layer: false``) fine-tuned and saved would reload with a fresh,
+    unused pooler and transformers' "LOAD REPORT" of missing weights.
+    """
+    src, dst = Path(source_dir) / MODULE_CONFIG, Path(saved_dir) / MODULE_CONFIG
+    if not (src.is_file() and dst.is_file()):
+        return
+    kwargs = json.loads(src.read_text()).get("model_kwargs")
+    config = json.loads(dst.read_text())
+    if kwargs and "model_kwargs" not in config:
+        config["model_kwargs"] = kwargs
+        dst.write_text(json.dumps(config, indent=2) + "\n")
 
 
 def load_encoder(source: TeacherSource, device: str | None = None) -> SentenceTransformer:

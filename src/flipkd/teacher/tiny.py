@@ -8,6 +8,7 @@ milliseconds to run; no download, no weights package.
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 from collections.abc import Iterable
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+from flipkd.teacher.encoder import MODULE_CONFIG
 
 if TYPE_CHECKING:
     from flipkd.data import PairRecord
@@ -65,6 +68,7 @@ def build_tiny_teacher(
     hidden: int = 32,
     layers: int = 2,
     seed: int = 0,
+    pooler: bool = True,
 ) -> Path:
     """Write a tiny random sentence-transformers model to ``out_dir`` and return it.
 
@@ -74,6 +78,8 @@ def build_tiny_teacher(
         hidden: Hidden size (also the embedding dimension).
         layers: Number of transformer layers.
         seed: Seed of the random weights.
+        pooler: Give the BERT a pooler; without one (as e5 is converted) the directory says
+            ``add_pooling_layer: false`` in its module config, as e5's does.
     """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
@@ -90,11 +96,17 @@ def build_tiny_teacher(
         max_position_embeddings=128,
     )
     with tempfile.TemporaryDirectory() as hf_dir:
-        BertModel(config).save_pretrained(hf_dir)
+        BertModel(config, add_pooling_layer=pooler).save_pretrained(hf_dir)
         tokenizer.save_pretrained(hf_dir)
-        transformer = Transformer(hf_dir, max_seq_length=64)
+        kwargs = {} if pooler else {"add_pooling_layer": False}
+        transformer = Transformer(hf_dir, max_seq_length=64, model_kwargs=kwargs)
         pooling = Pooling(hidden, "mean")
         SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(out_dir))
+    if not pooler:
+        config_path = out_dir / MODULE_CONFIG
+        config_path.write_text(
+            json.dumps({**json.loads(config_path.read_text()), "model_kwargs": kwargs}, indent=2)
+        )
     return out_dir
 
 

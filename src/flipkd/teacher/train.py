@@ -330,8 +330,9 @@ def train_teacher(
         if info["best_step"] == 0:  # the base model is a candidate too
             model = encoder.load_encoder(base)
         elif best is not None:  # the trainer leaves the last step's weights in memory
+            encoder.carry_load_kwargs(base.model_dir, best)
             model = encoder.load_encoder(replace(base, model_dir=best))
-        model_dir = _save_model(model, run_dir)
+        model_dir = _save_model(model, run_dir, base.model_dir)
     args = _args_record(cfg, query_prefix, progress)
     metrics = _record(
         run_dir,
@@ -367,10 +368,11 @@ def _args_record(cfg: TeacherConfig, query_prefix: str, progress: bool) -> dict[
     )
 
 
-def _save_model(model: Any, run_dir: Path) -> Path:
-    """Write ``RUN/model`` atomically and drop the trainer's checkpoints."""
+def _save_model(model: Any, run_dir: Path, base_dir: Path) -> Path:
+    """Write ``RUN/model`` atomically (loaded as ``base_dir`` is) and drop the checkpoints."""
     with atomic_dir(run_dir / "model") as tmp:
         model.save(str(tmp))
+        encoder.carry_load_kwargs(base_dir, tmp)
     shutil.rmtree(run_dir / ".checkpoints", ignore_errors=True)
     return run_dir / "model"
 
