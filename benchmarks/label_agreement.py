@@ -210,13 +210,15 @@ def _mean(runs: list[dict], key: str, digits: int = 3) -> str:
 
 def markdown(report: dict) -> str:
     base = report["baseline"]
-    source = report["file"] + (f", variant `{report['variant']}`" if report["variant"] else "")
+    source = f"`{report['file']}`" + (
+        f", variant `{report['variant']}`" if report["variant"] else ""
+    )
     lines = [
         "# The generated label against the teacher, per pair",
         "",
         f"Command: `{report['command']}`",
         "",
-        f"`{source}`, {report['split']} pairs. Mean over seeds (each seed in brackets). "
+        f"{source}, {report['split']} pairs. Mean over seeds (each seed in brackets). "
         "ρ: Spearman over the pairs; gen: the generated label's logit; rep: the A-tap cosine.",
         "",
         "| row | pairs | gen AUC | rep AUC | teacher AUC | ρ(gen, teacher) | ρ(rep, teacher) "
