@@ -204,6 +204,10 @@ class LossConfig(_Strict):
     # average 1 over those pairs; 0 = every pair alike (the paper's L_gen), 1 = each class
     # counts half (for data with few positives)
     gen_balance: float = Field(default=0.0, ge=0, le=1)
+    # weight of L_rank (not the paper's; losses/label_rank.py): the label's log-odds over a
+    # batch's pairs, listwise against the teacher's calibrated log-odds (its ranking, not
+    # its level); 0 = off. Needs the label pass (gen: true)
+    label_rank: float = Field(default=0.0, ge=0)
     contrastive: Literal["mcl", "arccse", "kdmcse", "infonce", "cosent", "none"] = "mcl"
     alpha: float = Field(default=1.0, ge=0)
     mcl_lambda: float = Field(default=20.0, gt=0)
@@ -230,6 +234,8 @@ class LossConfig(_Strict):
             raise ValueError(
                 f"theta_neg ({self.theta_neg}) must be below theta_pos ({self.theta_pos})"
             )
+        if self.label_rank > 0 and not self.gen:
+            raise ValueError("label_rank needs the generated label's pass: set gen: true")
         return self
 
 

@@ -1,4 +1,5 @@
-"""Losses on ``[B, B]`` similarity matrices: MCL, L_dist, the dual-threshold mask, baselines.
+"""Losses on ``[B, B]`` similarity matrices: MCL, L_dist, the dual-threshold mask, baselines;
+and L_rank (``label_rank``) on the generated label's log-odds per pair.
 
 Every loss has the signature ``loss(student_sim, teacher_sim, labels, mask) -> scalar``: the
 math is a function of tensors only, wrapped by a small ``nn.Module`` holding the
@@ -19,6 +20,7 @@ from flipkd.losses.cosent import CoSENTLoss, cosent_loss
 from flipkd.losses.dist import KLDistLoss, MSEDistLoss, kl_dist_loss, mse_dist_loss
 from flipkd.losses.infonce import InfoNCELoss, infonce_loss
 from flipkd.losses.kdmcse import KDMCSELoss, kdmcse_loss
+from flipkd.losses.label_rank import label_rank_loss
 from flipkd.losses.mask import PairMask, dual_threshold_mask
 from flipkd.losses.mcl import MCLLoss, mcl_loss
 
@@ -40,6 +42,7 @@ __all__ = [
     "dual_threshold_mask",
     "infonce_loss",
     "kdmcse_loss",
+    "label_rank_loss",
     "kl_dist_loss",
     "mcl_loss",
     "mse_dist_loss",

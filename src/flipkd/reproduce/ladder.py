@@ -41,12 +41,25 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "teacher": ("teacher", {}),
     "zero-shot": ("zero-shot", {}),
     # sft learns from gold labels only, whatever the profile says about the teacher
-    "sft": (TRAINED, {"loss.contrastive": "none", "loss.dist": "none", "loss.gen_teacher": 0.0}),
+    "sft": (
+        TRAINED,
+        {
+            "loss.contrastive": "none",
+            "loss.dist": "none",
+            "loss.gen_teacher": 0.0,
+            "loss.label_rank": 0.0,
+        },
+    ),  # fmt: skip
     # plain distillation into the label: sft's terms, L_gen's target mixed with the teacher's
     # probability; the baseline for "the flipped terms help the label" (opt-in: --row sft-kd)
     "sft-kd": (
         TRAINED,
-        {"loss.contrastive": "none", "loss.dist": "none", "loss.gen_teacher": SFT_KD_TEACHER_SHARE},
+        {
+            "loss.contrastive": "none",
+            "loss.dist": "none",
+            "loss.gen_teacher": SFT_KD_TEACHER_SHARE,
+            "loss.label_rank": 0.0,
+        },
     ),  # fmt: skip
     "fip-arccse": (TRAINED, {"loss.contrastive": "arccse"}),
     "fip-kdmcse": (TRAINED, {"loss.contrastive": "kdmcse"}),

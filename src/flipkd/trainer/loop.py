@@ -116,6 +116,7 @@ def _micro_step(
         losses, out.get("gen_loss"), rep_a, rep_b, teacher_cos,
         cache.prob(teacher_cos, losses.rep_prior),
         labels.to(teacher_cos.device), terms_out=terms, parts_out=parts,
+        label_logits=out.get("label_logits"), label_prob=pair_prob[local],
     )  # fmt: skip
     if terms is not None:
         values.update(term_grad_norms(terms, losses.weights, model.named_parameters()))

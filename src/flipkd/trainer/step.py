@@ -17,7 +17,13 @@ from torch import nn
 
 from flipkd.config.schema import LossConfig
 from flipkd.evaluation.metrics import correlations
-from flipkd.losses import build_contrastive, build_dist, dual_threshold_mask, total_loss
+from flipkd.losses import (
+    build_contrastive,
+    build_dist,
+    dual_threshold_mask,
+    label_rank_loss,
+    total_loss,
+)
 from flipkd.trainer.diagnose import collapse_values, label_prior_entropy, rep_stats
 
 
@@ -66,7 +72,10 @@ def build_losses(cfg: LossConfig) -> LossSet:
     """Builder: loss config → modules and weights."""
     contrastive = build_contrastive(cfg.contrastive, **_CONTRAST_HPARAMS[cfg.contrastive](cfg))
     dist = build_dist(cfg.dist, **_DIST_HPARAMS[cfg.dist](cfg))
-    weights = {"gen": cfg.gen_weight if cfg.gen else 0.0, "contrast": cfg.alpha, "dist": cfg.beta}
+    weights = {
+        "gen": cfg.gen_weight if cfg.gen else 0.0, "contrast": cfg.alpha, "dist": cfg.beta,
+        "label_rank": cfg.label_rank if cfg.gen else 0.0,
+    }  # fmt: skip
     return LossSet(
         contrastive, dist, cfg.gen, weights, cfg.filter, cfg.theta_pos, cfg.theta_neg,
         cfg.gen_teacher, cfg.rep_prior,
@@ -124,8 +133,14 @@ def batch_loss(
     labels: torch.Tensor,
     terms_out: dict | None = None,
     parts_out: dict | None = None,
+    label_logits: torch.Tensor | None = None,
+    label_prob: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """L = w_gen·L_gen + α·L_contrast + β·L_dist on one global batch, with log values.
+    """L = w_gen·L_gen + α·L_contrast + β·L_dist (+ w_rank·L_rank) on one global batch.
+
+    ``label_logits`` ([n, 2]: the positive and the negative label word) and ``label_prob``
+    ([n]: the teacher's calibrated probability of the same pairs) feed L_rank when its
+    weight (``loss.label_rank``) is above 0: this process's pairs of the batch.
 
     Given ``terms_out`` (a dict), the unweighted term tensors are put there and the log
     gets the batch's diagnostics (``trainer/diagnose.py``: anisotropy, collapse values).
@@ -134,6 +149,9 @@ def batch_loss(
     (``train.clip_scope: term-apart`` clips their gradients apart).
     """
     terms: dict[str, torch.Tensor | None] = {"gen": gen_loss, "contrast": None, "dist": None}
+    if losses.weights.get("label_rank") and label_logits is not None and label_prob is not None:
+        margins = label_logits[:, 0] - label_logits[:, 1]
+        terms["label_rank"] = label_rank_loss(margins.float(), label_prob)
     log: dict[str, float] = {}
     if terms_out is not None:
         terms_out.update(terms)
@@ -159,14 +177,14 @@ def batch_loss(
     total, term_log = total_loss(terms, losses.weights)
     log.update(term_log)
     if parts_out is not None:
-        parts_out["gen"] = _weighted(terms, losses.weights, ("gen",))
+        parts_out["gen"] = _weighted(terms, losses.weights, ("gen", "label_rank"))
         parts_out["rep"] = _weighted(terms, losses.weights, ("contrast", "dist"))
     return total, log
 
 
 def _weighted(terms: dict, weights: dict[str, float], names: tuple[str, ...]):
     """Σ weight·term over ``names`` (terms switched off or weighted 0 skipped); None if none."""
-    kept = [weights[n] * terms[n] for n in names if terms[n] is not None and weights[n]]
+    kept = [weights[n] * terms[n] for n in names if terms.get(n) is not None and weights[n]]
     return sum(kept[1:], kept[0]) if kept else None
 
 
