@@ -184,6 +184,9 @@ def run(args: argparse.Namespace) -> dict:
     else:
         runs = _sweep(args.file, args.variant, args.teachers)
     base = {r["seed"]: r for r in runs if r["row"] == args.baseline}
+    if not base:
+        rows = sorted({r["row"] for r in runs})
+        raise ConfigError(f"{args.file}: no {args.baseline!r} row to compare with (rows: {rows})")
     results = [
         analyse(r, None if r["row"] == args.baseline else base.get(r["seed"]))
         for r in sorted(runs, key=lambda r: (r["row"] != args.baseline, r["row"], r["seed"]))

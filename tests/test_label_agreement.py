@@ -96,5 +96,7 @@ def test_options_that_do_not_fit_the_input_are_one_line_errors(tmp_path, argv, m
     sweep.write_text(json.dumps({"runs": []}))
     with pytest.raises(ConfigError, match="a sweep needs --variant and --teacher"):
         mod.parse_args([str(sweep), "--out", str(tmp_path / "o")])
+    with pytest.raises(ConfigError, match="no 'nope' row to compare with"):
+        mod.run(mod.parse_args([str(work), "--baseline", "nope", "--out", str(tmp_path / "o")]))
     with pytest.raises(ConfigError, match="no runs/\\*/result.json"):
         mod.run(mod.parse_args([str(tmp_path), "--out", str(tmp_path / "o")]))
