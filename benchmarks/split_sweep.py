@@ -35,14 +35,16 @@ def split(spec_path: Path, out: Path, teachers: bool) -> list[Path]:
         first = next(iter(spec.variants))
         for seed in spec.seed_list:
             part = {**base, "seeds": [seed], "rows": ["teacher"], "row_baseline": None,
-                    "row_baseline_variant": None,
+                    "row_baseline_variant": None, "variant_rows": {},
                     "variants": {first: spec.variants[first]}}  # fmt: skip
             written.append(_write(out / f"teacher-s{seed}.yaml", part))
     for seed in spec.seed_list:
         for variant, extra in spec.variants.items():
             # one variant per part: the cross-variant comparison is the whole spec's table
-            part = {**base, "seeds": [seed], "variants": {variant: extra},
-                    "row_baseline_variant": None}  # fmt: skip
+            rows = spec.rows_of(variant)
+            part = {**base, "seeds": [seed], "variants": {variant: extra}, "rows": rows,
+                    "row_baseline": spec.row_baseline if spec.row_baseline in rows else None,
+                    "row_baseline_variant": None, "variant_rows": {}}  # fmt: skip
             written.append(_write(out / f"{variant}-s{seed}.yaml", part))
     return written
 

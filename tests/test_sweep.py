@@ -13,7 +13,7 @@ import pytest
 from flipkd.errors import ConfigError, FlipkdError
 from flipkd.reproduce import sweep as sweep_mod
 from flipkd.reproduce.sweep import SweepSpec, load_spec, run_sweep
-from flipkd.reproduce.sweep_report import paired_difference, write_sweep_report
+from flipkd.reproduce.sweep_report import paired_difference, summarise, write_sweep_report
 from tiny_run import write_benchmark
 
 
@@ -278,8 +278,8 @@ def test_every_committed_sweep_spec_builds_its_configs(path):
     from flipkd.reproduce.profiles import PROFILES
 
     spec = load_spec(path)
-    for extra in spec.variants.values():
-        for row in spec.rows:
+    for variant, extra in spec.variants.items():
+        for row in spec.rows_of(variant):
             build_config(PROFILES[spec.profile], spec.benchmark, row, 0, [*spec.overrides, *extra])
 
 
@@ -352,3 +352,62 @@ def test_a_row_a_variant_does_not_change_is_computed_once(
     text = write_sweep_report(records, spec, tmp_path / "out", ["flipkd", "sweep"]).read_text()
     assert "| split (= shared's runs) | sft | 1 |" in text and "computed once" in text
     assert "| split | fip | 1 |" in text and "| shared | sft | 1 |" in text
+
+
+def test_a_variant_trains_only_its_rows_and_is_compared_with_the_baseline_variant(
+    bench, tiny_llama_dir, tmp_path, monkeypatch
+):
+    """``variant_rows``: the "lr" variant trains fip alone and is compared with the plain sft;
+    its split parts carry the same rows."""
+    root, teacher = bench
+    raw = {
+        "name": "some-rows", "benchmark": str(root), "profile": "tiny", "rows": ["sft", "fip"],
+        "seeds": 1, "row_baseline": "sft", "row_baseline_variant": "plain",
+        "overrides": [f"student.model={tiny_llama_dir}", f"teacher.model={teacher}"],
+        "variants": {"plain": [], "lr": ["train.lr=1e-2"]}, "variant_rows": {"lr": ["fip"]},
+    }  # fmt: skip
+    spec = SweepSpec(**raw)
+    trained = []
+    run_one = sweep_mod._run_one
+
+    def counting(cfg, row, *args, **kwargs):
+        trained.append((row, cfg.train.lr))
+        return run_one(cfg, row, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_mod, "_run_one", counting)
+    records = run_sweep(spec, tmp_path / "work", progress=False)
+    assert [row for row, _ in trained] == ["sft", "fip", "fip"] and trained[2][1] == 1e-2
+    assert [(r["variant"], r["row"]) for r in records] == [
+        ("plain", "sft"),
+        ("plain", "fip"),
+        ("lr", "fip"),
+    ]
+    lr_fip = next(e for e in summarise(records, "sft", "plain") if e["variant"] == "lr")
+    assert "gen_auc_vs_row_sft" in lr_fip and "gen_auc_vs_plain" in lr_fip
+
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "split_sweep.py"
+    mod_spec = importlib.util.spec_from_file_location("split_sweep", path)
+    split_sweep = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(split_sweep)
+    spec_path = tmp_path / "whole.yaml"
+    spec_path.write_text(json.dumps(raw))
+    parts = {p.name: load_spec(p) for p in split_sweep.split(spec_path, tmp_path / "parts", False)}
+    assert parts["lr-s0.yaml"].rows == ["fip"] and parts["lr-s0.yaml"].row_baseline is None
+    assert parts["plain-s0.yaml"].rows == ["sft", "fip"]
+
+
+@pytest.mark.parametrize(
+    ("variant_rows", "message"),
+    [
+        ("{b: [fip]}", r"variant_rows: 'b' is not one of variants \['a'\]"),
+        ("{a: [teacher]}", r"variant_rows: a: \['teacher'\]; give some of rows \['fip'\]"),
+        ("{a: []}", r"variant_rows: a: no rows; give some of rows"),
+    ],
+)
+def test_variant_rows_must_name_variants_and_rows(tmp_path, variant_rows, message):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: x\nrows: [fip]\nvariants: {{a: []}}\nvariant_rows: {variant_rows}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_spec(spec)

@@ -12,6 +12,7 @@ named variants (each a list of dotted overrides on top of the profile)::
     variants:
       top4: []
       top12: ["student.lora.layers=[-12,-11,-10,-9,-8,-7,-6,-5,-4,-3,-2,-1]"]
+    variant_rows: {top12: [fip]}   # optional: a variant that trains only some of the rows
 
 Every run is kept by config hash (``<work>/runs/<variant>/<row>-s<seed>-<hash>/``), so a
 killed sweep continues where it stopped: finished runs are read back, an unfinished
@@ -60,6 +61,9 @@ class SweepSpec(BaseModel):
     # the variant whose row_baseline runs the others are compared with (default: each
     # variant's own): "does fip with option X beat the ladder's plain sft?"
     row_baseline_variant: str | None = None
+    # the rows a variant trains when not all of them (an option only one row needs asking:
+    # "fip with X" against the plain sft, without training "sft with X" as well)
+    variant_rows: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("rows")
     @classmethod
@@ -92,6 +96,25 @@ class SweepSpec(BaseModel):
         if name not in variants:
             raise ValueError(f"{name!r} is not one of variants {variants}")
         return name
+
+    @field_validator("variant_rows")
+    @classmethod
+    def _variant_rows_are_known(
+        cls, chosen: dict[str, list[str]], info: ValidationInfo
+    ) -> dict[str, list[str]]:
+        variants, rows = list(info.data.get("variants", {})), info.data.get("rows", [])
+        for variant, its_rows in chosen.items():
+            if variant not in variants:
+                raise ValueError(f"{variant!r} is not one of variants {variants}")
+            if not its_rows or (bad := [r for r in its_rows if r not in rows]):
+                raise ValueError(
+                    f"{variant}: {bad if its_rows else 'no rows'}; give some of rows {rows}"
+                )
+        return chosen
+
+    def rows_of(self, variant: str) -> list[str]:
+        """The rows this variant trains (all of them unless ``variant_rows`` says)."""
+        return self.variant_rows.get(variant, self.rows)
 
     @property
     def seed_list(self) -> list[int]:
@@ -230,7 +253,7 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
         raise ConfigError(f"profile: unknown {spec.profile!r}; choose one of {', '.join(PROFILES)}")
     profile = PROFILES[spec.profile]
     for variant, extra in spec.variants.items():  # every config checked before any work
-        for row in spec.rows:
+        for row in spec.rows_of(variant):
             try:
                 build_config(profile, spec.benchmark, row, 0, [*spec.overrides, *extra])
             except ConfigError as err:
@@ -241,7 +264,7 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
         teachers: dict[str, Any] = {}
         for variant, extra in spec.variants.items():
             overrides = [*spec.overrides, *extra]
-            for row in spec.rows:
+            for row in spec.rows_of(variant):
                 cfg = build_config(profile, spec.benchmark, row, seed, overrides)
                 run_dir = work_dir / "runs" / variant / f"{row}-s{seed}-{config_hash(cfg)}"
                 done = _finished(work_dir, run_dir)
