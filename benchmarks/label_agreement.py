@@ -3,6 +3,7 @@
     python benchmarks/label_agreement.py LADDER_WORK --split test --out results/.../agreement
     python benchmarks/label_agreement.py SWEEP/results.json --variant V \\
         --teacher 0=WORK/teachers/s0-... --teacher 1=... --out results/dev/.../agreement
+    (add --baseline-variant plain when V trains only fip: its sft is the plain variant's)
 
 The flipped terms train the A-tap towards the teacher's similarities; the generated label is
 trained by L_gen alone and can only gain from them through the weights the two share. This
@@ -46,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--teacher", action="append", default=[], metavar="SEED=RUN",
                         help="a seed's teacher run (sweeps only; repeat per seed)")  # fmt: skip
     parser.add_argument("--baseline", default="sft", help="row the others are compared with")
+    parser.add_argument("--baseline-variant",
+                        help="the sweep variant to take the --baseline row from (default: "
+                             "--variant; for a variant that trains only some rows)")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     args = parser.parse_args(argv)
     args.teachers = {}
@@ -54,8 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if not sep or not seed.strip().isdigit():
             raise ConfigError(f"--teacher {item!r}: expected SEED=RUN_DIR, e.g. 0=teachers/s0-…")
         args.teachers[int(seed)] = Path(run)
-    if args.file.is_dir() and (args.variant or args.teachers):
-        raise ConfigError("--variant and --teacher are for a sweep's results.json, not a ladder")
+    if args.file.is_dir() and (args.variant or args.teachers or args.baseline_variant):
+        raise ConfigError(
+            "--variant, --baseline-variant and --teacher are for a sweep's results.json, "
+            "not a ladder"
+        )
     if not args.file.is_dir() and (args.variant is None or not args.teachers):
         raise ConfigError(f"{args.file}: a sweep needs --variant and --teacher SEED=RUN")
     if not args.file.is_dir() and args.split != "dev":
@@ -95,11 +102,20 @@ def _teacher_cosines(run_dir: Path, teacher_run: Path, labels: list[int]) -> lis
     return np.asarray(cache.pair_sim(texts_a, texts_b), np.float64).tolist()
 
 
-def _sweep(file: Path, variant: str, teachers: dict[int, Path]) -> list[dict]:
+def _sweep(
+    file: Path, variant: str, teachers: dict[int, Path], baseline: str, baseline_variant: str
+) -> list[dict]:
+    """The variant's runs of the teachers' seeds, its ``baseline`` row taken from
+    ``baseline_variant``."""
+
+    def wanted(r: dict) -> bool:
+        home = baseline_variant if r.get("row") == baseline else variant
+        return r.get("variant") == home and r.get("seed") in teachers
+
     runs = [
         r
         for r in read_json_object(file, "flipkd sweep results.json").get("runs") or []
-        if isinstance(r, dict) and r.get("variant") == variant and r.get("seed") in teachers
+        if isinstance(r, dict) and wanted(r)
     ]
     if not runs:
         raise ConfigError(f"{file}: no run of variant {variant!r} for seeds {sorted(teachers)}")
@@ -182,11 +198,15 @@ def run(args: argparse.Namespace) -> dict:
     if args.file.is_dir():
         runs = _ladder(args.file, args.split)
     else:
-        runs = _sweep(args.file, args.variant, args.teachers)
+        home = args.baseline_variant or args.variant
+        runs = _sweep(args.file, args.variant, args.teachers, args.baseline, home)
     base = {r["seed"]: r for r in runs if r["row"] == args.baseline}
     if not base:
         rows = sorted({r["row"] for r in runs})
-        raise ConfigError(f"{args.file}: no {args.baseline!r} row to compare with (rows: {rows})")
+        hint = "" if args.file.is_dir() else "; --baseline-variant names a variant that has it"
+        raise ConfigError(
+            f"{args.file}: no {args.baseline!r} row to compare with (rows: {rows}){hint}"
+        )
     results = [
         analyse(r, None if r["row"] == args.baseline else base.get(r["seed"]))
         for r in sorted(runs, key=lambda r: (r["row"] != args.baseline, r["row"], r["seed"]))
@@ -194,6 +214,8 @@ def run(args: argparse.Namespace) -> dict:
     argv = [str(args.file), "--split", args.split, "--baseline", args.baseline]
     if args.variant:
         argv += ["--variant", args.variant]
+    if args.baseline_variant:
+        argv += ["--baseline-variant", args.baseline_variant]
     for seed, path in sorted(args.teachers.items()):
         argv += ["--teacher", f"{seed}={path}"]
     return {
@@ -201,6 +223,7 @@ def run(args: argparse.Namespace) -> dict:
         "file": str(args.file),
         "split": args.split,
         "variant": args.variant,
+        "baseline_variant": args.baseline_variant or args.variant,
         "baseline": args.baseline,
         "runs": results,
     }
@@ -216,6 +239,8 @@ def markdown(report: dict) -> str:
     source = f"`{report['file']}`" + (
         f", variant `{report['variant']}`" if report["variant"] else ""
     )
+    if report.get("baseline_variant") not in (None, report["variant"]):
+        source += f" (`{base}` from variant `{report['baseline_variant']}`)"
     lines = [
         "# The generated label against the teacher, per pair",
         "",

@@ -84,6 +84,7 @@ def test_a_label_that_follows_the_teacher_agrees_with_it_and_gains_where_it_is_r
     ("argv", "message"),
     [
         (["--variant", "v"], "for a sweep's results.json"),
+        (["--baseline-variant", "v"], "for a sweep's results.json"),
         (["--teacher", "zero=run"], "expected SEED=RUN_DIR"),
     ],
 )
@@ -100,3 +101,33 @@ def test_options_that_do_not_fit_the_input_are_one_line_errors(tmp_path, argv, m
         mod.run(mod.parse_args([str(work), "--baseline", "nope", "--out", str(tmp_path / "o")]))
     with pytest.raises(ConfigError, match="no runs/\\*/result.json"):
         mod.run(mod.parse_args([str(tmp_path), "--out", str(tmp_path / "o")]))
+
+
+def test_a_sweep_variant_without_the_baseline_row_takes_it_from_another(tmp_path, monkeypatch):
+    """A sweep variant that trains only fip (variant_rows) is compared with the plain
+    variant's sft, named by --baseline-variant; without it, the error says so."""
+    mod = _script()
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    teacher = 2 * y + rng.normal(0, 1.0, y.size)
+    gens = {("plain", "sft"): 2 * y + rng.normal(0, 1.0, y.size),
+            ("plain", "fip"): 2 * y + rng.normal(0, 1.0, y.size),
+            ("rank", "fip"): teacher + rng.normal(0, 0.3, y.size)}  # fmt: skip
+    runs = [
+        {"variant": v, "row": row, "seed": 0, "run_dir": str(tmp_path / v / row),
+         "scores": {"dev": {"labels": y.tolist(), "gen": (1 / (1 + np.exp(-g))).tolist(),
+                            "rep": rng.normal(0, 1, y.size).tolist()}}}
+        for (v, row), g in gens.items()
+    ]  # fmt: skip
+    sweep = tmp_path / "results.json"
+    sweep.write_text(json.dumps({"runs": runs}))
+    monkeypatch.setattr(mod, "_teacher_cosines", lambda run_dir, teacher_run, labels: teacher)
+    argv = [str(sweep), "--variant", "rank", "--teacher", "0=t", "--out", str(tmp_path / "o")]
+    with pytest.raises(ConfigError, match=r"no 'sft' row .*--baseline-variant names a variant"):
+        mod.run(mod.parse_args(argv))
+    report = mod.run(mod.parse_args([*argv, "--baseline-variant", "plain"]))
+    assert [(r["row"], r["seed"]) for r in report["runs"]] == [("sft", 0), ("fip", 0)]
+    fip = report["runs"][1]
+    assert fip["rho_gen_teacher"] > 0.8 and "by_teacher_third" in fip
+    assert "--baseline-variant plain" in report["command"]
+    assert "(`sft` from variant `plain`)" in mod.markdown(report)
