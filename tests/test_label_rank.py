@@ -98,3 +98,17 @@ def test_the_sft_rows_stay_free_of_it():
     for row in ("sft", "sft-kd"):
         assert build_config(prof, "mqp", row, 0, []).loss.label_rank == 0.0
     assert build_config(prof, "mqp", "fip", 0, []).loss.label_rank == 1.0
+
+
+def test_the_cpu_and_gpu_profiles_train_fip_with_it_and_the_demo_without():
+    """The dev-chosen default (results/dev/atec/atec-label-rank-seeds/): weight 3 for fip and
+    its ablations in the cpu and gpu profiles, sft without it, the demo untouched."""
+    from flipkd.reproduce.ladder import build_config
+    from flipkd.reproduce.profiles import PROFILES
+
+    for name in ("cpu", "gpu"):
+        for bench in ("mqp", "atec"):
+            assert build_config(PROFILES[name], bench, "fip", 0, []).loss.label_rank == 3.0
+            assert build_config(PROFILES[name], bench, "fip-no-mcl", 0, []).loss.label_rank == 3.0
+            assert build_config(PROFILES[name], bench, "sft", 0, []).loss.label_rank == 0.0
+    assert build_config(PROFILES["demo"], "mqp", "fip", 0, []).loss.label_rank == 0.0

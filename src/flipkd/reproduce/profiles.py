@@ -71,11 +71,18 @@ _CHINESE = {
     "teacher.max_length": 64,
 }
 
+# L_rank (loss.label_rank, not the paper's: the label asked for the teacher's ranking of a
+# batch's pairs, losses/label_rank.py) at weight 3, chosen on dev (docs/quality.md §19-20):
+# ATEC dev, 3 seeds, fip gen +0.032 (2/3 intervals above 0), +0.011 over the plain sft, rep AUC
+# -0.006 (results/dev/atec/atec-label-rank-seeds/); MQP dev, 2 seeds, gen -0.004 and rep
+# -0.004, no interval above or below 0 (results/dev/mqp/mqp-label-rank/). The ladder's sft
+# rows keep 0. Not in the demo profile (untried at its 100 steps).
 _CPU_PROFILE_OVERRIDES = {
     **_CPU_STUDENT,
     "data.max_train_pairs": 1000, "data.max_dev_pairs": 100, "data.max_test_pairs": 200,
     "teacher.epochs": 1, "teacher.noise": 0.0, "train.steps": 150,
     "train.batch_size": 16, "train.lr": 1e-3, "train.save_every": 25,
+    "loss.label_rank": 3.0,
 }  # fmt: skip
 
 _CPU_BENCHMARK_OVERRIDES = {
