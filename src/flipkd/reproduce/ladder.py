@@ -37,9 +37,13 @@ TRAINED = "trained"
 # sft-kd's L_gen target: half gold label, half the teacher's probability (docs/quality.md §15:
 # +0.02 dev gen ROC-AUC for sft on MQP and ATEC at this λ)
 SFT_KD_TEACHER_SHARE = 0.5
+# Rows that train nothing keep the loss options a profile adds for fip at their neutral value:
+# they compute nothing with them, and so a run kept by config hash is still found after the
+# profile's fip recipe changes (loss.label_rank: 3 in cpu/gpu since 2026-12-05).
+_UNTRAINED = {"loss.label_rank": 0.0}
 ROWS: dict[str, tuple[str, dict[str, Any]]] = {
-    "teacher": ("teacher", {}),
-    "zero-shot": ("zero-shot", {}),
+    "teacher": ("teacher", _UNTRAINED),
+    "zero-shot": ("zero-shot", _UNTRAINED),
     # sft learns from gold labels only, whatever the profile says about the teacher
     "sft": (
         TRAINED,
