@@ -498,12 +498,9 @@ def test_auto_inference_precision_asks_the_hardware(device_bf16, want, monkeypat
 def test_precision_agreement_benchmark_reports_both_modes(exported):
     """benchmarks/precision_agreement.py: ROC-AUC in each precision, score differences and
     decisions flipped at the export's own thresholds."""
-    import importlib.util
+    from conftest import benchmark_script
 
-    path = Path(__file__).parents[1] / "benchmarks" / "precision_agreement.py"
-    spec = importlib.util.spec_from_file_location("precision_agreement", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_script("precision_agreement")
     report = bench.compare(str(exported), PAIRS, np.array([1, 0, 1, 0]))
     assert set(report) == {"gen", "rep"}
     for mode, m in report.items():

@@ -363,13 +363,9 @@ def no_student(path: Path):
 
 # --- benchmarks/make_faq.py -----------------------------------------------------------------
 def make_faq_script():
-    import importlib.util
+    from conftest import benchmark_script
 
-    path = Path(__file__).parents[1] / "benchmarks" / "make_faq.py"
-    spec = importlib.util.spec_from_file_location("make_faq", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("make_faq")
 
 
 def test_paraphrase_groups_and_files(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,17 +9,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from conftest import benchmark_script
 from flipkd.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    path = ROOT / "benchmarks" / "label_agreement.py"
-    spec = importlib.util.spec_from_file_location("label_agreement", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("label_agreement")
 
 
 def _ladder(tmp_path: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import benchmark_script
 from test_serve_fake import write_faq_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,10 +17,7 @@ TESTS = Path(__file__).resolve().parent
 
 
 def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("load_test", ROOT / "benchmarks" / "load_test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("load_test")
 
 
 def test_load_test_reports_levels_without_5xx(tmp_path, monkeypatch):
@@ -79,14 +76,9 @@ def test_malformed_requests_are_what_they_claim():
 
 
 def test_packing_ab_measures_padding_share(tiny_tokenizer):
-    import importlib.util
     from types import SimpleNamespace
 
-    spec = importlib.util.spec_from_file_location(
-        "packing_ab", ROOT / "benchmarks" / "packing_ab.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_script("packing_ab")
     student = SimpleNamespace(tokenizer=tiny_tokenizer, max_text_length=64)
     texts = ["a b c d", "a"]
     lengths = [len(tiny_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
@@ -117,10 +109,7 @@ def test_benchmark_scripts_name_a_bad_input_in_one_line(script, tmp_path):
 
 
 def _load_open():
-    spec = importlib.util.spec_from_file_location("load_open", ROOT / "benchmarks" / "load_open.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("load_open")
 
 
 def test_poisson_arrivals_are_seeded_and_have_the_right_rate():

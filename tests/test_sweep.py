@@ -288,12 +288,7 @@ def test_split_parts_run_side_by_side_and_the_whole_spec_reads_them_back(
 ):
     """benchmarks/split_sweep.py: one spec per (variant, seed) plus a teacher part per seed;
     the parts' runs are exactly the runs the whole spec looks for."""
-    import importlib.util
-
-    path = Path(__file__).parents[1] / "benchmarks" / "split_sweep.py"
-    mod_spec = importlib.util.spec_from_file_location("split_sweep", path)
-    split_sweep = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(split_sweep)
+    split_sweep = _split_sweep_module()
     root, teacher = bench
     whole = {
         "name": "parts", "benchmark": str(root), "profile": "tiny", "rows": ["sft", "fip"],
@@ -319,6 +314,25 @@ def test_split_parts_run_side_by_side_and_the_whole_spec_reads_them_back(
         split_sweep.split(bad, tmp_path / "bad-parts", teachers=False)
 
 
+def _record_training(monkeypatch, read) -> list[tuple]:
+    """Every run the sweep trains, as (row, read(cfg)), in order; training still happens."""
+    trained: list[tuple] = []
+    run_one = sweep_mod._run_one
+
+    def recording(cfg, row, *args, **kwargs):
+        trained.append((row, read(cfg)))
+        return run_one(cfg, row, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_mod, "_run_one", recording)
+    return trained
+
+
+def _split_sweep_module():
+    from conftest import benchmark_script
+
+    return benchmark_script("split_sweep")
+
+
 def test_a_row_a_variant_does_not_change_is_computed_once(
     bench, tiny_llama_dir, tmp_path, monkeypatch
 ):
@@ -333,14 +347,7 @@ def test_a_row_a_variant_does_not_change_is_computed_once(
         ],
         variants={"shared": [], "split": ["train.grad_route=split"]},
     )  # fmt: skip
-    trained = []
-    run_one = sweep_mod._run_one
-
-    def counting(cfg, row, *args, **kwargs):
-        trained.append((row, cfg.train.grad_route))
-        return run_one(cfg, row, *args, **kwargs)
-
-    monkeypatch.setattr(sweep_mod, "_run_one", counting)
+    trained = _record_training(monkeypatch, lambda cfg: cfg.train.grad_route)
     records = run_sweep(spec, tmp_path / "work", progress=False)
     assert trained == [("sft", "shared"), ("fip", "shared"), ("fip", "split")]
     split_sft = next(r for r in records if r["variant"] == "split" and r["row"] == "sft")
@@ -367,14 +374,7 @@ def test_a_variant_trains_only_its_rows_and_is_compared_with_the_baseline_varian
         "variants": {"plain": [], "lr": ["train.lr=1e-2"]}, "variant_rows": {"lr": ["fip"]},
     }  # fmt: skip
     spec = SweepSpec(**raw)
-    trained = []
-    run_one = sweep_mod._run_one
-
-    def counting(cfg, row, *args, **kwargs):
-        trained.append((row, cfg.train.lr))
-        return run_one(cfg, row, *args, **kwargs)
-
-    monkeypatch.setattr(sweep_mod, "_run_one", counting)
+    trained = _record_training(monkeypatch, lambda cfg: cfg.train.lr)
     records = run_sweep(spec, tmp_path / "work", progress=False)
     assert [row for row, _ in trained] == ["sft", "fip", "fip"] and trained[2][1] == 1e-2
     assert [(r["variant"], r["row"]) for r in records] == [
@@ -385,12 +385,7 @@ def test_a_variant_trains_only_its_rows_and_is_compared_with_the_baseline_varian
     lr_fip = next(e for e in summarise(records, "sft", "plain") if e["variant"] == "lr")
     assert "gen_auc_vs_row_sft" in lr_fip and "gen_auc_vs_plain" in lr_fip
 
-    import importlib.util
-
-    path = Path(__file__).parents[1] / "benchmarks" / "split_sweep.py"
-    mod_spec = importlib.util.spec_from_file_location("split_sweep", path)
-    split_sweep = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(split_sweep)
+    split_sweep = _split_sweep_module()
     spec_path = tmp_path / "whole.yaml"
     spec_path.write_text(json.dumps(raw))
     parts = {p.name: load_spec(p) for p in split_sweep.split(spec_path, tmp_path / "parts", False)}
