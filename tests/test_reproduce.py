@@ -270,6 +270,8 @@ def test_atec_cpu_trains_on_4000_pairs_at_the_same_steps_bq_on_1000():
 
     atec, bq = (build_config(PROFILES["cpu"], b, "fip", 0, []) for b in ("atec", "bq"))
     assert (atec.data.max_train_pairs, bq.data.max_train_pairs) == (4000, 1000)
+    # ATEC's dev is the 1,000-pair sample its dev sweeps chose the defaults on
+    assert (atec.data.max_dev_pairs, bq.data.max_dev_pairs) == (1000, 100)
     assert atec.train.steps == bq.train.steps == 150
     assert atec.teacher.freeze_embeddings and atec.teacher.group_by_length
     assert not (bq.teacher.freeze_embeddings or bq.teacher.group_by_length)
