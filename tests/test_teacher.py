@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,13 @@ from flipkd.evaluation import pair_metrics
 from flipkd.teacher import build_tiny_teacher, train_teacher
 from flipkd.teacher.encoder import TeacherSource, encode_texts, load_encoder
 from flipkd.teacher.tiny import toy_pairs, toy_words
-from flipkd.teacher.train import pair_dataset, schedule, subsample
+from flipkd.teacher.train import (
+    FEW_DEV_POSITIVES,
+    _few_positives,
+    pair_dataset,
+    schedule,
+    subsample,
+)
 from flipkd.teacher.trainer_log import format_log
 
 torch.set_num_threads(1)
@@ -183,9 +190,12 @@ def test_graded_pairs_train_with_scores(tiny_model: Path, tmp_path: Path) -> Non
     assert set(run.metrics["dev"]) == {"spearman", "pearson"}
 
 
-def test_base_model_is_kept_when_training_only_hurts(tiny_model: Path, tmp_path: Path) -> None:
+def test_base_model_is_kept_when_training_only_hurts(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     train, dev = toy_pairs(32, seed=6), toy_pairs(32, seed=7)
     flipped = [type(p)(p.text_a, p.text_b, 1 - p.label, None, "x", 1) for p in train]
+    caplog.set_level(logging.WARNING, logger="flipkd.teacher.train")
     run = train_teacher(
         flipped,
         dev,
@@ -197,10 +207,27 @@ def test_base_model_is_kept_when_training_only_hurts(tiny_model: Path, tmp_path:
     aps = [h["eval_dev_cosine_ap"] for h in run.history]
     assert max(aps[1:]) < aps[0]  # training on flipped labels only hurts dev
     assert run.metrics["best_step"] == 0
+    # the warning gives both values and says the 32-pair dev is too small to choose on
+    positives = sum(p.label for p in dev)
+    (warning,) = [r.getMessage() for r in caplog.records if "keeping the base" in r.getMessage()]
+    assert f"{aps[0]:.4f} against {max(aps[1:]):.4f}" in warning
+    assert f"dev holds 32 pairs with {positives} positives" in warning
     torch.testing.assert_close(
         torch.from_numpy(_dev_cosines(run.model_dir, dev)),
         torch.from_numpy(_dev_cosines(tiny_model, dev)),
     )
+
+
+def test_the_few_positives_hint_names_the_counts_and_keeps_quiet_on_enough() -> None:
+    few = toy_pairs(40, seed=1)
+    positives = sum(p.label for p in few)
+    assert 0 < positives < FEW_DEV_POSITIVES
+    assert f"dev holds 40 pairs with {positives} positives" in _few_positives(few)
+    assert "data.max_dev_pairs" in _few_positives(few)
+    many = [p for p in toy_pairs(600, seed=2) if p.label == 1][:FEW_DEV_POSITIVES]
+    assert _few_positives(many) == ""
+    graded = [type(p)(p.text_a, p.text_b, None, 0.5, "x", 1) for p in few]
+    assert _few_positives(graded) == ""  # graded dev: Spearman picks the checkpoint
 
 
 def test_trainer_logs_read_as_one_line() -> None:

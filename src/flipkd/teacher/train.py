@@ -239,9 +239,32 @@ def _fit(
         trainer.state.best_metric is not None
         and history[0][best_metric] > trainer.state.best_metric
     ):
-        log.warning("no checkpoint beat the base model on dev %s; keeping the base", best_metric)
+        log.warning(
+            "no checkpoint beat the base model on dev %s (%.4f against %.4f at step %s); "
+            "keeping the base%s", best_metric, history[0][best_metric],
+            trainer.state.best_metric, info["best_step"], _few_positives(dev),
+        )  # fmt: skip
         info.update(best_step=0, best_value=history[0][best_metric])
     return history, info, Path(best) if best else None
+
+
+# a dev set with fewer gold positives than this makes average precision, and so the choice
+# between the base and the trained checkpoints, noisy (ATEC's 100-pair dev sample holds ~18:
+# it kept the base where 1,000 dev pairs kept the trained teacher, docs/quality.md §21)
+FEW_DEV_POSITIVES = 100
+
+
+def _few_positives(dev: Sequence[Any]) -> str:
+    """A hint for the keep-the-base warning when dev has few gold positives, else ''."""
+    if any(p.label is None for p in dev):
+        return ""
+    positives = sum(p.label == 1 for p in dev)
+    if positives >= FEW_DEV_POSITIVES:
+        return ""
+    return (
+        f"; dev holds {len(dev)} pairs with {positives} positives, too few to tell them apart "
+        "reliably: a larger dev sample (data.max_dev_pairs) makes this choice steadier"
+    )
 
 
 def _batch_sampler(model: Any, cfg: TeacherConfig, query_prefix: str, kinds: Any) -> Any:
