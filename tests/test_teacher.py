@@ -20,6 +20,7 @@ from flipkd.teacher.tiny import toy_pairs, toy_words
 from flipkd.teacher.train import (
     FEW_DEV_POSITIVES,
     _few_positives,
+    base_lead,
     pair_dataset,
     schedule,
     subsample,
@@ -193,7 +194,7 @@ def test_graded_pairs_train_with_scores(tiny_model: Path, tmp_path: Path) -> Non
 def test_base_model_is_kept_when_training_only_hurts(
     tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    train, dev = toy_pairs(32, seed=6), toy_pairs(32, seed=7)
+    train, dev = toy_pairs(32, seed=6), toy_pairs(128, seed=7)  # 64 positives
     flipped = [type(p)(p.text_a, p.text_b, 1 - p.label, None, "x", 1) for p in train]
     caplog.set_level(logging.WARNING, logger="flipkd.teacher.train")
     run = train_teacher(
@@ -207,15 +208,54 @@ def test_base_model_is_kept_when_training_only_hurts(
     aps = [h["eval_dev_cosine_ap"] for h in run.history]
     assert max(aps[1:]) < aps[0]  # training on flipped labels only hurts dev
     assert run.metrics["best_step"] == 0
-    # the warning gives both values and says the 32-pair dev is too small to choose on
+    # kept because the base's lead is beyond dev's noise, which the run records and says
+    lead = run.metrics["base_lead"]
+    assert lead["kept"] == "base" and lead["ci_low"] > 0
+    assert lead["lead"] == pytest.approx(aps[0] - max(aps[1:]), abs=1e-6)
     positives = sum(p.label for p in dev)
     (warning,) = [r.getMessage() for r in caplog.records if "keeping the base" in r.getMessage()]
     assert f"{aps[0]:.4f} against {max(aps[1:]):.4f}" in warning
-    assert f"dev holds 32 pairs with {positives} positives" in warning
+    assert f"dev holds 128 pairs with {positives} positives" in warning
     torch.testing.assert_close(
         torch.from_numpy(_dev_cosines(run.model_dir, dev)),
         torch.from_numpy(_dev_cosines(tiny_model, dev)),
     )
+
+
+def test_a_base_lead_within_dev_noise_keeps_the_trained_checkpoint(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same run as above, its lead declared inside the noise: the checkpoint is kept."""
+    from flipkd.teacher import train as train_module
+
+    train, dev = toy_pairs(32, seed=6), toy_pairs(32, seed=7)
+    flipped = [type(p)(p.text_a, p.text_b, 1 - p.label, None, "x", 1) for p in train]
+    monkeypatch.setattr(train_module, "base_lead", lambda *a, **k: (0.01, -0.02, 0.04))
+    run = train_teacher(
+        flipped,
+        dev,
+        TeacherConfig(epochs=2, batch_size=16, lr=5e-3, warmup_ratio=0.0),
+        model_path=tiny_model,
+        out_dir=tmp_path / "noise",
+        progress=False,
+    )
+    aps = [h["eval_dev_cosine_ap"] for h in run.history]
+    assert max(aps[1:]) < aps[0]  # the base did beat every checkpoint on dev
+    assert run.metrics["best_step"] > 0 and run.metrics["base_lead"]["kept"] == "checkpoint"
+    assert run.metrics["dev"]["ap"] == pytest.approx(max(aps[1:]), abs=1e-6)
+
+
+def test_base_lead_is_a_paired_interval_that_resolves_only_real_leads() -> None:
+    dev = toy_pairs(200, seed=3)
+    gold = np.array([p.label for p in dev], dtype=np.float64)
+    rng = np.random.default_rng(0)
+    good = gold + rng.normal(0, 0.3, len(dev))
+    lead, low, high = base_lead(good, rng.normal(0, 1, len(dev)), dev, n=200)
+    assert low > 0 and low <= lead <= high  # a clear lead is resolved
+    just_as_good = gold + rng.normal(0, 0.3, len(dev))
+    lead, low, high = base_lead(good, just_as_good, dev, n=200)
+    assert low < 0 < high  # two equally good scorers: no lead resolved
+    assert base_lead(good, good, dev, n=50) == (0.0, 0.0, 0.0)  # paired: no noise at all
 
 
 def test_the_few_positives_hint_names_the_counts_and_keeps_quiet_on_enough() -> None:

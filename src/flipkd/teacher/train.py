@@ -148,6 +148,14 @@ def _dev_scores(model: Any, dev: Sequence[Any], batch_size: int) -> tuple[np.nda
     return (a * b).sum(-1).numpy().astype(np.float64), rate
 
 
+BASE_LEAD_RESAMPLES = 1000  # bootstrap resamples behind keeping the base model
+
+# a dev set with fewer gold positives than this makes average precision, and so the choice
+# between the base and the trained checkpoints, noisy (ATEC's 100-pair dev sample holds ~18:
+# it kept the base where 1,000 dev pairs kept the trained teacher, docs/quality.md §21)
+FEW_DEV_POSITIVES = 100
+
+
 def _fit(
     model: Any,
     train: Sequence[Any],
@@ -235,23 +243,75 @@ def _fit(
         "best_value": trainer.state.best_metric,
         "best_step": _step_of(trainer.state.best_model_checkpoint),
     }
-    if (
-        trainer.state.best_metric is not None
-        and history[0][best_metric] > trainer.state.best_metric
-    ):
-        log.warning(
-            "no checkpoint beat the base model on dev %s (%.4f against %.4f at step %s); "
-            "keeping the base%s", best_metric, history[0][best_metric],
-            trainer.state.best_metric, info["best_step"], _few_positives(dev),
-        )  # fmt: skip
-        info.update(best_step=0, best_value=history[0][best_metric])
+    info["base_value"] = history[0][best_metric]
     return history, info, Path(best) if best else None
 
 
-# a dev set with fewer gold positives than this makes average precision, and so the choice
-# between the base and the trained checkpoints, noisy (ATEC's 100-pair dev sample holds ~18:
-# it kept the base where 1,000 dev pairs kept the trained teacher, docs/quality.md §21)
-FEW_DEV_POSITIVES = 100
+def _dev_metric(dev: Sequence[Any]) -> tuple[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """The checkpoint metric's name and ``f(gold, scores)``: AP for 0/1 labels, Spearman
+    for graded scores, as :func:`_dev_evaluator` chooses."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import average_precision_score
+
+    if all(p.label is not None for p in dev):
+        return "average precision", average_precision_score
+    return "Spearman", lambda gold, scores: float(spearmanr(gold, scores)[0])
+
+
+def base_lead(
+    base_scores: np.ndarray,
+    ckpt_scores: np.ndarray,
+    dev: Sequence[Any],
+    n: int = BASE_LEAD_RESAMPLES,
+) -> tuple[float, float, float]:
+    """The base model's lead over a checkpoint on the dev metric, with a paired 95% bootstrap
+    interval (both models scored on the same resamples of the dev pairs): (lead, low, high)."""
+    from flipkd.evaluation.metrics import bootstrap_interval
+
+    _, fn = _dev_metric(dev)
+    gold = np.array([p.label if p.label is not None else p.score for p in dev], dtype=np.float64)
+
+    def lead(index: np.ndarray) -> np.ndarray:
+        out = np.full(len(index), np.nan)
+        for r, i in enumerate(index):
+            if np.ptp(gold[i]) > 0:  # a resample of one class has no AP
+                out[r] = fn(gold[i], base_scores[i]) - fn(gold[i], ckpt_scores[i])
+        return out
+
+    low, high = bootstrap_interval(lead, len(dev), n, seed=0)
+    return fn(gold, base_scores) - fn(gold, ckpt_scores), low, high
+
+
+def _keep_base(
+    base: encoder.TeacherSource, best: Path | None, dev: Sequence[Any], cfg: TeacherConfig,
+    info: dict[str, Any],
+) -> bool:  # fmt: skip
+    """Whether the untrained base model is kept instead of the best checkpoint: only when it
+    beat every checkpoint on dev *and* the paired interval of its lead lies above 0. On a
+    small dev set (ATEC's 100 pairs hold ~18 positives) the base wins by noise, and keeping
+    it threw the fine-tuning away (docs/quality.md §21). Records the comparison in ``info``."""
+    if best is None or info["best_value"] is None or info["base_value"] <= info["best_value"]:
+        return False
+    name, _ = _dev_metric(dev)
+    base_scores, _ = _dev_scores(encoder.load_encoder(base), dev, cfg.encode_batch_size)
+    encoder.carry_load_kwargs(base.model_dir, best)
+    ckpt = encoder.load_encoder(replace(base, model_dir=best))
+    ckpt_scores, _ = _dev_scores(ckpt, dev, cfg.encode_batch_size)
+    lead, low, high = base_lead(base_scores, ckpt_scores, dev)
+    keep = bool(low > 0)
+    info["base_lead"] = {
+        "metric": name, "base": info["base_value"], "checkpoint": info["best_value"],
+        "checkpoint_step": info["best_step"], "lead": lead, "ci_low": low, "ci_high": high,
+        "kept": "base" if keep else "checkpoint",
+    }  # fmt: skip
+    log.warning(
+        "the base model beat every checkpoint on dev %s (%.4f against %.4f at step %s; lead "
+        "%+.4f, 95%% interval [%+.4f, %+.4f]): %s%s", name, info["base_value"],
+        info["best_value"], info["best_step"], lead, low, high,
+        "keeping the base" if keep else "within dev noise, keeping the trained checkpoint",
+        _few_positives(dev),
+    )  # fmt: skip
+    return keep
 
 
 def _few_positives(dev: Sequence[Any]) -> str:
@@ -262,8 +322,8 @@ def _few_positives(dev: Sequence[Any]) -> str:
     if positives >= FEW_DEV_POSITIVES:
         return ""
     return (
-        f"; dev holds {len(dev)} pairs with {positives} positives, too few to tell them apart "
-        "reliably: a larger dev sample (data.max_dev_pairs) makes this choice steadier"
+        f"; dev holds {len(dev)} pairs with {positives} positives: a larger dev sample "
+        "(data.max_dev_pairs) makes this choice steadier"
     )
 
 
@@ -350,7 +410,8 @@ def train_teacher(
         history, info, best = _fit(
             model, train, pairs_dev, run_dir / ".checkpoints", cfg, query_prefix, progress
         )
-        if info["best_step"] == 0:  # the base model is a candidate too
+        if _keep_base(base, best, pairs_dev, cfg, info):  # the base model is a candidate too
+            info.update(best_step=0, best_value=info["base_value"])
             model = encoder.load_encoder(base)
         elif best is not None:  # the trainer leaves the last step's weights in memory
             encoder.carry_load_kwargs(base.model_dir, best)
