@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -191,22 +192,29 @@ def test_graded_pairs_train_with_scores(tiny_model: Path, tmp_path: Path) -> Non
     assert set(run.metrics["dev"]) == {"spearman", "pearson"}
 
 
-def test_base_model_is_kept_when_training_only_hurts(
-    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    train, dev = toy_pairs(32, seed=6), toy_pairs(128, seed=7)  # 64 positives
-    flipped = [type(p)(p.text_a, p.text_b, 1 - p.label, None, "x", 1) for p in train]
-    caplog.set_level(logging.WARNING, logger="flipkd.teacher.train")
+def _trained_on_flipped_labels(model: Path, out_dir: Path, dev: list) -> tuple[Any, list]:
+    """A teacher trained on 32 pairs with their labels flipped: the run and its dev APs
+    (step 0, the base, first), every checkpoint's below the base's."""
+    flipped = [type(p)(p.text_a, p.text_b, 1 - p.label, None, "x", 1) for p in toy_pairs(32, 6)]
     run = train_teacher(
         flipped,
         dev,
         TeacherConfig(epochs=2, batch_size=16, lr=5e-3, warmup_ratio=0.0),
-        model_path=tiny_model,
-        out_dir=tmp_path / "hurt",
+        model_path=model,
+        out_dir=out_dir,
         progress=False,
     )
     aps = [h["eval_dev_cosine_ap"] for h in run.history]
     assert max(aps[1:]) < aps[0]  # training on flipped labels only hurts dev
+    return run, aps
+
+
+def test_base_model_is_kept_when_training_only_hurts(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dev = toy_pairs(128, seed=7)  # 64 positives
+    caplog.set_level(logging.WARNING, logger="flipkd.teacher.train")
+    run, aps = _trained_on_flipped_labels(tiny_model, tmp_path / "hurt", dev)
     assert run.metrics["best_step"] == 0
     # kept because the base's lead is beyond dev's noise, which the run records and says
     lead = run.metrics["base_lead"]
@@ -228,19 +236,8 @@ def test_a_base_lead_within_dev_noise_keeps_the_trained_checkpoint(
     """The same run as above, its lead declared inside the noise: the checkpoint is kept."""
     from flipkd.teacher import train as train_module
 
-    train, dev = toy_pairs(32, seed=6), toy_pairs(32, seed=7)
-    flipped = [type(p)(p.text_a, p.text_b, 1 - p.label, None, "x", 1) for p in train]
     monkeypatch.setattr(train_module, "base_lead", lambda *a, **k: (0.01, -0.02, 0.04))
-    run = train_teacher(
-        flipped,
-        dev,
-        TeacherConfig(epochs=2, batch_size=16, lr=5e-3, warmup_ratio=0.0),
-        model_path=tiny_model,
-        out_dir=tmp_path / "noise",
-        progress=False,
-    )
-    aps = [h["eval_dev_cosine_ap"] for h in run.history]
-    assert max(aps[1:]) < aps[0]  # the base did beat every checkpoint on dev
+    run, aps = _trained_on_flipped_labels(tiny_model, tmp_path / "noise", toy_pairs(32, seed=7))
     assert run.metrics["best_step"] > 0 and run.metrics["base_lead"]["kept"] == "checkpoint"
     assert run.metrics["dev"]["ap"] == pytest.approx(max(aps[1:]), abs=1e-6)
 
