@@ -102,7 +102,8 @@ _CPU_BENCHMARK_OVERRIDES = {
     # Dev: the seeded 1,000-pair sample every ATEC dev sweep used (100 pairs hold ~18
     # positives: on them the teacher's "keep the base unless a checkpoint beats it" chose the
     # untrained e5-small, best_step 0, where the same training on 1,000 dev pairs kept step
-    # 125; the sweeps' defaults were chosen with that fine-tuned teacher; docs/quality.md §21).
+    # 125; the sweeps' defaults were chosen with that fine-tuned teacher;
+    # results/dev/atec/teacher-dev-size/, docs/quality.md §21).
     "atec": {
         **_CHINESE,
         "data.max_dev_pairs": 1000,
