@@ -45,6 +45,9 @@ def test_tiny_ladder_runs_every_row_and_resumes(bench, tiny_llama_dir, tmp_path,
     assert saved["run_commits"] == {saved["git_commit"]: len(ROWS)}
     assert commits_line(saved["run_commits"]) in (out / "table.md").read_text()
     assert "| fip |" in (out / "table.md").read_text()
+    # which model each seed's teacher kept (the tiny profile does not fine-tune it)
+    assert saved["teacher_runs"]["0"]["kept"] == "zero-shot"
+    assert "Teacher: seed 0: not fine-tuned (zero-shot)." in (out / "table.md").read_text()
     assert len(doc["plots"]) == 3 and all((out / p).is_file() for p in doc["plots"])
     weak = next(r for r in saved["rows"] if r["name"] == "fip-weak-teacher")
     assert "teacher_metrics" in weak
@@ -158,6 +161,23 @@ def test_finished_only_reports_what_is_done_and_runs_nothing(bench, tiny_llama_d
                        overrides=overrides)  # fmt: skip
     assert doc["timing"]["runs_computed"] == 0
     assert "**Partial**" in (out / "table.md").read_text()
+    assert set(doc["teacher_runs"]) == {"0"}  # seed 1's teacher never ran
+
+
+def test_the_teacher_line_says_when_a_fine_tuned_teacher_kept_its_base():
+    from flipkd.reproduce.report import _teacher_line
+
+    kept = {"kept": "checkpoint", "step": 125, "steps": 125, "metric": "AP", "base_value": 0.41,
+            "checkpoint_value": 0.478, "dev_pairs": 1000}  # fmt: skip
+    base = {**kept, "kept": "base", "step": 0, "base_value": 0.559, "checkpoint_value": 0.527,
+            "dev_pairs": 100}  # fmt: skip
+    line = _teacher_line({0: kept, 1: base})
+    assert line == (
+        "Teacher: seed 0: fine-tuned, step 125 of 125 kept (dev AP 0.410 untrained, 0.478 best "
+        "checkpoint, 1,000 pairs); seed 1: fine-tuned, but **the untrained base model kept** "
+        "(dev AP 0.559 untrained, 0.527 best checkpoint, 100 pairs).\n"
+    )
+    assert _teacher_line({}) == ""
 
 
 def test_the_mix_mode_is_scaled_on_dev_and_scored_like_the_others():

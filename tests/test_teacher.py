@@ -27,6 +27,7 @@ from flipkd.teacher.train import (
     subsample,
 )
 from flipkd.teacher.trainer_log import format_log
+from flipkd.teacher.workflow import kept_model
 
 torch.set_num_threads(1)
 
@@ -224,6 +225,10 @@ def test_base_model_is_kept_when_training_only_hurts(
     (warning,) = [r.getMessage() for r in caplog.records if "keeping the base" in r.getMessage()]
     assert f"{aps[0]:.4f} against {max(aps[1:]):.4f}" in warning
     assert f"dev holds 128 pairs with {positives} positives" in warning
+    # and a ladder's report can say so from the run's records
+    said = kept_model(run.run_dir)
+    assert (said["kept"], said["step"], said["dev_pairs"], said["metric"]) == ("base", 0, 128, "AP")
+    assert (said["base_value"], said["checkpoint_value"]) == pytest.approx((aps[0], max(aps[1:])))
     torch.testing.assert_close(
         torch.from_numpy(_dev_cosines(run.model_dir, dev)),
         torch.from_numpy(_dev_cosines(tiny_model, dev)),
@@ -239,6 +244,8 @@ def test_a_base_lead_within_dev_noise_keeps_the_trained_checkpoint(
     monkeypatch.setattr(train_module, "base_lead", lambda *a, **k: (0.01, -0.02, 0.04))
     run, aps = _trained_on_flipped_labels(tiny_model, tmp_path / "noise", toy_pairs(32, seed=7))
     assert run.metrics["best_step"] > 0 and run.metrics["base_lead"]["kept"] == "checkpoint"
+    said = kept_model(run.run_dir)
+    assert (said["kept"], said["step"]) == ("checkpoint", run.metrics["best_step"])
     assert run.metrics["dev"]["ap"] == pytest.approx(max(aps[1:]), abs=1e-6)
 
 

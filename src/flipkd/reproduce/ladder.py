@@ -245,7 +245,8 @@ def run_ladder(
     finished_only: bool = False,
     only_seeds: list[int] | None = None,
 ) -> list[dict]:
-    """Run every row × seed (skipping finished ones); returns the per-run results.
+    """Run every row × seed (skipping finished ones); returns the per-run results, each with
+    ``teacher_kept``: which model its seed's teacher run kept (``teacher.workflow.kept_model``).
 
     ``finished_only`` runs nothing: it reads back the runs finished so far (a ladder
     still running elsewhere, or one stopped part-way) so a report can be written.
@@ -253,6 +254,7 @@ def run_ladder(
     ladder run as several processes side by side sharing ``out_dir`` (on one GPU, say).
     """
     from flipkd.recipes.pipeline import ensure_teacher, load_splits
+    from flipkd.teacher.workflow import kept_model
 
     if profile_name not in PROFILES:
         raise ConfigError(f"unknown profile {profile_name!r}; choose one of {', '.join(PROFILES)}")
@@ -272,26 +274,40 @@ def run_ladder(
     for seed in picked:
         base = build_config(profile, benchmark, "fip", seed, overrides or [])
         splits = load_splits(base)
-        teacher_dir = out_dir / "teachers" / f"s{seed}-{_teacher_key(base)}"
-        _, cache = ensure_teacher(base, teacher_dir, splits, progress)
+        teacher_dir, cache = ensure_teacher(
+            base, _teacher_dir(base, out_dir, seed), splits, progress
+        )
+        teacher = kept_model(teacher_dir)
         for row in chosen:
             cfg = build_config(profile, benchmark, row, seed, overrides or [])
-            results.append(run_row(cfg, row, splits, cache, out_dir, progress))
+            result = run_row(cfg, row, splits, cache, out_dir, progress)
+            results.append({**result, "teacher_kept": teacher})
     return results
+
+
+def _teacher_dir(base: FlipkdConfig, out_dir: Path, seed: int) -> Path:
+    """Seed ``seed``'s teacher run: ``teacher.run`` when given, else the ladder's own."""
+    if base.teacher.run:
+        return Path(base.teacher.run)
+    return out_dir / "teachers" / f"s{seed}-{_teacher_key(base)}"
 
 
 def _finished(
     profile: Profile, benchmark: str, rows: list[str], seeds: list[int], out_dir: Path, overrides
 ) -> list[dict]:
+    from flipkd.teacher.workflow import kept_model
 
     results = []
     for seed in seeds:
+        base = build_config(profile, benchmark, "fip", seed, overrides)
+        teacher_dir = _teacher_dir(base, out_dir, seed)
+        teacher = kept_model(teacher_dir) if teacher_dir.is_dir() else None
         for row in rows:
             done = _result_path(
                 build_config(profile, benchmark, row, seed, overrides), row, out_dir
             )
             if done.is_file():
-                results.append(_read_back(done))
+                results.append({**_read_back(done), "teacher_kept": teacher})
     if not results:
         raise ConfigError(f"no finished runs of this ladder under {out_dir}")
     return results

@@ -54,6 +54,7 @@ def write_report(
         "run_commits": run_commits(results),
         "claims": check_claims(rows, results, prof.bootstrap),
         "fip_over_teacher": teacher_ratios(rows),
+        "teacher_runs": {str(seed): t for seed, t in sorted(_teachers(results).items())},
         **provenance(command),
     }  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +76,7 @@ def write_report(
         f"Student `{cfg.student.model}`, teacher `{cfg.teacher.model}`; dev {sizes.get('dev')} / "
         f"test {sizes.get('test')} pairs; {cfg.train.steps} steps of batch "
         f"{cfg.train.batch_size}.{_timing_line(doc['timing'])}\n"
+        f"{_teacher_line(_teachers(results))}"
         "Mean over seeds; [95% bootstrap CI over test pairs]. Gen = generated-label probability, "
         "rep = A-tap cosine. Thresholds chosen on dev (F1), applied to test. Spearman ×100.\n\n"
         f"Command: `{doc['command']}` at `{doc['git_commit']}`. "
@@ -99,6 +101,40 @@ CLAIMS_NOTE = (
     "\"mix vs gen\" compares the first row's mix with the second row's label. Written by "
     "`flipkd reproduce` (`src/flipkd/reproduce/claims.py`), not by hand."
 )
+
+
+def _teachers(results: list[dict]) -> dict[int, dict]:
+    """Seed → which model its teacher run kept (``teacher.workflow.kept_model``), where known."""
+    return {r["seed"]: r["teacher_kept"] for r in results if r.get("teacher_kept")}
+
+
+_KEPT_TEXT = {
+    "checkpoint": "fine-tuned, step {step} of {steps} kept ({dev})",
+    "base": "fine-tuned, but **the untrained base model kept** ({dev})",
+    "zero-shot": "not fine-tuned (zero-shot)",
+    "unknown": "its records unreadable",
+}
+
+
+def _teacher_line(teachers: dict[int, dict]) -> str:
+    """One line saying, per seed, which model the teacher kept: a fine-tuned run keeps its
+    base when that beat every checkpoint on dev (docs/quality.md §21)."""
+    if not teachers:
+        return ""
+
+    def one(t: dict) -> str:
+        dev = ""
+        if t["kept"] in ("checkpoint", "base"):
+            best = t.get("checkpoint_value")
+            best = "–" if best is None else f"{best:.3f}"
+            dev = (
+                f"dev {t['metric']} {t['base_value']:.3f} untrained, {best} best checkpoint, "
+                f"{t['dev_pairs']:,} pairs"
+            )
+        return _KEPT_TEXT[t["kept"]].format(step=t.get("step"), steps=t.get("steps"), dev=dev)
+
+    cells = "; ".join(f"seed {seed}: {one(t)}" for seed, t in sorted(teachers.items()))
+    return f"Teacher: {cells}.\n"
 
 
 RATIO_KEYS = ("f1", "accuracy", "roc_auc", "spearman", "rep_f1", "rep_roc_auc", "rep_spearman")

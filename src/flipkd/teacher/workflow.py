@@ -1,7 +1,9 @@
-"""Steps after training that the CLI composes: cache a benchmark's texts, write the report."""
+"""Steps after training that the CLI composes: cache a benchmark's texts, write the report,
+say which model a run kept."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -71,3 +73,43 @@ def report_run(run_dir: Path, cache: TeacherCache, dev: Sequence[Any], *, title:
         Path(run_dir) / "report", s_arr, y_arr, cache.calibration, metrics, title=title
     )
     return paths["markdown"]
+
+
+# the trainer's checkpoint metric → how reports name it
+METRIC_NAMES = {"eval_dev_cosine_ap": "AP", "eval_dev_spearman_cosine": "Spearman"}
+
+
+def kept_model(run_dir: Path) -> dict[str, Any]:
+    """Which model a teacher run kept, read from its ``run.json`` and ``metrics.json``.
+
+    ``kept`` is ``"checkpoint"`` (fine-tuned, a checkpoint kept), ``"base"`` (fine-tuned, but
+    the untrained base model kept: it beat every checkpoint on dev), ``"zero-shot"`` (not
+    fine-tuned) or ``"unknown"`` (records missing or unreadable). A fine-tuned run adds its
+    dev metric's name, the base's value (step 0), the best checkpoint's, the kept step, the
+    run's steps and its dev pairs.
+    """
+    run_dir = Path(run_dir)
+    out: dict[str, Any] = {"run": str(run_dir)}
+    try:
+        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        metrics_path = run_dir / "metrics.json"
+        metrics = (
+            json.loads(metrics_path.read_text(encoding="utf-8")) if info.get("finetuned") else {}
+        )
+    except (OSError, ValueError) as exc:
+        log.warning("teacher run %s: records unreadable (%s)", run_dir, exc)
+        return {**out, "kept": "unknown"}
+    out["model"] = info.get("model")
+    if not info.get("finetuned"):
+        return {**out, "kept": "zero-shot"}
+    metric = metrics.get("best_metric")
+    values = [h.get(metric) for h in metrics.get("history", [])]
+    if not values or any(v is None for v in values):
+        return {**out, "kept": "unknown"}
+    step = metrics.get("best_step")
+    return {
+        **out, "kept": "base" if step == 0 else "checkpoint", "step": step,
+        "steps": metrics.get("steps"), "dev_pairs": metrics.get("dev_pairs"),
+        "metric": METRIC_NAMES.get(metric, metric), "base_value": values[0],
+        "checkpoint_value": max(values[1:]) if len(values) > 1 else None,
+    }  # fmt: skip
