@@ -57,6 +57,9 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     text = table.read_text()
     assert "| lr | fip | 1 |" in text and "Δgen AUC vs base" in text
     assert "| base | teacher | 1 |" in text and "| – |" in text
+    # which model the one teacher run kept (read back too; the tiny profile does not train it)
+    assert all(r["teacher_kept"]["kept"] == "zero-shot" for r in [*records, *again])
+    assert "Teachers: `s0-" in text and "(seed 0): not fine-tuned (zero-shot)." in text
     spearman = next(r for r in records if r["variant"] == "lr" and r["row"] == "fip")
     assert f"| {spearman['dev']['rep_spearman']:.1f} |" in text  # already ×100, not again
     saved = json.loads((tmp_path / "out" / "results.json").read_text())

@@ -121,20 +121,21 @@ def _teacher_line(teachers: dict[int, dict]) -> str:
     base when that beat every checkpoint on dev (docs/quality.md §21)."""
     if not teachers:
         return ""
-
-    def one(t: dict) -> str:
-        dev = ""
-        if t["kept"] in ("checkpoint", "base"):
-            best = t.get("checkpoint_value")
-            best = "–" if best is None else f"{best:.3f}"
-            dev = (
-                f"dev {t['metric']} {t['base_value']:.3f} untrained, {best} best checkpoint, "
-                f"{t['dev_pairs']:,} pairs"
-            )
-        return _KEPT_TEXT[t["kept"]].format(step=t.get("step"), steps=t.get("steps"), dev=dev)
-
-    cells = "; ".join(f"seed {seed}: {one(t)}" for seed, t in sorted(teachers.items()))
+    cells = "; ".join(f"seed {seed}: {kept_text(t)}" for seed, t in sorted(teachers.items()))
     return f"Teacher: {cells}.\n"
+
+
+def kept_text(t: dict) -> str:
+    """``teacher.workflow.kept_model``'s record in words."""
+    dev = ""
+    if t["kept"] in ("checkpoint", "base"):
+        best = t.get("checkpoint_value")
+        best = "–" if best is None else f"{best:.3f}"
+        dev = (
+            f"dev {t['metric']} {t['base_value']:.3f} untrained, {best} best checkpoint, "
+            f"{t['dev_pairs']:,} pairs"
+        )
+    return _KEPT_TEXT[t["kept"]].format(step=t.get("step"), steps=t.get("steps"), dev=dev)
 
 
 RATIO_KEYS = ("f1", "accuracy", "roc_auc", "spearman", "rep_f1", "rep_roc_auc", "rep_spearman")

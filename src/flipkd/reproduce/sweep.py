@@ -246,8 +246,9 @@ def _finished(work_dir: Path, run_dir: Path) -> Path | None:
 def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[dict]:
     """Run (or read back) every variant × row × seed; returns one record per run."""
     from flipkd.recipes.pipeline import ensure_teacher, load_splits
-    from flipkd.reproduce.ladder import _teacher_key
+    from flipkd.reproduce.ladder import _teacher_dir, _teacher_key
     from flipkd.reproduce.profiles import PROFILES
+    from flipkd.teacher.workflow import kept_model
 
     if spec.profile not in PROFILES:
         raise ConfigError(f"profile: unknown {spec.profile!r}; choose one of {', '.join(PROFILES)}")
@@ -268,13 +269,14 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                 cfg = build_config(profile, spec.benchmark, row, seed, overrides)
                 run_dir = work_dir / "runs" / variant / f"{row}-s{seed}-{config_hash(cfg)}"
                 done = _finished(work_dir, run_dir)
+                tdir = _teacher_dir(cfg, work_dir, seed)
                 if done is not None:
-                    records.append(_read_back(done, variant, overrides))
+                    kept = kept_model(tdir) if tdir.is_dir() else None
+                    records.append({**_read_back(done, variant, overrides), "teacher_kept": kept})
                     continue
                 key = _teacher_key(cfg)
                 if key not in teachers:
                     splits = load_splits(cfg, ("train", "dev"))
-                    tdir = work_dir / "teachers" / f"s{seed}-{key}"
                     teachers[key] = (splits, ensure_teacher(cfg, tdir, splits, progress)[1])
                 splits, cache = teachers[key]
                 log.info("sweep %s: variant %s, row %s, seed %d", spec.name, variant, row, seed)
@@ -288,7 +290,8 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                     "config_hash": config_hash(cfg), "wall_seconds": time.perf_counter() - t0,
                     "git_commit": process_commit(),  # the code this run computed with
                     "run_dir": str(run_dir), "train_seconds_known": train_time_known(run_dir),
-                    "dev": dev_summary(out["scores"], generated=row != "teacher"), **out,
+                    "dev": dev_summary(out["scores"], generated=row != "teacher"),
+                    "teacher_kept": kept_model(tdir), **out,
                 }  # fmt: skip
                 write_json(run_dir / "sweep_result.json", record)
                 records.append(record)

@@ -158,9 +158,25 @@ def _diffs_text(diffs: list | None) -> str:
     return f"{np.mean([d[0] for d in diffs]):+.3f} ({above}/{len(diffs)} above 0: {each})"
 
 
+def teachers_line(records: list[dict]) -> str:
+    """Which model each teacher run behind the records kept, one cell a run (seeds named)."""
+    from flipkd.reproduce.report import kept_text
+
+    runs: dict[str, tuple[dict, set[int]]] = {}
+    for r in records:
+        if r.get("teacher_kept"):
+            runs.setdefault(r["teacher_kept"]["run"], (r["teacher_kept"], set()))[1].add(r["seed"])
+    cells = [
+        f"`{Path(run).name}` (seed {', '.join(map(str, sorted(seeds)))}): {kept_text(kept)}"
+        for run, (kept, seeds) in sorted(runs.items())
+    ]
+    return f"Teachers: {'; '.join(cells)}." if cells else ""
+
+
 def markdown(
-    entries: list[dict], spec, n_dev: int, command: list[str], commits: dict[str, int] | None = None
-) -> str:
+    entries: list[dict], spec, n_dev: int, command: list[str],
+    commits: dict[str, int] | None = None, teachers: str = "",
+) -> str:  # fmt: skip
     base = next(iter(spec.variants))
     head = ["variant", "row", "seeds", *(c[0] for c in COLUMNS), "train s", "eval s",
             f"Δgen AUC vs {base} [95%]", f"Δrep AUC vs {base} [95%]"]  # fmt: skip
@@ -173,6 +189,7 @@ def markdown(
         *([commits_line(commits), ""] if commits else []),
         f"Shared overrides: `{' '.join(spec.overrides) or '(none)'}`",
         "",
+        *([teachers, ""] if teachers else []),
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
@@ -315,7 +332,9 @@ def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[s
     )  # fmt: skip
     table = out_dir / "table.md"
     with atomic_file(table) as fh:
-        fh.write(markdown(entries, spec, n_dev, command, run_commits(records)))
+        fh.write(
+            markdown(entries, spec, n_dev, command, run_commits(records), teachers_line(records))
+        )
     diagnostics = diagnostics_markdown(records)
     if "## " in diagnostics:
         with atomic_file(out_dir / "diagnostics.md") as fh:
