@@ -11,6 +11,8 @@ import typer
 
 from flipkd.cli.options import progress_option
 
+log = logging.getLogger(__name__)
+
 DEFAULT_OUT = Path("results")
 DEFAULT_WORK = Path("runs") / "reproduce"
 
@@ -68,6 +70,18 @@ def reproduce_cmd(
     finished_only: bool = typer.Option(
         False, "--finished-only", help="Run nothing: report the runs finished so far."
     ),
+    import_records: list[Path] = typer.Option(
+        None,
+        "--import-records",
+        help="Add the finished runs of a records file (--export-records) to the work folder "
+        "first (repeatable): seeds run elsewhere join this ladder's report.",
+    ),
+    export_records: Path = typer.Option(
+        None,
+        "--export-records",
+        help="Write the reported runs' records (per-pair scores, teacher records; no weights) "
+        "to this .json.gz file.",
+    ),
 ) -> None:
     """Run the ladder (resumable: finished runs are kept by config hash), write table + plots."""
     from flipkd.reproduce import run_ladder
@@ -79,11 +93,20 @@ def reproduce_cmd(
         benchmark, profile, work_dir, rows=rows, only_seeds=only_seeds, overrides=overrides
     )
     start = time.perf_counter()
+    imported = _import(import_records or [], work_dir)
     results = run_ladder(
         benchmark, profile, seeds=seeds, out_dir=work_dir, overrides=overrides or [],
         rows=rows or None, progress=progress, finished_only=finished_only,
         only_seeds=only_seeds or None,
     )  # fmt: skip
+    _unused_imports(imported, results)
+    if export_records:
+        from flipkd.reproduce.records import export_records as export
+
+        counts = export(results, work_dir, export_records)
+        typer.echo(
+            f"records: {counts['runs']} runs, {counts['teachers']} teachers -> {export_records}"
+        )
     command = ["flipkd", *sys.argv[1:]]
     doc = write_report(
         results, benchmark=benchmark, profile=profile, out_dir=out_dir, seeds=seeds,
@@ -93,6 +116,32 @@ def reproduce_cmd(
     typer.echo(f"wall time {time.perf_counter() - start:.0f}s; results: {out_dir / 'results.json'}")
     for plot in doc["plots"]:
         typer.echo(f"plot: {out_dir / plot}")
+
+
+def _import(paths: list[Path], work_dir: Path) -> list[str]:
+    """Import records files into ``work_dir``; the run names they hold."""
+    if not paths:
+        return []
+    from flipkd.reproduce.records import import_records
+
+    done = import_records(paths, work_dir)
+    typer.echo(
+        f"records: {len(done.runs)} runs and {len(done.teachers)} teacher records imported into "
+        f"{work_dir}; {len(done.present)} already there, kept as they were"
+    )
+    return done.runs + [n for n in done.present if not n.startswith("teachers/")]
+
+
+def _unused_imports(imported: list[str], results: list[dict]) -> None:
+    """Say which imported runs no row of this ladder read (another recipe, row or seed)."""
+    from flipkd.reproduce.records import run_name
+
+    unused = sorted(set(imported) - {run_name(r) for r in results})
+    if unused:
+        log.warning(
+            "records: %d imported runs are not in this report (another recipe, or rows or "
+            "seeds not asked for): %s", len(unused), ", ".join(unused),
+        )  # fmt: skip
 
 
 def demo_cmd(
@@ -111,6 +160,8 @@ def demo_cmd(
         progress=progress,
         finished_only=False,
         only_seeds=None,
+        import_records=None,
+        export_records=None,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from flipkd.errors import ConfigError
 from flipkd.paths import write_json
 from flipkd.provenance import process_commit
 from flipkd.reproduce.profiles import PROFILES, WEAK_TEACHER_NOISE, Profile
+from flipkd.reproduce.records import is_imported
 from flipkd.reproduce.scoring import (
     dev_metrics,
     evaluate_scores,
@@ -273,13 +275,21 @@ def run_ladder(
         return _finished(profile, benchmark, chosen, picked, out_dir, overrides or [])
     for seed in picked:
         base = build_config(profile, benchmark, "fip", seed, overrides or [])
-        splits = load_splits(base)
-        teacher_dir, cache = ensure_teacher(
-            base, _teacher_dir(base, out_dir, seed), splits, progress
-        )
-        teacher = kept_model(teacher_dir)
-        for row in chosen:
-            cfg = build_config(profile, benchmark, row, seed, overrides or [])
+        teacher_dir = _teacher_dir(base, out_dir, seed)
+        cfgs = {row: build_config(profile, benchmark, row, seed, overrides or []) for row in chosen}
+        todo = [row for row, cfg in cfgs.items() if not _result_path(cfg, row, out_dir).is_file()]
+        splits = cache = None
+        if todo:  # a seed whose rows all finished needs neither its data nor its teacher
+            splits = load_splits(base)
+            if is_imported(teacher_dir):
+                log.warning(
+                    "seed %d: its teacher %s was imported as records, without weights; "
+                    "training it again for rows %s", seed, teacher_dir, ", ".join(todo),
+                )  # fmt: skip
+                shutil.rmtree(teacher_dir)
+            teacher_dir, cache = ensure_teacher(base, teacher_dir, splits, progress)
+        teacher = kept_model(teacher_dir) if teacher_dir.is_dir() else None
+        for row, cfg in cfgs.items():
             result = run_row(cfg, row, splits, cache, out_dir, progress)
             results.append({**result, "teacher_kept": teacher})
     return results
