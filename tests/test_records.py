@@ -14,7 +14,7 @@ import pytest
 from flipkd.errors import ConfigError
 from flipkd.reproduce import ladder as ladder_mod
 from flipkd.reproduce import run_ladder
-from flipkd.reproduce.records import export_records, import_records
+from flipkd.reproduce.records import check_export_path, export_records, import_records
 from flipkd.reproduce.report import write_report
 from tiny_run import write_benchmark
 
@@ -117,3 +117,25 @@ def test_the_command_line_names_a_missing_records_file_in_one_line(tmp_path):
         out.stderr
     )
     assert "Traceback" not in out.stderr
+
+
+def test_an_export_path_that_cannot_be_written_is_refused_before_anything_runs(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ConfigError, match="names a folder"):
+        check_export_path(tmp_path)
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        check_export_path(tmp_path / "a-file" / "records.json.gz")
+    check_export_path(tmp_path / "new" / "deeper" / "records.json.gz")  # made when written
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_command_line_refuses_a_folder_as_export_path_before_the_ladder(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "flipkd", "reproduce", "--profile", "tiny", "--work",
+         str(tmp_path / "w"), "--export-records", str(tmp_path)],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "names a folder" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "w").exists()  # nothing ran

@@ -92,6 +92,10 @@ def reproduce_cmd(
     out_dir = out or report_dir(
         benchmark, profile, work_dir, rows=rows, only_seeds=only_seeds, overrides=overrides
     )
+    if export_records:
+        from flipkd.reproduce.records import check_export_path
+
+        check_export_path(export_records)  # before hours of runs, not after
     start = time.perf_counter()
     imported = _import(import_records or [], work_dir)
     results = run_ladder(

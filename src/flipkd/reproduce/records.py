@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,21 @@ _TEACHER_NAME = re.compile(r"s\d+-[0-9a-f]+")
 def run_name(result: dict) -> str:
     """A run's folder under ``<work>/runs``, as the ladder names it."""
     return f"{result['row']}-s{result['seed']}-{result['config_hash']}"
+
+
+def check_export_path(path: Path) -> None:
+    """Fail before a ladder runs if its ``--export-records`` file could not be written there:
+    the path is a folder, or a parent of it is a file or cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: --export-records names a folder; give a file (.json.gz)")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{path}: --export-records: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{path}: --export-records: {parent} cannot be written")
 
 
 def export_records(results: list[dict], work_dir: Path, path: Path) -> dict[str, int]:
