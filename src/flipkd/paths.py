@@ -9,6 +9,7 @@ complete.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -73,14 +74,28 @@ def atomic_dir(target: Path, tmp_name: str | None = None) -> Iterator[Path]:
         raise
 
 
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once (reading it means setting it, which is not thread-safe,
+    so not at every write)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_file(target: Path, mode: str = "w") -> Iterator[Any]:
-    """Open a temporary sibling of ``target`` for writing; rename it on success."""
+    """Open a temporary sibling of ``target`` for writing; rename it on success.
+
+    The file gets the permissions a plain ``open`` would give (0666 less the umask), not
+    ``mkstemp``'s owner-only 0600: results and exports are meant to be read by others.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
