@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from flipkd.errors import ConfigError
 from flipkd.reproduce import ladder as ladder_mod
 from flipkd.reproduce import run_ladder
 from flipkd.reproduce.records import check_export_path, export_records, import_records
-from flipkd.reproduce.report import write_report
+from flipkd.reproduce.report import _logged_runs, write_report
 from tiny_run import write_benchmark
 
 ROWS = ["teacher", "sft"]
@@ -57,10 +58,17 @@ def test_a_seed_run_elsewhere_joins_the_ladder_through_its_records(
     ]  # fmt: skip
     assert [r["metrics"] for r in both] == [r["metrics"] for r in mine + elsewhere]
     doc = write_report(both, benchmark=str(root), profile="tiny", out_dir=here / "report",
-                       seeds=2, overrides=kw["overrides"])  # fmt: skip
+                       seeds=2, overrides=kw["overrides"], work_dir=here)  # fmt: skip
     assert set(doc["teacher_runs"]) == {"0", "1"}
     assert doc["teacher_runs"]["1"]["kept"] == "zero-shot"
     assert "**Partial**" not in (here / "report" / "table.md").read_text()
+    assert "plots/training_curves.png" in doc["plots"]  # seed 0's logs (seed 1's: records)
+    for log_dir in (here / "runs").glob("*-s0-*/logs"):
+        shutil.rmtree(log_dir)
+    doc = write_report(both, benchmark=str(root), profile="tiny", out_dir=here / "report",
+                       seeds=2, overrides=kw["overrides"], work_dir=here)  # fmt: skip
+    assert "plots/training_curves.png" not in doc["plots"]  # no run has a log now,
+    assert not (here / "report" / "plots" / "training_curves.png").exists()  # nor a stale plot
     # importing again changes nothing: what is there is kept
     again = import_records([records], here)
     assert not again.runs and not again.teachers and len(again.present) == 3
@@ -139,3 +147,15 @@ def test_the_command_line_refuses_a_folder_as_export_path_before_the_ladder(tmp_
     assert out.stderr.strip().count("\n") == 0 and "names a folder" in out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "w").exists()  # nothing ran
+
+
+def test_training_curves_come_from_the_lowest_seed_with_a_training_log(tmp_path):
+    results = [{"row": row, "seed": seed, "config_hash": "ab"}
+               for seed in (0, 1, 2) for row in ("teacher", "sft", "fip")]  # fmt: skip
+    for name in ("sft-s1-ab", "sft-s2-ab", "fip-s0-ab", "teacher-s0-ab"):
+        (tmp_path / "runs" / name / "logs").mkdir(parents=True)
+        (tmp_path / "runs" / name / "logs" / "train.jsonl").write_text("")
+    assert _logged_runs(results, tmp_path) == {
+        "fip": tmp_path / "runs" / "fip-s0-ab",
+        "sft (seed 1)": tmp_path / "runs" / "sft-s1-ab",
+    }

@@ -60,15 +60,17 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_dir = out_dir / "plots"
     plot_dir.mkdir(exist_ok=True)
-    run_dirs = {
-        r["row"]: work_dir / "runs" / f"{r['row']}-s{r['seed']}-{r['config_hash']}"
-        for r in results if r["seed"] == 0 and r["row"] in ("sft", "fip")
-    }  # fmt: skip
-    made = [
-        plots.cosine_distributions(results, plot_dir / "cosine_distributions.png"),
-        plots.projection(results, plot_dir / "atap_projection.png"),
-        plots.training_curves(run_dirs, plot_dir / "training_curves.png"),
-    ]
+    wanted = {
+        plot_dir / "cosine_distributions.png": lambda f: plots.cosine_distributions(results, f),
+        plot_dir / "atap_projection.png": lambda f: plots.projection(results, f),
+        plot_dir / "training_curves.png": lambda f: plots.training_curves(
+            _logged_runs(results, work_dir), f
+        ),
+    }
+    made = [draw(path) for path, draw in wanted.items()]
+    for path, result in zip(wanted, made, strict=True):
+        if result is None:  # nothing to draw: no stale plot of an earlier report beside it
+            path.unlink(missing_ok=True)
     doc["plots"] = [str(p.relative_to(out_dir)) for p in made if p]
     write_json(out_dir / "results.json", doc)
     header = (
@@ -101,6 +103,21 @@ CLAIMS_NOTE = (
     "\"mix vs gen\" compares the first row's mix with the second row's label. Written by "
     "`flipkd reproduce` (`src/flipkd/reproduce/claims.py`), not by hand."
 )
+
+
+def _logged_runs(results: list[dict], work_dir: Path) -> dict[str, Path]:
+    """The training-curve runs: per student row, its lowest seed whose run folder has a
+    training log (runs imported as records have none), named with the seed when not 0."""
+    found: dict[str, Path] = {}
+    names: dict[str, str] = {}
+    for r in sorted(results, key=lambda r: r["seed"]):
+        if r["row"] not in ("sft", "fip") or r["row"] in names:
+            continue
+        run_dir = work_dir / "runs" / f"{r['row']}-s{r['seed']}-{r['config_hash']}"
+        if (run_dir / "logs" / "train.jsonl").is_file():
+            names[r["row"]] = r["row"] if r["seed"] == 0 else f"{r['row']} (seed {r['seed']})"
+            found[names[r["row"]]] = run_dir
+    return found
 
 
 def _teachers(results: list[dict]) -> dict[int, dict]:
