@@ -74,13 +74,18 @@ def test_a_seed_run_elsewhere_joins_the_ladder_through_its_records(
     assert not again.runs and not again.teachers and len(again.present) == 3
     monkeypatch.undo()
 
-    # a row of seed 1 not in the records needs its teacher: trained again, said so
+    # a zero-shot row of seed 1, not in the records, reads no teacher: none is trained
+    monkeypatch.setattr("flipkd.recipes.pipeline.ensure_teacher", _explode)
+    more = run_ladder(str(root), "tiny", out_dir=here, only_seeds=[1],
+                      **{**kw, "rows": ["teacher", "sft", "zero-shot"]})  # fmt: skip
+    assert [r.get("read_back", False) for r in more] == [True, True, False]
+    assert (next((here / "teachers").glob("s1-*")) / "imported.json").is_file()
+    monkeypatch.undo()
+    # a row that reads the teacher needs it: trained again, said so
     with caplog.at_level(logging.WARNING, logger="flipkd.reproduce.ladder"):
         more = run_ladder(str(root), "tiny", out_dir=here, only_seeds=[1],
-                          **{**kw, "rows": ["teacher", "sft", "zero-shot"]})  # fmt: skip
-    assert "imported as records, without weights; training it again for rows zero-shot" in (
-        caplog.text
-    )
+                          **{**kw, "rows": ["teacher", "sft", "fip"]})  # fmt: skip
+    assert "imported as records, without weights; training it again for rows fip" in (caplog.text)
     assert [r.get("read_back", False) for r in more] == [True, True, False]
     teacher_dir = next((here / "teachers").glob("s1-*"))
     assert (teacher_dir / "run.json").is_file() and not (teacher_dir / "imported.json").exists()

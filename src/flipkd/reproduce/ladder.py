@@ -183,6 +183,10 @@ def _run_trained(cfg, splits, cache, run_dir, progress) -> dict:
     }
 
 
+# Runners that read no teacher: a seed whose unfinished rows are all of these neither trains
+# nor loads its teacher.
+NO_TEACHER = frozenset({"zero-shot"})
+
 ROW_RUNNERS: dict[str, Callable[..., dict]] = {
     "teacher": _run_teacher,
     "zero-shot": _run_zero_shot,
@@ -279,12 +283,16 @@ def run_ladder(
         cfgs = {row: build_config(profile, benchmark, row, seed, overrides or []) for row in chosen}
         todo = [row for row, cfg in cfgs.items() if not _result_path(cfg, row, out_dir).is_file()]
         splits = cache = None
-        if todo:  # a seed whose rows all finished needs neither its data nor its teacher
+        # a seed whose rows all finished needs neither its data nor its teacher, and the
+        # zero-shot row reads no teacher
+        readers = [row for row in todo if ROWS[row][0] not in NO_TEACHER]
+        if todo:
             splits = load_splits(base)
+        if readers:
             if is_imported(teacher_dir):
                 log.warning(
                     "seed %d: its teacher %s was imported as records, without weights; "
-                    "training it again for rows %s", seed, teacher_dir, ", ".join(todo),
+                    "training it again for rows %s", seed, teacher_dir, ", ".join(readers),
                 )  # fmt: skip
                 shutil.rmtree(teacher_dir)
             teacher_dir, cache = ensure_teacher(base, teacher_dir, splits, progress)
