@@ -13,6 +13,7 @@ from flipkd.reproduce.aggregate import aggregate_rows, markdown_table
 from flipkd.reproduce.claims import check_claims, claims_markdown, teacher_ratios
 from flipkd.reproduce.ladder import ROWS, build_config
 from flipkd.reproduce.profiles import PROFILES
+from flipkd.reproduce.records import run_name
 
 
 def write_report(
@@ -108,16 +109,19 @@ CLAIMS_NOTE = (
 def _logged_runs(results: list[dict], work_dir: Path) -> dict[str, Path]:
     """The training-curve runs: per student row, its lowest seed whose run folder has a
     training log (runs imported as records have none), named with the seed when not 0."""
-    found: dict[str, Path] = {}
-    names: dict[str, str] = {}
+    found: dict[str, tuple[int, Path]] = {}
     for r in sorted(results, key=lambda r: r["seed"]):
-        if r["row"] not in ("sft", "fip") or r["row"] in names:
-            continue
-        run_dir = work_dir / "runs" / f"{r['row']}-s{r['seed']}-{r['config_hash']}"
-        if (run_dir / "logs" / "train.jsonl").is_file():
-            names[r["row"]] = r["row"] if r["seed"] == 0 else f"{r['row']} (seed {r['seed']})"
-            found[names[r["row"]]] = run_dir
-    return found
+        run_dir = work_dir / "runs" / run_name(r)
+        if (
+            r["row"] in ("sft", "fip")
+            and r["row"] not in found
+            and (run_dir / "logs" / "train.jsonl").is_file()
+        ):
+            found[r["row"]] = (r["seed"], run_dir)
+    return {
+        row if seed == 0 else f"{row} (seed {seed})": run_dir
+        for row, (seed, run_dir) in found.items()
+    }
 
 
 def _teachers(results: list[dict]) -> dict[int, dict]:
