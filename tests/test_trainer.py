@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,6 +94,14 @@ def test_kill_dash_nine_then_resume_equals_uninterrupted(tmp_path):
         torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
 
 
+def _free_port() -> str:
+    """A port nothing listens on now: two test runs at once (a fixed port made the second's
+    torchrun fail) each get their own rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
 @pytest.mark.skipif(
     shutil.which("torchrun", path=str(Path(PY).parent)) is None, reason="no torchrun"
 )
@@ -105,7 +114,7 @@ def test_two_gloo_processes_equal_one(tmp_path, scope):
     subprocess.run([PY, common[0], str(tmp_path / "one"), *common[1:]], env=ENV, check=True,
                    stderr=subprocess.DEVNULL)  # fmt: skip
     subprocess.run(
-        [torchrun, "--nproc_per_node", "2", "--master_port", "29533", common[0],
+        [torchrun, "--nproc_per_node", "2", "--master_port", _free_port(), common[0],
          str(tmp_path / "two"), *common[1:]],
         env=ENV, check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
     )  # fmt: skip
@@ -130,7 +139,7 @@ def test_two_gloo_processes_resume_from_their_checkpoint(tmp_path):
 
     def run(out: Path, *extra: str) -> None:
         subprocess.run(
-            [torchrun, "--nproc_per_node", "2", "--master_port", "29534", script, str(out),
+            [torchrun, "--nproc_per_node", "2", "--master_port", _free_port(), script, str(out),
              *common, *extra],
             env=ENV, check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         )  # fmt: skip
