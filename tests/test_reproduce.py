@@ -277,27 +277,69 @@ def test_the_chinese_cpu_ladders_take_the_dev_chosen_student_and_the_mqp_recipe(
     mqp = build_config(PROFILES["cpu"], "mqp", "fip", 0, [])
     assert (cfg.student.model, cfg.teacher.model) == ("qwen2.5-0.5b", "e5-small-multilingual")
     assert cfg.student.lora.layers == TOP8 and cfg.student.tap == mqp.student.tap
-    assert cfg.train.clip_scope == "term-apart" and cfg.train.steps == mqp.train.steps
+    assert cfg.train.clip_scope == "term-apart" and cfg.train.lr == mqp.train.lr
     assert not cfg.student.prompt.use_chat_template
     assert resolve_prompt(cfg.student.prompt, benchmark).answer_suffix.endswith("答案：")
 
 
-def test_atec_cpu_trains_on_4000_pairs_at_the_same_steps_bq_on_1000():
-    """results/dev/atec/atec-pairs/: ATEC's student and teacher see 4,000 pairs (the teacher
-    with its speed options) at the profile's 150 steps; BQ, untried, keeps the profile's 1,000."""
+def test_atec_cpu_trains_on_4000_pairs_for_300_steps_from_one_full_data_teacher():
+    """results/dev/atec/atec-pairs/: ATEC's student sees 4,000 pairs; atec-rep-levers/: its
+    teacher fine-tunes once on the whole train split (shared by the seeds) and the student
+    trains 300 steps. BQ, untried, keeps the profile's 1,000 pairs, 150 steps, a teacher a seed."""
     from flipkd.reproduce.ladder import build_config
     from flipkd.reproduce.profiles import PROFILES
 
-    atec, bq = (build_config(PROFILES["cpu"], b, "fip", 0, []) for b in ("atec", "bq"))
+    atec, bq = (build_config(PROFILES["cpu"], b, "fip", 2, []) for b in ("atec", "bq"))
     assert (atec.data.max_train_pairs, bq.data.max_train_pairs) == (4000, 1000)
     # ATEC's dev is the 1,000-pair sample its dev sweeps chose the defaults on
     assert (atec.data.max_dev_pairs, bq.data.max_dev_pairs) == (1000, 100)
-    assert atec.train.steps == bq.train.steps == 150
+    assert (atec.train.steps, bq.train.steps) == (300, 150)
+    assert (atec.teacher.max_train_pairs, bq.teacher.max_train_pairs) == (None, "data")
+    assert (atec.teacher.seed, bq.teacher.seed) == (0, 2)  # ATEC's one teacher, BQ's per seed
+    assert atec.teacher.lr == 5e-5 and atec.train.seed == 2
     assert atec.teacher.freeze_embeddings and atec.teacher.group_by_length
     assert not (bq.teacher.freeze_embeddings or bq.teacher.group_by_length)
+    # the sft row trains as long as fip; the gpu profile keeps its own 450 steps
+    assert build_config(PROFILES["cpu"], "atec", "sft", 0, []).train.steps == 300
+    assert build_config(PROFILES["gpu"], "atec", "fip", 0, []).train.steps == 450
     # a user's override still wins over the benchmark's
-    small = build_config(PROFILES["cpu"], "atec", "fip", 0, ["data.max_train_pairs=500"])
-    assert small.data.max_train_pairs == 500
+    small = build_config(
+        PROFILES["cpu"], "atec", "fip", 0, ["data.max_train_pairs=500", "teacher.seed=3"]
+    )
+    assert (small.data.max_train_pairs, small.teacher.seed) == (500, 3)
+
+
+def test_a_fixed_teacher_seed_shares_one_teacher_trained_on_its_own_sample(
+    bench, tiny_llama_dir, tmp_path
+):
+    """teacher.seed fixed and teacher.max_train_pairs null: the ladder fine-tunes one teacher,
+    on the whole train split, for every seed; the students keep their 32-pair sample."""
+    root, teacher = bench
+    overrides = [
+        f"student.model={tiny_llama_dir}", f"teacher.model={teacher}", "teacher.seed=0",
+        "teacher.finetune=true", "teacher.max_train_pairs=null", "teacher.batch_size=16",
+    ]  # fmt: skip
+    out = tmp_path / "shared"
+    results = run_ladder(str(root), "tiny", seeds=2, out_dir=out, overrides=overrides,
+                         progress=False, rows=["teacher", "sft"])  # fmt: skip
+    assert [(r["row"], r["seed"]) for r in results] == [
+        ("teacher", 0), ("sft", 0), ("teacher", 1), ("sft", 1)
+    ]
+    (shared,) = (out / "teachers").iterdir()
+    assert shared.name.startswith("s0-")
+    metrics = json.loads((shared / "metrics.json").read_text())
+    assert metrics["train_pairs"] == 64  # the whole train split, not the students' 32
+    sft = [r for r in results if r["row"] == "sft"]
+    assert sft[0]["config_hash"] != sft[1]["config_hash"]
+    # both seeds' teacher rows score the same teacher
+    teachers = [r["scores"]["test"] for r in results if r["row"] == "teacher"]
+    assert teachers[0] == teachers[1]
+    # a third seed reuses it: nothing trains the teacher again
+    stamp = (shared / "run.json").stat().st_mtime_ns
+    run_ladder(str(root), "tiny", seeds=3, out_dir=out, overrides=overrides, progress=False,
+               rows=["teacher"], only_seeds=[2])  # fmt: skip
+    assert (shared / "run.json").stat().st_mtime_ns == stamp
+    assert len(list((out / "teachers").iterdir())) == 1
 
 
 def test_sft_kd_is_sft_with_the_teacher_in_the_label_target_and_opt_in():

@@ -97,3 +97,14 @@ def test_eval_names_the_splits_that_exist(trained: Path, app: typer.Typer) -> No
     result = CliRunner().invoke(app, ["eval", str(trained), "--split", "validation"])
     assert isinstance(result.exception, DataError)
     assert "train, dev, test" in str(result.exception)
+
+
+def test_train_fine_tunes_on_the_teachers_own_sample(trained: Path, app: typer.Typer) -> None:
+    """teacher.max_train_pairs: the command's train split is the teacher's sample, not the
+    student's data.max_train_pairs."""
+    root = trained.parent.parent
+    args = ["teacher", "train", str(root / "teacher.yaml"), "name=t-own", "--no-progress"]
+    own = ["data.max_train_pairs=20", "teacher.max_train_pairs=40"]
+    result = CliRunner().invoke(app, [*args, *own])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads((root / "runs" / "t-own" / "metrics.json").read_text())["train_pairs"] == 40

@@ -75,6 +75,8 @@ def train(
 
     _quiet_libraries()
     limits = split_limits(cfg.data, cfg.data.benchmark, None)
+    if t.max_train_pairs != "data":  # the teacher's own training sample
+        limits["train"] = t.max_train_pairs
     splits = load_splits(cfg.data.benchmark, _columns(cfg), limits, cfg.data.seed)
     for needed in ("train", "dev"):
         if needed not in splits:

@@ -223,6 +223,7 @@ HASH_NEUTRAL = {
     ("train", "hard_batches"): 0,
     ("teacher", "freeze_embeddings"): False,
     ("teacher", "group_by_length"): False,
+    ("teacher", "max_train_pairs"): "data",
     ("student", "tap", "shared"): True,
     ("student", "pack_tokens"): 512,
     ("student", "prompt", "answer_suffix"): None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import string
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -80,10 +80,15 @@ class TeacherConfig(_Strict):
     re-normalising and re-calibrating. ``freeze_embeddings`` keeps the word-embedding table
     fixed during fine-tuning and ``group_by_length`` batches pairs of similar token length:
     both only make training cheaper (``results/teacher/`` has what they cost in quality).
+    ``max_train_pairs`` is the teacher's own training sample: ``"data"`` (the default) the
+    student's (``data.max_train_pairs``), null the whole train split, a number a seeded sample
+    of that many pairs (the data's seed): a teacher fine-tuned on all of a benchmark can teach
+    a student trained on a subset of it.
     """
 
     model: str = "minilm-l6"
     run: str | None = None
+    max_train_pairs: Annotated[int, Field(ge=1)] | Literal["data"] | None = "data"
     loss: Literal["cosent", "angle", "mnrl", "contrastive"] = "cosent"
     finetune: bool = True
     epochs: float = Field(default=1.0, gt=0)

@@ -31,6 +31,23 @@ def load_splits(cfg: FlipkdConfig, splits: tuple[str, ...] = ("train", "dev", "t
     return out
 
 
+def teacher_train_pairs(cfg: FlipkdConfig, student_train: list) -> list:
+    """The pairs the teacher fine-tunes on: the student's (``teacher.max_train_pairs:
+    data``), or its own seeded sample of the train split (null: all of it)."""
+    from flipkd.data import load_split
+
+    limit = cfg.teacher.max_train_pairs
+    if limit == "data" or limit == cfg.data.max_train_pairs:
+        return student_train
+    cols = {"text_a": cfg.data.text_a, "text_b": cfg.data.text_b, "label": cfg.data.label}
+    pairs = load_split(cfg.data.benchmark, "train", **cols, max_pairs=limit, seed=cfg.data.seed)
+    log.info(
+        "teacher: fine-tuning on %d train pairs (teacher.max_train_pairs), the student on %d",
+        len(pairs), len(student_train),
+    )  # fmt: skip
+    return pairs
+
+
 def ensure_teacher(cfg: FlipkdConfig, teacher_dir: Path, splits: dict, progress: bool = True):
     """Train (or reuse) the teacher run and its cache over every text of ``splits``.
 
@@ -48,7 +65,8 @@ def ensure_teacher(cfg: FlipkdConfig, teacher_dir: Path, splits: dict, progress:
     elif not (teacher_dir / "run.json").is_file():
         resolved = resolve_teacher(t.model)
         train_teacher(
-            splits["train"], splits["dev"], t, model_path=resolved.path, out_dir=teacher_dir,
+            teacher_train_pairs(cfg, splits["train"]), splits["dev"], t,
+            model_path=resolved.path, out_dir=teacher_dir,
             query_prefix=resolved.query_prefix, model_id=resolved.name, progress=progress,
         )  # fmt: skip
     cache = cache_splits(

@@ -81,10 +81,11 @@ def build_config(
     profile: Profile, benchmark: str, row: str, seed: int, overrides: list[str]
 ) -> FlipkdConfig:
     """Profile → benchmark specifics → row change → seed → user overrides, validated."""
+    chosen = {**profile.overrides, **profile.benchmark_overrides.get(benchmark, {})}
     layers = {
-        **profile.overrides, **profile.benchmark_overrides.get(benchmark, {}),
-        **ROWS[row][1], "data.benchmark": benchmark, "train.seed": seed, "teacher.seed": seed,
-        "name": f"{row}-s{seed}",
+        **chosen, **ROWS[row][1], "data.benchmark": benchmark, "train.seed": seed,
+        # a profile that fixes the teacher's seed shares one teacher between the seeds
+        "teacher.seed": chosen.get("teacher.seed", seed), "name": f"{row}-s{seed}",
     }  # fmt: skip
     if profile.cpu_bf16:
         from flipkd.trainer.precision import cpu_bf16_pays
@@ -105,6 +106,8 @@ def _teacher_key(cfg: FlipkdConfig) -> str:
     from flipkd.paths import hash_text
 
     t = cfg.teacher.model_dump(exclude={"noise", "encode_batch_size"})
+    if t["max_train_pairs"] == "data":  # the option's default keeps the keys made before it
+        del t["max_train_pairs"]
     return hash_text(repr(sorted(t.items())), repr(cfg.data.model_dump()))
 
 
@@ -279,7 +282,7 @@ def run_ladder(
         return _finished(profile, benchmark, chosen, picked, out_dir, overrides or [])
     for seed in picked:
         base = build_config(profile, benchmark, "fip", seed, overrides or [])
-        teacher_dir = _teacher_dir(base, out_dir, seed)
+        teacher_dir = _teacher_dir(base, out_dir)
         cfgs = {row: build_config(profile, benchmark, row, seed, overrides or []) for row in chosen}
         todo = [row for row, cfg in cfgs.items() if not _result_path(cfg, row, out_dir).is_file()]
         splits = cache = None
@@ -303,11 +306,12 @@ def run_ladder(
     return results
 
 
-def _teacher_dir(base: FlipkdConfig, out_dir: Path, seed: int) -> Path:
-    """Seed ``seed``'s teacher run: ``teacher.run`` when given, else the ladder's own."""
+def _teacher_dir(base: FlipkdConfig, out_dir: Path) -> Path:
+    """The teacher run of ``base``: ``teacher.run`` when given, else the ladder's own, named
+    by the teacher's seed (seeds whose configs fix ``teacher.seed`` share one)."""
     if base.teacher.run:
         return Path(base.teacher.run)
-    return out_dir / "teachers" / f"s{seed}-{_teacher_key(base)}"
+    return out_dir / "teachers" / f"s{base.teacher.seed}-{_teacher_key(base)}"
 
 
 def _finished(
@@ -318,7 +322,7 @@ def _finished(
     results = []
     for seed in seeds:
         base = build_config(profile, benchmark, "fip", seed, overrides)
-        teacher_dir = _teacher_dir(base, out_dir, seed)
+        teacher_dir = _teacher_dir(base, out_dir)
         teacher = kept_model(teacher_dir) if teacher_dir.is_dir() else None
         for row in rows:
             done = _result_path(

@@ -269,7 +269,7 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                 cfg = build_config(profile, spec.benchmark, row, seed, overrides)
                 run_dir = work_dir / "runs" / variant / f"{row}-s{seed}-{config_hash(cfg)}"
                 done = _finished(work_dir, run_dir)
-                tdir = _teacher_dir(cfg, work_dir, seed)
+                tdir = _teacher_dir(cfg, work_dir)
                 if done is not None:
                     kept = kept_model(tdir) if tdir.is_dir() else None
                     records.append({**_read_back(done, variant, overrides), "teacher_kept": kept})
