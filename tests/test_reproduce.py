@@ -322,9 +322,8 @@ def test_a_fixed_teacher_seed_shares_one_teacher_trained_on_its_own_sample(
     out = tmp_path / "shared"
     results = run_ladder(str(root), "tiny", seeds=2, out_dir=out, overrides=overrides,
                          progress=False, rows=["teacher", "sft"])  # fmt: skip
-    assert [(r["row"], r["seed"]) for r in results] == [
-        ("teacher", 0), ("sft", 0), ("teacher", 1), ("sft", 1)
-    ]
+    order = [("teacher", 0), ("sft", 0), ("teacher", 1), ("sft", 1)]
+    assert [(r["row"], r["seed"]) for r in results] == order
     (shared,) = (out / "teachers").iterdir()
     assert shared.name.startswith("s0-")
     metrics = json.loads((shared / "metrics.json").read_text())
