@@ -159,14 +159,14 @@ def _run_zero_shot(cfg, splits, cache, run_dir, progress) -> dict:
 
 
 def _run_trained(cfg, splits, cache, run_dir, progress) -> dict:
-    from flipkd.reproduce.weak import degrade_cache
+    from flipkd.reproduce.weak import weak_teacher_cache
     from flipkd.student import build_student
     from flipkd.trainer import train_student
     from flipkd.trainer.checkpoint import latest_checkpoint
 
     extra: dict[str, Any] = {}
     if cfg.teacher.noise > 0:
-        cache = degrade_cache(cache, cfg.teacher.noise, splits["train"], cfg.teacher.seed)
+        cache = weak_teacher_cache(cfg, cache, splits["train"])
         extra["teacher_scores"] = teacher_scores(cache, splits)
     student = build_student(
         cfg.student,

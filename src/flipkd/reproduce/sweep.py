@@ -143,13 +143,12 @@ def load_spec(path: Path) -> SweepSpec:
 def _run_one(cfg, row: str, splits: dict, cache, run_dir: Path, progress: bool) -> dict:
     """Train one candidate (resumable) and score it on dev in both modes."""
     from flipkd.reproduce.scoring import student_scores
-    from flipkd.reproduce.weak import degrade_cache
+    from flipkd.reproduce.weak import weak_teacher_cache
     from flipkd.student import build_student
     from flipkd.trainer import train_student
     from flipkd.trainer.checkpoint import latest_checkpoint
 
-    if cfg.teacher.noise > 0:
-        cache = degrade_cache(cache, cfg.teacher.noise, splits["train"], cfg.teacher.seed)
+    cache = weak_teacher_cache(cfg, cache, splits["train"])
     student = build_student(
         cfg.student, benchmark=cfg.data.benchmark,
         gradient_checkpointing=cfg.train.gradient_checkpointing, init_seed=cfg.train.seed,
