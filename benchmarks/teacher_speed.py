@@ -158,9 +158,9 @@ def _flipkd(source, train, dev, options, args, work: Path, name: str) -> dict[st
 
 
 def _scores(model: Any, dev: list, batch: int) -> np.ndarray:
-    from flipkd.teacher.train import _dev_scores
+    from flipkd.teacher.selection import dev_scores
 
-    return _dev_scores(model, dev, batch)[0]
+    return dev_scores(model, dev, batch)[0]
 
 
 def _paired_bootstrap(a: np.ndarray, b: np.ndarray, labels: np.ndarray, n: int, seed: int):

@@ -17,15 +17,9 @@ from flipkd.errors import ConfigError, DataError
 from flipkd.evaluation import pair_metrics
 from flipkd.teacher import build_tiny_teacher, train_teacher
 from flipkd.teacher.encoder import TeacherSource, encode_texts, load_encoder
+from flipkd.teacher.selection import FEW_DEV_POSITIVES, base_lead, few_positives
 from flipkd.teacher.tiny import toy_pairs, toy_words
-from flipkd.teacher.train import (
-    FEW_DEV_POSITIVES,
-    _few_positives,
-    base_lead,
-    pair_dataset,
-    schedule,
-    subsample,
-)
+from flipkd.teacher.train import pair_dataset, schedule, subsample
 from flipkd.teacher.trainer_log import format_log
 from flipkd.teacher.workflow import kept_model
 
@@ -239,9 +233,9 @@ def test_a_base_lead_within_dev_noise_keeps_the_trained_checkpoint(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same run as above, its lead declared inside the noise: the checkpoint is kept."""
-    from flipkd.teacher import train as train_module
+    from flipkd.teacher import selection
 
-    monkeypatch.setattr(train_module, "base_lead", lambda *a, **k: (0.01, -0.02, 0.04))
+    monkeypatch.setattr(selection, "base_lead", lambda *a, **k: (0.01, -0.02, 0.04))
     run, aps = _trained_on_flipped_labels(tiny_model, tmp_path / "noise", toy_pairs(32, seed=7))
     assert run.metrics["best_step"] > 0 and run.metrics["base_lead"]["kept"] == "checkpoint"
     said = kept_model(run.run_dir)
@@ -266,12 +260,12 @@ def test_the_few_positives_hint_names_the_counts_and_keeps_quiet_on_enough() -> 
     few = toy_pairs(40, seed=1)
     positives = sum(p.label for p in few)
     assert 0 < positives < FEW_DEV_POSITIVES
-    assert f"dev holds 40 pairs with {positives} positives" in _few_positives(few)
-    assert "data.max_dev_pairs" in _few_positives(few)
+    assert f"dev holds 40 pairs with {positives} positives" in few_positives(few)
+    assert "data.max_dev_pairs" in few_positives(few)
     many = [p for p in toy_pairs(600, seed=2) if p.label == 1][:FEW_DEV_POSITIVES]
-    assert _few_positives(many) == ""
+    assert few_positives(many) == ""
     graded = [type(p)(p.text_a, p.text_b, None, 0.5, "x", 1) for p in few]
-    assert _few_positives(graded) == ""  # graded dev: Spearman picks the checkpoint
+    assert few_positives(graded) == ""  # graded dev: Spearman picks the checkpoint
 
 
 def test_trainer_logs_read_as_one_line() -> None:

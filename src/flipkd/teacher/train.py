@@ -4,8 +4,8 @@ Nothing here re-implements a loss or a loop: the losses come from
 ``sentence_transformers.losses`` through :data:`LOSSES`, training from
 ``SentenceTransformerTrainer``. This module chooses the data columns, the
 schedule (evaluate and checkpoint a whole number of times, at least once per
-epoch), keeps the best dev checkpoint — the base model counts as the step-0 candidate, so
-fine-tuning that only hurts dev returns the base weights — and writes the run directory::
+epoch), keeps the best dev checkpoint — or the base model, when it beat them clearly
+(:mod:`flipkd.teacher.selection`) — and writes the run directory::
 
     RUN/run.json       {"kind": "teacher", model, model_dir, finetuned, query_prefix, args...}
     RUN/model/         the fine-tuned sentence-transformers model (absent when zero-shot)
@@ -26,12 +26,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from flipkd.config.schema import TeacherConfig
 from flipkd.errors import ConfigError, DataError
 from flipkd.paths import atomic_dir, write_json
-from flipkd.teacher import encoder, speed, trainer_log
+from flipkd.teacher import encoder, selection, speed, trainer_log
 from flipkd.teacher.workflow import dev_metrics
 
 log = logging.getLogger(__name__)
@@ -104,8 +102,8 @@ def subsample(pairs: Sequence[Any], fraction: float, seed: int) -> list[Any]:
     if fraction >= 1:
         return list(pairs)
     k = max(1, round(fraction * len(pairs)))
-    keep = sorted(random.Random(seed).sample(range(len(pairs)), k))
-    return [pairs[i] for i in keep]
+    chosen = sorted(random.Random(seed).sample(range(len(pairs)), k))
+    return [pairs[i] for i in chosen]
 
 
 def _dev_evaluator(dev: Sequence[Any], batch_size: int) -> tuple[Any, str]:
@@ -134,26 +132,6 @@ def schedule(n_train: int, batch_size: int, epochs: float) -> tuple[int, int]:
     n_evals = max(1, math.ceil(epochs))
     eval_steps = max(1, math.ceil(epochs * steps_per_epoch / n_evals))
     return eval_steps, eval_steps * n_evals
-
-
-def _dev_scores(model: Any, dev: Sequence[Any], batch_size: int) -> tuple[np.ndarray, float]:
-    """Cosine per dev pair and the encode throughput (texts/s)."""
-    unique = sorted({t for p in dev for t in (p.text_a, p.text_b)})
-    start = time.perf_counter()
-    emb = encoder.encode_texts(model, unique, batch_size=batch_size)
-    rate = len(unique) / max(time.perf_counter() - start, 1e-9)
-    row = {t: i for i, t in enumerate(unique)}
-    a = emb[[row[p.text_a] for p in dev]]
-    b = emb[[row[p.text_b] for p in dev]]
-    return (a * b).sum(-1).numpy().astype(np.float64), rate
-
-
-BASE_LEAD_RESAMPLES = 1000  # bootstrap resamples behind keeping the base model
-
-# a dev set with fewer gold positives than this makes average precision, and so the choice
-# between the base and the trained checkpoints, noisy (ATEC's 100-pair dev sample holds ~18:
-# it kept the base where 1,000 dev pairs kept the trained teacher, docs/quality.md §21)
-FEW_DEV_POSITIVES = 100
 
 
 def _fit(
@@ -247,86 +225,6 @@ def _fit(
     return history, info, Path(best) if best else None
 
 
-def _dev_metric(dev: Sequence[Any]) -> tuple[str, Callable[[np.ndarray, np.ndarray], float]]:
-    """The checkpoint metric's name and ``f(gold, scores)``: AP for 0/1 labels, Spearman
-    for graded scores, as :func:`_dev_evaluator` chooses."""
-    from scipy.stats import spearmanr
-    from sklearn.metrics import average_precision_score
-
-    if all(p.label is not None for p in dev):
-        return "average precision", average_precision_score
-    return "Spearman", lambda gold, scores: float(spearmanr(gold, scores)[0])
-
-
-def base_lead(
-    base_scores: np.ndarray,
-    ckpt_scores: np.ndarray,
-    dev: Sequence[Any],
-    n: int = BASE_LEAD_RESAMPLES,
-) -> tuple[float, float, float]:
-    """The base model's lead over a checkpoint on the dev metric, with a paired 95% bootstrap
-    interval (both models scored on the same resamples of the dev pairs): (lead, low, high)."""
-    from flipkd.evaluation.metrics import bootstrap_interval
-
-    _, fn = _dev_metric(dev)
-    gold = np.array([p.label if p.label is not None else p.score for p in dev], dtype=np.float64)
-
-    def lead(index: np.ndarray) -> np.ndarray:
-        out = np.full(len(index), np.nan)
-        for r, i in enumerate(index):
-            if np.ptp(gold[i]) > 0:  # a resample of one class has no AP
-                out[r] = fn(gold[i], base_scores[i]) - fn(gold[i], ckpt_scores[i])
-        return out
-
-    low, high = bootstrap_interval(lead, len(dev), n, seed=0)
-    return fn(gold, base_scores) - fn(gold, ckpt_scores), low, high
-
-
-def _keep_base(
-    base: encoder.TeacherSource, best: Path | None, dev: Sequence[Any], cfg: TeacherConfig,
-    info: dict[str, Any],
-) -> bool:  # fmt: skip
-    """Whether the untrained base model is kept instead of the best checkpoint: only when it
-    beat every checkpoint on dev *and* the paired interval of its lead lies above 0. On a
-    small dev set (ATEC's 100 pairs hold ~18 positives) the base wins by noise, and keeping
-    it threw the fine-tuning away (docs/quality.md §21). Records the comparison in ``info``."""
-    if best is None or info["best_value"] is None or info["base_value"] <= info["best_value"]:
-        return False
-    name, _ = _dev_metric(dev)
-    base_scores, _ = _dev_scores(encoder.load_encoder(base), dev, cfg.encode_batch_size)
-    encoder.carry_load_kwargs(base.model_dir, best)
-    ckpt = encoder.load_encoder(replace(base, model_dir=best))
-    ckpt_scores, _ = _dev_scores(ckpt, dev, cfg.encode_batch_size)
-    lead, low, high = base_lead(base_scores, ckpt_scores, dev)
-    keep = bool(low > 0)
-    info["base_lead"] = {
-        "metric": name, "base": info["base_value"], "checkpoint": info["best_value"],
-        "checkpoint_step": info["best_step"], "lead": lead, "ci_low": low, "ci_high": high,
-        "kept": "base" if keep else "checkpoint",
-    }  # fmt: skip
-    log.warning(
-        "the base model beat every checkpoint on dev %s (%.4f against %.4f at step %s; lead "
-        "%+.4f, 95%% interval [%+.4f, %+.4f]): %s%s", name, info["base_value"],
-        info["best_value"], info["best_step"], lead, low, high,
-        "keeping the base" if keep else "within dev noise, keeping the trained checkpoint",
-        _few_positives(dev),
-    )  # fmt: skip
-    return keep
-
-
-def _few_positives(dev: Sequence[Any]) -> str:
-    """A hint for the keep-the-base warning when dev has few gold positives, else ''."""
-    if any(p.label is None for p in dev):
-        return ""
-    positives = sum(p.label == 1 for p in dev)
-    if positives >= FEW_DEV_POSITIVES:
-        return ""
-    return (
-        f"; dev holds {len(dev)} pairs with {positives} positives: a larger dev sample "
-        "(data.max_dev_pairs) makes this choice steadier"
-    )
-
-
 def _batch_sampler(model: Any, cfg: TeacherConfig, query_prefix: str, kinds: Any) -> Any:
     """No duplicates for in-batch-negative losses; length-grouped batches when asked; else
     sentence-transformers' random batches."""
@@ -410,7 +308,8 @@ def train_teacher(
         history, info, best = _fit(
             model, train, pairs_dev, run_dir / ".checkpoints", cfg, query_prefix, progress
         )
-        if _keep_base(base, best, pairs_dev, cfg, info):  # the base model is a candidate too
+        # the base model is a candidate too
+        if selection.keep_base(base, best, pairs_dev, cfg, info):
             info.update(best_step=0, best_value=info["base_value"])
             model = encoder.load_encoder(base)
         elif best is not None:  # the trainer leaves the last step's weights in memory
@@ -474,7 +373,7 @@ def _record(
     finetuned: bool,
 ) -> dict[str, Any]:
     """Score dev with the kept model; write ``metrics.json`` and ``run.json``."""
-    scores, rate = _dev_scores(model, dev, encode_batch_size)
+    scores, rate = selection.dev_scores(model, dev, encode_batch_size)
     metrics = {
         "dev": dev_metrics(scores, dev),
         "dev_pairs": len(dev),
