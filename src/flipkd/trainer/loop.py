@@ -1,7 +1,7 @@
 """The training loop, read top to bottom. Only this package talks to accelerate.
 
 config → student + optimizer + schedule → (resume) → for each step:
-    global batch (a pure function of seed and step) → this process's slice →
+    global batch (a pure function of seed and step) → this process's slice (micro.py) →
     one forward (label pass + A-tap pass) → gather representations →
     L_gen + α·L_contrast + β·L_dist → backward → clip → step → log →
     dev evaluation (keep best adapter) → checkpoint (atomic)
@@ -30,24 +30,18 @@ from flipkd.student import Student, build_student
 from flipkd.trainer import checkpoint as ckpt
 from flipkd.trainer.clip import TermApart, clip, clip_groups
 from flipkd.trainer.devset import evaluate_dev
-from flipkd.trainer.diagnose import filter_coverage, filter_message, margin_stats, term_grad_norms
+from flipkd.trainer.diagnose import filter_coverage, filter_message
 from flipkd.trainer.hard_batches import teacher_groups
 from flipkd.trainer.logs import StepLog, trackers
+from flipkd.trainer.micro import micro_step
 from flipkd.trainer.precision import (
     precision_warning,
     prefix_dtype,
     resolve_precision,
     switch_precision,
 )
-from flipkd.trainer.sampler import batch_indices, shard
-from flipkd.trainer.step import (
-    LossSet,
-    batch_loss,
-    build_losses,
-    class_weights,
-    gen_targets,
-    gen_weights,
-)
+from flipkd.trainer.sampler import batch_indices
+from flipkd.trainer.step import LossSet, build_losses, class_weights
 from flipkd.trainer.validate import nonfinite_loss, validate_setup
 
 log = logging.getLogger(__name__)
@@ -65,69 +59,6 @@ class TrainResult:
     steps: int
     seconds: float
     last_log: dict
-
-
-def _gather(acc: Accelerator, reps: torch.Tensor) -> torch.Tensor:
-    """Concatenate every process's representations, keeping gradients to the local part."""
-    if acc.num_processes == 1:
-        return reps
-    import warnings
-
-    from torch.distributed.nn.functional import all_gather  # public, differentiable
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.cat(all_gather(reps.contiguous()), dim=0)
-
-
-def _micro_step(
-    acc, model, losses: LossSet, records, cache, diagnose: bool = False, parts: dict | None = None
-) -> tuple[torch.Tensor, dict]:
-    """Forward and loss for one global micro-batch; this process handles its slice.
-
-    ``diagnose`` adds the batch's diagnostics (``diagnose.py``) to the returned values,
-    per-term gradient norms included (one extra backward per term). ``parts`` (a dict)
-    receives the label and representation parts of the total (``batch_loss``).
-    """
-    rank, world = acc.process_index, acc.num_processes
-    labels = torch.tensor([r.label if r.label is not None else -1 for r in records])
-    local = shard(list(range(len(records))), rank, world)
-    pairs = [(records[i].text_a, records[i].text_b) for i in local]
-    texts = list(dict.fromkeys(t for r in records for t in (r.text_a, r.text_b)))
-    padded = texts + texts[-1:] * (-len(texts) % world)
-    a_texts, b_texts = [r.text_a for r in records], [r.text_b for r in records]
-    teacher_cos = cache.sim(a_texts, b_texts)
-    pair_prob = cache.prob(teacher_cos.diagonal()).cpu()
-    targets = gen_targets(losses, labels, pair_prob)[local].to(acc.device)
-    weights = gen_weights(losses, labels)
-    out = model(
-        pairs, targets if losses.gen else None,
-        shard(padded, rank, world), need_gen=losses.gen, need_rep=losses.needs_rep,
-        weights=None if weights is None else weights[local].to(acc.device),
-    )  # fmt: skip
-    rep_a = rep_b = None
-    if losses.needs_rep:
-        reps = _gather(acc, out["reps"])[: len(texts)]
-        row = {t: i for i, t in enumerate(texts)}
-        rep_a = reps[[row[r.text_a] for r in records]]
-        rep_b = reps[[row[r.text_b] for r in records]]
-    terms: dict | None = {} if diagnose else None
-    total, values = batch_loss(
-        losses, out.get("gen_loss"), rep_a, rep_b, teacher_cos,
-        cache.prob(teacher_cos, losses.rep_prior),
-        labels.to(teacher_cos.device), terms_out=terms, parts_out=parts,
-        label_logits=out.get("label_logits"), label_prob=pair_prob[local],
-    )  # fmt: skip
-    if terms is not None:
-        values.update(term_grad_norms(terms, losses.weights, model.named_parameters()))
-        if "label_logits" in out:
-            values.update(margin_stats(out["label_logits"], labels[local]))
-    if "label_logits" in out:
-        gen_pos = out["label_logits"].argmax(-1) == 0
-        values["agree/gen_teacher"] = float(
-            (gen_pos.cpu() == (pair_prob[local] >= 0.5)).float().mean()
-        )
-    return total, values
 
 
 def _save_adapter(acc: Accelerator, model, target: Path) -> None:
@@ -332,7 +263,7 @@ def _train_step(run: _Session, step: int) -> dict:
         )
         with acc.accumulate(model):
             parts: dict | None = {} if run.term_apart else None
-            loss, values = _micro_step(
+            loss, values = micro_step(
                 acc, model, run.losses, [run.train_pairs[i] for i in idx], run.cache,
                 diagnose and k == 0, parts,
             )  # fmt: skip
