@@ -179,9 +179,9 @@ def test_train_checks_everything_before_the_teacher(tmp_path, tiny_llama_dir, mo
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import flipkd.trainer.loop as loop
+    import flipkd.trainer.micro as micro
 
-    real, calls = loop.batch_loss, []
+    real, calls = micro.batch_loss, []
 
     def poisoned(*args, **kwargs):
         total, values = real(*args, **kwargs)
@@ -190,7 +190,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
             total, values["loss"] = total * math.nan, math.nan
         return total, values
 
-    monkeypatch.setattr(loop, "batch_loss", poisoned)
+    monkeypatch.setattr(micro, "batch_loss", poisoned)
     cfg = tiny_config(steps=6, save_every=2)
     pairs = make_pairs()
     run = tmp_path / "run"
