@@ -82,10 +82,8 @@ def keep_base(
     base: encoder.TeacherSource, best: Path | None, dev: Sequence[Any], cfg: TeacherConfig,
     info: dict[str, Any],
 ) -> bool:  # fmt: skip
-    """Whether the untrained base model is kept instead of the best checkpoint: only when it
-    beat every checkpoint on dev *and* the paired interval of its lead lies above 0. On a
-    small dev set (ATEC's 100 pairs hold ~18 positives) the base wins by noise, and keeping
-    it threw the fine-tuning away (docs/quality.md §21). Records the comparison in ``info``."""
+    """Whether the untrained base model is kept instead of the best checkpoint (the rule in
+    the module's docstring). Records the comparison in ``info``."""
     if best is None or info["best_value"] is None or info["base_value"] <= info["best_value"]:
         return False
     name, _ = dev_metric(dev)

@@ -334,11 +334,13 @@ def train_teacher(
 
 def _args_record(cfg: TeacherConfig, query_prefix: str, progress: bool) -> dict[str, Any]:
     """The ``args`` of ``run.json``: the training settings, keys and order as they always were."""
-    fields = ("loss", "epochs", "batch_size", "lr", "warmup_ratio", "train_fraction", "max_length")
-    record: dict[str, Any] = {k: getattr(cfg, k) for k in (*fields, "seed")}
-    record.update(query_prefix=query_prefix, encode_batch_size=cfg.encode_batch_size)
-    record.update(progress=progress, freeze_embeddings=cfg.freeze_embeddings)
-    return {**record, "group_by_length": cfg.group_by_length}
+    keys = (
+        "loss", "epochs", "batch_size", "lr", "warmup_ratio", "train_fraction", "max_length",
+        "seed", "query_prefix", "encode_batch_size", "progress", "freeze_embeddings",
+        "group_by_length",
+    )  # fmt: skip
+    given = {"query_prefix": query_prefix, "progress": progress}
+    return {k: given[k] if k in given else getattr(cfg, k) for k in keys}
 
 
 def _save_model(model: Any, run_dir: Path, base_dir: Path) -> Path:
