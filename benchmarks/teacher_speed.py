@@ -93,8 +93,8 @@ def _plain(source: Any, train: list, args: argparse.Namespace, work: Path) -> di
     from transformers import set_seed
 
     from flipkd.teacher import encoder
+    from flipkd.teacher.fit import pair_dataset, schedule
     from flipkd.teacher.speed import StepClock
-    from flipkd.teacher.train import pair_dataset, schedule
 
     set_seed(args.seed)
     model = encoder.load_encoder(source)

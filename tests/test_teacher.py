@@ -17,9 +17,10 @@ from flipkd.errors import ConfigError, DataError
 from flipkd.evaluation import pair_metrics
 from flipkd.teacher import build_tiny_teacher, train_teacher
 from flipkd.teacher.encoder import TeacherSource, encode_texts, load_encoder
+from flipkd.teacher.fit import pair_dataset, schedule
 from flipkd.teacher.selection import FEW_DEV_POSITIVES, base_lead, few_positives
 from flipkd.teacher.tiny import toy_pairs, toy_words
-from flipkd.teacher.train import pair_dataset, schedule, subsample
+from flipkd.teacher.train import subsample
 from flipkd.teacher.trainer_log import format_log
 from flipkd.teacher.workflow import kept_model
 
@@ -208,7 +209,7 @@ def test_base_model_is_kept_when_training_only_hurts(
     tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     dev = toy_pairs(128, seed=7)  # 64 positives
-    caplog.set_level(logging.WARNING, logger="flipkd.teacher.train")
+    caplog.set_level(logging.WARNING, logger="flipkd.teacher.selection")
     run, aps = _trained_on_flipped_labels(tiny_model, tmp_path / "hurt", dev)
     assert run.metrics["best_step"] == 0
     # kept because the base's lead is beyond dev's noise, which the run records and says

@@ -19,9 +19,10 @@ from flipkd.teacher.cache import (
 )
 from flipkd.teacher.calibration import Calibration, fit_calibration
 from flipkd.teacher.encoder import TeacherSource, resolve_source
+from flipkd.teacher.fit import LOSSES
 from flipkd.teacher.report import disagreement_table, write_teacher_report
 from flipkd.teacher.tiny import build_tiny_teacher
-from flipkd.teacher.train import LOSSES, TeacherRun, train_teacher
+from flipkd.teacher.train import TeacherRun, train_teacher
 from flipkd.teacher.workflow import cache_splits, report_run
 
 __all__ = [

@@ -45,7 +45,7 @@ FEW_DEV_POSITIVES = 100
 
 def dev_metric(dev: Sequence[Any]) -> tuple[str, Callable[[np.ndarray, np.ndarray], float]]:
     """The checkpoint metric's name and ``f(gold, scores)``: AP for 0/1 labels, Spearman
-    for graded scores, as ``teacher.train``'s dev evaluator chooses."""
+    for graded scores, as ``teacher.fit``'s dev evaluator chooses."""
     from scipy.stats import spearmanr
     from sklearn.metrics import average_precision_score
 
