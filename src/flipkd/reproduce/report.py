@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from flipkd.config import config_hash
+from flipkd.config import FlipkdConfig, config_hash
 from flipkd.paths import atomic_file, write_json
 from flipkd.provenance import commits_line, provenance, run_commits
 from flipkd.reproduce import plots
@@ -28,7 +28,6 @@ def write_report(
     (a ``time.perf_counter()`` value), the invocation's wall time is taken after the
     aggregation (the bootstrap can take minutes for a whole ladder), else ``wall_seconds``.
     """
-    work_dir = work_dir or out_dir
     prof = PROFILES[profile]
     rows = aggregate_rows(
         results, [r for r in ROWS if r in {x["row"] for x in results}], prof.bootstrap
@@ -36,10 +35,25 @@ def write_report(
     if started is not None:
         wall_seconds = time.perf_counter() - started
     cfg = build_config(prof, benchmark, "fip", 0, overrides)
+    doc = _results_doc(results, rows, cfg, benchmark, profile, seeds, overrides, prof.bootstrap)
+    doc["timing"]["invocation_wall_seconds"] = wall_seconds
+    doc.update(provenance(command))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc["plots"] = _write_plots(results, out_dir, work_dir or out_dir)
+    write_json(out_dir / "results.json", doc)
+    _write_table(out_dir / "table.md", doc, results, cfg)
+    return doc
+
+
+def _results_doc(
+    results: list[dict], rows: list[dict], cfg: FlipkdConfig, benchmark: str, profile: str,
+    seeds: int, overrides: list[str], bootstrap: int,
+) -> dict:  # fmt: skip
+    """results.json's content but the invocation's wall time, provenance and plots."""
     sizes = {
         split: len(results[0]["scores"][split]["labels"]) for split in ("dev", "test")
     } if results else {}  # fmt: skip
-    doc = {
+    return {
         "benchmark": benchmark, "profile": profile, "seeds": seeds, "rows": rows,
         "sizes": {**sizes, "train_max": cfg.data.max_train_pairs, "train_steps": cfg.train.steps,
                   "batch_size": cfg.train.batch_size},
@@ -47,18 +61,20 @@ def write_report(
         "fip_config": cfg.model_dump(mode="json"), "fip_config_hash": config_hash(cfg),
         "timing": {
             # this command only: teachers, runs and the bootstrap (not the plots)
-            "invocation_wall_seconds": wall_seconds,
+            "invocation_wall_seconds": None,
             "runs_wall_seconds": sum(r.get("wall_seconds", 0.0) for r in results),
             "runs_computed": sum(not r.get("read_back") for r in results),
             "runs_read_back": sum(bool(r.get("read_back")) for r in results),
         },
         "run_commits": run_commits(results),
-        "claims": check_claims(rows, results, prof.bootstrap),
+        "claims": check_claims(rows, results, bootstrap),
         "fip_over_teacher": teacher_ratios(rows),
         "teacher_runs": {str(seed): t for seed, t in sorted(_teachers(results).items())},
-        **provenance(command),
     }  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _write_plots(results: list[dict], out_dir: Path, work_dir: Path) -> list[str]:
+    """Draw the plots under ``out_dir/plots``; their paths relative to ``out_dir``."""
     plot_dir = out_dir / "plots"
     plot_dir.mkdir(exist_ok=True)
     wanted = {
@@ -72,10 +88,15 @@ def write_report(
     for path, result in zip(wanted, made, strict=True):
         if result is None:  # nothing to draw: no stale plot of an earlier report beside it
             path.unlink(missing_ok=True)
-    doc["plots"] = [str(p.relative_to(out_dir)) for p in made if p]
-    write_json(out_dir / "results.json", doc)
+    return [str(p.relative_to(out_dir)) for p in made if p]
+
+
+def _write_table(path: Path, doc: dict, results: list[dict], cfg: FlipkdConfig) -> None:
+    """table.md: the header (sizes, timing, teachers, command), the table, ratios, claims."""
+    sizes, rows = doc["sizes"], doc["rows"]
     header = (
-        f"# {benchmark} / {profile}: {seeds} seed(s)\n\n{_partial_line(rows, seeds)}"
+        f"# {doc['benchmark']} / {doc['profile']}: {doc['seeds']} seed(s)\n\n"
+        f"{_partial_line(rows, doc['seeds'])}"
         f"Student `{cfg.student.model}`, teacher `{cfg.teacher.model}`; dev {sizes.get('dev')} / "
         f"test {sizes.get('test')} pairs; {cfg.train.steps} steps of batch "
         f"{cfg.train.batch_size}.{_timing_line(doc['timing'])}\n"
@@ -85,14 +106,13 @@ def write_report(
         f"Command: `{doc['command']}` at `{doc['git_commit']}`. "
         f"{commits_line(doc['run_commits'])}\n\n"
     )
-    with atomic_file(out_dir / "table.md") as fh:
+    with atomic_file(path) as fh:
         fh.write(header + markdown_table(rows) + "\n")
         if doc["fip_over_teacher"]:
             fh.write(f"\n{_ratio_line(doc['fip_over_teacher'])}\n")
         if doc["claims"]:
             fh.write(f"\n## The paper's claims at this scale\n\n{CLAIMS_NOTE}\n\n")
             fh.write(claims_markdown(doc["claims"]) + "\n")
-    return doc
 
 
 CLAIMS_NOTE = (
