@@ -23,7 +23,7 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from flipkd.config import FlipkdConfig, config_hash, save_resolved
+from flipkd.config import FlipkdConfig, TrainConfig, config_hash, save_resolved
 from flipkd.errors import ConfigError
 from flipkd.paths import write_json
 from flipkd.student import Student, build_student
@@ -168,26 +168,8 @@ def _setup(
 ) -> _Session:
     """Accelerator, student, optimizer, schedule and losses, prepared by the engine."""
     tc = cfg.train
-    losses = build_losses(cfg.loss)
-    if losses.gen and cfg.loss.gen_balance:
-        share = sum(r.label == 1 for r in train_pairs) / len(train_pairs)
-        losses.gen_class_weights = class_weights(cfg.loss.gen_balance, share)
-        log.info(
-            "L_gen class weights (loss.gen_balance=%g, %.0f%% positives): positive %.2f, "
-            "negative %.2f", cfg.loss.gen_balance, 100 * share, *losses.gen_class_weights,
-        )  # fmt: skip
-    mixed = resolve_precision(tc.mixed_precision)
-    if warning := precision_warning(mixed):
-        log.warning(warning)
-    switch_precision(mixed)
-    acc = Accelerator(
-        cpu=not torch.cuda.is_available(),  # lets torchrun / accelerate launch use gloo on CPU
-        mixed_precision=mixed,
-        gradient_accumulation_steps=tc.grad_accum,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not losses.gen)],
-        log_with=trackers(run_dir / "logs"),
-        project_dir=str(run_dir / "logs"),
-    )
+    losses = _losses(cfg, train_pairs)
+    acc = _accelerator(tc, run_dir, losses)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     set_seed(tc.seed)
@@ -230,6 +212,37 @@ def _setup(
         cfg, run_dir, acc, student, model, optimizer, scheduler, losses, clip_sets, term_apart,
         cache, train_pairs, dev_pairs, config_hash(cfg), groups,
     )  # fmt: skip
+
+
+def _losses(cfg: FlipkdConfig, train_pairs: list) -> LossSet:
+    """The loss terms, with L_gen's class weights from the training pairs' share of positives
+    when ``loss.gen_balance`` asks for them."""
+    losses = build_losses(cfg.loss)
+    if losses.gen and cfg.loss.gen_balance:
+        share = sum(r.label == 1 for r in train_pairs) / len(train_pairs)
+        losses.gen_class_weights = class_weights(cfg.loss.gen_balance, share)
+        log.info(
+            "L_gen class weights (loss.gen_balance=%g, %.0f%% positives): positive %.2f, "
+            "negative %.2f", cfg.loss.gen_balance, 100 * share, *losses.gen_class_weights,
+        )  # fmt: skip
+    return losses
+
+
+def _accelerator(tc: TrainConfig, run_dir: Path, losses: LossSet) -> Accelerator:
+    """The engine: mixed precision as resolved for this machine, gradient accumulation,
+    trackers under ``RUN/logs``."""
+    mixed = resolve_precision(tc.mixed_precision)
+    if warning := precision_warning(mixed):
+        log.warning(warning)
+    switch_precision(mixed)
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),  # lets torchrun / accelerate launch use gloo on CPU
+        mixed_precision=mixed,
+        gradient_accumulation_steps=tc.grad_accum,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not losses.gen)],
+        log_with=trackers(run_dir / "logs"),
+        project_dir=str(run_dir / "logs"),
+    )
 
 
 def _resume(run: _Session) -> int:
