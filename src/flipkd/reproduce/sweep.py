@@ -242,8 +242,28 @@ def _finished(work_dir: Path, run_dir: Path) -> Path | None:
     return next(iter(sorted((work_dir / "runs").glob(f"*/{run_dir.name}/sweep_result.json"))), None)
 
 
-def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[dict]:
-    """Run (or read back) every variant × row × seed; returns one record per run."""
+def _missing(variant: str, row: str, seed: int, overrides: list[str], cfg, run_dir: Path) -> dict:
+    """The record of a run that has not finished: where it is and how far it got."""
+    from flipkd.trainer.checkpoint import latest_checkpoint
+
+    newest = latest_checkpoint(run_dir / "checkpoints")
+    return {
+        "variant": variant, "row": row, "seed": seed, "overrides": overrides, "missing": True,
+        "config_hash": config_hash(cfg), "run_dir": str(run_dir),
+        "checkpoint_step": int(newest.name.split("-")[1]) if newest else None,
+        "steps": cfg.train.steps if row != "teacher" else None,
+    }  # fmt: skip
+
+
+def run_sweep(
+    spec: SweepSpec, work_dir: Path, progress: bool = True, *, report_only: bool = False
+) -> list[dict]:
+    """Run (or read back) every variant × row × seed; returns one record per run.
+
+    With ``report_only`` nothing is trained: a run that has not finished gets a record with
+    ``missing: True`` (and its newest checkpoint, if it started), for a report of a sweep
+    still under way.
+    """
     from flipkd.recipes.pipeline import ensure_teacher, load_splits
     from flipkd.reproduce.ladder import _teacher_dir, _teacher_key
     from flipkd.reproduce.profiles import PROFILES
@@ -272,6 +292,9 @@ def run_sweep(spec: SweepSpec, work_dir: Path, progress: bool = True) -> list[di
                 if done is not None:
                     kept = kept_model(tdir) if tdir.is_dir() else None
                     records.append({**_read_back(done, variant, overrides), "teacher_kept": kept})
+                    continue
+                if report_only:
+                    records.append(_missing(variant, row, seed, overrides, cfg, run_dir))
                     continue
                 key = _teacher_key(cfg)
                 if key not in teachers:

@@ -319,8 +319,34 @@ def curves_markdown(curves: list[dict]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def missing_markdown(missing: list[dict], total: int) -> str:
+    """The runs a partial report leaves out, each with how far it got; "" when none."""
+    if not missing:
+        return ""
+
+    def progress(r: dict) -> str:
+        if r.get("checkpoint_step") is None:
+            return "no checkpoint yet" if Path(r["run_dir"]).is_dir() else "not started"
+        return f"at step {r['checkpoint_step']} of {r['steps']}"
+
+    items = [f"- `{r['variant']}` / {r['row']} / seed {r['seed']}: {progress(r)} (`{r['run_dir']}`)"
+             for r in missing]  # fmt: skip
+    return "\n".join([
+        "", f"## Partial: {len(missing)} of {total} runs have not finished", "",
+        "Written with `--report-only`: the table above holds the finished runs only, so a "
+        "variant's means may cover other seeds than the first variant's; the Δ columns pair "
+        "runs of the same seed and skip the rest. Not finished:", "", *items,
+    ]) + "\n"  # fmt: skip
+
+
 def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[str]) -> Path:
-    """Write ``results.json`` and ``table.md`` into ``out_dir``; returns the table's path."""
+    """Write ``results.json`` and ``table.md`` into ``out_dir``; returns the table's path.
+
+    Records marked ``missing`` (runs a ``--report-only`` sweep found unfinished) are left
+    out of every number and listed in the table and in ``results.json``.
+    """
+    missing = [r for r in records if r.get("missing")]
+    records = [r for r in records if not r.get("missing")]
     entries = summarise(records, spec.row_baseline, spec.row_baseline_variant)
     n_dev = len(records[0]["scores"]["dev"]["labels"]) if records else 0
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -328,12 +354,13 @@ def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[s
     write_json(
         out_dir / "results.json",
         {"spec": spec.model_dump(), "summary": entries, "runs": records, "dev_curves": curves,
-         "run_commits": run_commits(records), **provenance(command)},
+         "missing_runs": missing, "run_commits": run_commits(records), **provenance(command)},
     )  # fmt: skip
     table = out_dir / "table.md"
     with atomic_file(table) as fh:
         fh.write(
             markdown(entries, spec, n_dev, command, run_commits(records), teachers_line(records))
+            + missing_markdown(missing, len(records) + len(missing))
         )
     diagnostics = diagnostics_markdown(records)
     if "## " in diagnostics:
