@@ -96,11 +96,11 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
         f"| lr | fip | 0 | 2 | {first['gen_roc_auc']:.3f} |"
         in (tmp_path / "out" / "dev_curves.md").read_text()
     )
-    # --report-only: a variant added later trains nothing; its runs are listed, not scored
+    # --finished-only: a variant added later trains nothing; its runs are listed, not scored
     grown = spec.model_copy(
         update={"variants": {**spec.variants, "wd": ["train.weight_decay=0.5"]}}
     )
-    partial = run_sweep(grown, tmp_path / "work", progress=False, report_only=True)
+    partial = run_sweep(grown, tmp_path / "work", progress=False, finished_only=True)
     missing = [(r["variant"], r["row"]) for r in partial if r.get("missing")]
     assert ("wd", "sft") in missing and ("wd", "fip") in missing
     assert all(r["read_back"] for r in partial if not r.get("missing"))
@@ -109,7 +109,7 @@ def test_sweep_scores_dev_only_resumes_and_reports(bench, tiny_llama_dir, tmp_pa
     ckpt = Path(wd_fip["run_dir"]) / "checkpoints" / "step-0000002"  # as if it had started
     ckpt.mkdir(parents=True)
     (ckpt / "COMPLETE").touch()
-    partial = run_sweep(grown, tmp_path / "work", progress=False, report_only=True)
+    partial = run_sweep(grown, tmp_path / "work", progress=False, finished_only=True)
     text = write_sweep_report(partial, grown, tmp_path / "partial", ["flipkd"]).read_text()
     assert f"## Partial: {len(missing)} of {len(partial)} runs have not finished" in text
     assert "- `wd` / fip / seed 0: at step 2 of 3 (" in text

@@ -177,9 +177,9 @@ def sweep_cmd(
     work: Path = typer.Option(
         None, "--work", help="Runs and checkpoints (default runs/sweep/<bench>/<name>)."
     ),
-    report_only: bool = typer.Option(
+    finished_only: bool = typer.Option(
         False,
-        "--report-only",
+        "--finished-only",
         help="Train nothing: write the table from the runs that have finished and list the "
         "others with how far they got (a sweep still under way, or one split across machines).",
     ),
@@ -194,7 +194,7 @@ def sweep_cmd(
     out_dir = out or DEFAULT_OUT / "dev" / parsed.benchmark / parsed.name
     work_dir = work or Path("runs") / "sweep" / parsed.benchmark / parsed.name
     start = time.perf_counter()
-    records = run_sweep(parsed, work_dir, progress=progress, report_only=report_only)
+    records = run_sweep(parsed, work_dir, progress=progress, finished_only=finished_only)
     table = write_sweep_report(records, parsed, out_dir, ["flipkd", *sys.argv[1:]])
     typer.echo(table.read_text())
     typer.echo(f"wall time {time.perf_counter() - start:.0f}s; results: {out_dir / 'results.json'}")

@@ -256,11 +256,11 @@ def _missing(variant: str, row: str, seed: int, overrides: list[str], cfg, run_d
 
 
 def run_sweep(
-    spec: SweepSpec, work_dir: Path, progress: bool = True, *, report_only: bool = False
+    spec: SweepSpec, work_dir: Path, progress: bool = True, *, finished_only: bool = False
 ) -> list[dict]:
     """Run (or read back) every variant × row × seed; returns one record per run.
 
-    With ``report_only`` nothing is trained: a run that has not finished gets a record with
+    With ``finished_only`` nothing is trained: a run that has not finished gets a record with
     ``missing: True`` (and its newest checkpoint, if it started), for a report of a sweep
     still under way.
     """
@@ -293,7 +293,7 @@ def run_sweep(
                     kept = kept_model(tdir) if tdir.is_dir() else None
                     records.append({**_read_back(done, variant, overrides), "teacher_kept": kept})
                     continue
-                if report_only:
+                if finished_only:
                     records.append(_missing(variant, row, seed, overrides, cfg, run_dir))
                     continue
                 key = _teacher_key(cfg)

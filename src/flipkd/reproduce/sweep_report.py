@@ -333,7 +333,7 @@ def missing_markdown(missing: list[dict], total: int) -> str:
              for r in missing]  # fmt: skip
     return "\n".join([
         "", f"## Partial: {len(missing)} of {total} runs have not finished", "",
-        "Written with `--report-only`: the table above holds the finished runs only, so a "
+        "Written with `--finished-only`: the table above holds the finished runs only, so a "
         "variant's means may cover other seeds than the first variant's; the Δ columns pair "
         "runs of the same seed and skip the rest. Not finished:", "", *items,
     ]) + "\n"  # fmt: skip
@@ -342,7 +342,7 @@ def missing_markdown(missing: list[dict], total: int) -> str:
 def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[str]) -> Path:
     """Write ``results.json`` and ``table.md`` into ``out_dir``; returns the table's path.
 
-    Records marked ``missing`` (runs a ``--report-only`` sweep found unfinished) are left
+    Records marked ``missing`` (runs a ``--finished-only`` sweep found unfinished) are left
     out of every number and listed in the table and in ``results.json``.
     """
     missing = [r for r in records if r.get("missing")]
