@@ -300,21 +300,28 @@ def run_sweep(
                 if key not in teachers:
                     splits = load_splits(cfg, ("train", "dev"))
                     teachers[key] = (splits, ensure_teacher(cfg, tdir, splits, progress)[1])
-                splits, cache = teachers[key]
                 log.info("sweep %s: variant %s, row %s, seed %d", spec.name, variant, row, seed)
-                t0 = time.perf_counter()
-                out = (
-                    _teacher_reference(cache, splits) if row == "teacher"
-                    else _run_one(cfg, row, splits, cache, run_dir, progress)
-                )  # fmt: skip
-                record = {
-                    "variant": variant, "row": row, "seed": seed, "overrides": overrides,
-                    "config_hash": config_hash(cfg), "wall_seconds": time.perf_counter() - t0,
-                    "git_commit": process_commit(),  # the code this run computed with
-                    "run_dir": str(run_dir), "train_seconds_known": train_time_known(run_dir),
-                    "dev": dev_summary(out["scores"], generated=row != "teacher"),
-                    "teacher_kept": kept_model(tdir), **out,
-                }  # fmt: skip
-                write_json(run_dir / "sweep_result.json", record)
-                records.append(record)
+                record = _compute(cfg, variant, row, seed, overrides, run_dir, *teachers[key],
+                                  progress)  # fmt: skip
+                records.append({**record, "teacher_kept": kept_model(tdir)})
+                write_json(run_dir / "sweep_result.json", records[-1])
     return records
+
+
+def _compute(
+    cfg, variant: str, row: str, seed: int, overrides: list[str], run_dir: Path, splits: dict,
+    cache, progress: bool,
+) -> dict:  # fmt: skip
+    """Train (or, for the teacher row, just score) one run; its record but the teacher's."""
+    t0 = time.perf_counter()
+    out = (
+        _teacher_reference(cache, splits) if row == "teacher"
+        else _run_one(cfg, row, splits, cache, run_dir, progress)
+    )  # fmt: skip
+    return {
+        "variant": variant, "row": row, "seed": seed, "overrides": overrides,
+        "config_hash": config_hash(cfg), "wall_seconds": time.perf_counter() - t0,
+        "git_commit": process_commit(),  # the code this run computed with
+        "run_dir": str(run_dir), "train_seconds_known": train_time_known(run_dir),
+        "dev": dev_summary(out["scores"], generated=row != "teacher"), **out,
+    }  # fmt: skip
