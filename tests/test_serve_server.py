@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +17,10 @@ from test_serve_fake import FAQ_ROWS, FakeMatcher
 
 
 def test_shutdown_drains_requests_in_flight():
-    fake = FakeMatcher(delay_s=0.25)
+    # the gate holds the first model call until all four requests are in (one in the model,
+    # three queued) however slowly a loaded machine delivers them; a fixed delay alone let
+    # the first call finish before the fourth arrived
+    fake = FakeMatcher(delay_s=0.25, gate=threading.Event())
     index = FaqIndex.build([FaqEntry(*r) for r in FAQ_ROWS], FakeMatcher().encode)
     app = create_app(fake, index, max_batch=1, max_wait_ms=0)
     batcher = app.state.serve.batcher
@@ -27,10 +31,11 @@ def test_shutdown_drains_requests_in_flight():
         futures = [
             pool.submit(httpx.post, f"{server.url}/match", json=body, timeout=10) for _ in range(4)
         ]
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 9  # under the gate's own 10 s
         while not (fake.calls and batcher.depth == 3):  # one in the model, three queued
             assert time.monotonic() < deadline
             time.sleep(0.005)
+        fake.gate.set()  # the call in flight still takes 0.25 s: shutdown begins during it
         server.stop()
         responses = [f.result() for f in futures]
         assert not server.thread.is_alive()
