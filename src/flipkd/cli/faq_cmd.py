@@ -157,7 +157,6 @@ def eval_faq(
     progress: bool = progress_option(),
 ) -> None:
     """Top-1, top-5 and MRR@10 of FAQ search (and re-ranking) through /search's own code."""
-    from flipkd.provenance import provenance
     from flipkd.serve.faq import load_faq
     from flipkd.serve.queries import load_queries
 
@@ -193,25 +192,36 @@ def eval_faq(
     typer.echo(f"FAQ {faq}: {len(entries)} entries, {len(labelled)} queries{sampled}")
     typer.echo(_table(results), nl=False)
     if out is not None:
-        report = {
-            **provenance(),
-            "model": model,
-            "teacher": teacher,
-            "retriever": retriever,
-            "faq": {"path": str(faq), "hash": hash_files([faq]), "entries": len(entries)},
-            "queries": {
-                "path": str(queries),
-                "hash": hash_files([queries]),
-                "n": len(labelled),
-                "in_file": n_file,
-                "sample_seed": seed if len(labelled) < n_file else None,
-            },  # fmt: skip
-            "rerank_k": rerank_k,
-            "rerank_weight": rerank_weight,
-            "systems": [r.as_json() for r in results],
-        }
-        write_json(out, report)
+        args = {"model": model, "teacher": teacher, "retriever": retriever, "seed": seed}
+        args |= {"rerank_k": rerank_k, "rerank_weight": rerank_weight}
+        write_json(out, _report(args, faq, entries, queries, labelled, n_file, results))
         typer.echo(f"wrote {out}")
+
+
+def _report(
+    args: dict, faq: Path, entries: list, queries: Path, labelled: list, n_file: int, results: list
+) -> dict:
+    """What ``flipkd faq eval --out`` writes: provenance, the inputs, each system's scores."""
+    from flipkd.provenance import provenance
+
+    sampled = len(labelled) < n_file
+    return {
+        **provenance(),
+        "model": args["model"],
+        "teacher": args["teacher"],
+        "retriever": args["retriever"],
+        "faq": {"path": str(faq), "hash": hash_files([faq]), "entries": len(entries)},
+        "queries": {
+            "path": str(queries),
+            "hash": hash_files([queries]),
+            "n": len(labelled),
+            "in_file": n_file,
+            "sample_seed": args["seed"] if sampled else None,
+        },
+        "rerank_k": args["rerank_k"],
+        "rerank_weight": args["rerank_weight"],
+        "systems": [r.as_json() for r in results],
+    }
 
 
 def register(app: typer.Typer) -> None:

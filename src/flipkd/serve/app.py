@@ -311,6 +311,14 @@ def create_app(
         lifespan=_lifespan(state, drain_timeout_s),
     )
     app.state.serve = state
+    _mount(app, matcher, app_metrics, allowed_hosts)
+    return app
+
+
+def _mount(
+    app: FastAPI, matcher: Matcher, app_metrics: ServeMetrics, allowed_hosts: list[str] | None
+) -> None:
+    """The routes, the web page, the error handlers and the middleware of :func:`create_app`."""
     guarded = [Depends(require_token)]
     app.add_api_route("/search", search, methods=["POST"], dependencies=guarded)
     app.add_api_route("/match", match, methods=["POST"], dependencies=guarded)
@@ -327,4 +335,3 @@ def create_app(
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app_metrics)
-    return app
