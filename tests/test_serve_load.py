@@ -112,80 +112,85 @@ def _load_open():
     return benchmark_script("load_open")
 
 
+def _stats():
+    return benchmark_script("open_loop_stats")  # its pure parts
+
+
 def test_poisson_arrivals_are_seeded_and_have_the_right_rate():
     import random
 
-    load_open = _load_open()
-    times = load_open.poisson_arrivals(8.0, 20_000, random.Random(1))
-    assert times == load_open.poisson_arrivals(8.0, 20_000, random.Random(1))
-    assert times != load_open.poisson_arrivals(8.0, 20_000, random.Random(2))
+    stats = _stats()
+    times = stats.poisson_arrivals(8.0, 20_000, random.Random(1))
+    assert times == stats.poisson_arrivals(8.0, 20_000, random.Random(1))
+    assert times != stats.poisson_arrivals(8.0, 20_000, random.Random(2))
     gaps = np.diff([0.0, *times])
     assert (gaps > 0).all()
     assert gaps.mean() == pytest.approx(1 / 8.0, rel=0.03)  # sd of the mean: 0.7%
     assert gaps.std() == pytest.approx(1 / 8.0, rel=0.05)  # exponential: sd = mean
     per_second = np.bincount(np.floor(times).astype(int))[:-1]  # whole seconds only
     assert per_second.var() == pytest.approx(per_second.mean(), rel=0.15)  # Poisson counts
-    assert load_open.arrivals_for(2.0, 30, 100) == 100
-    assert load_open.arrivals_for(10.0, 30, 100) == 300
+    assert stats.arrivals_for(2.0, 30, 100) == 100
+    assert stats.arrivals_for(10.0, 30, 100) == 300
 
 
 def test_percentiles_by_hand():
-    load_open = _load_open()
-    assert load_open.percentiles(list(range(1, 102))) == {
+    stats = _stats()
+    assert stats.percentiles(list(range(1, 102))) == {
         "p50_ms": 51.0, "p90_ms": 91.0, "p99_ms": 100.0, "max_ms": 101.0,
     }  # fmt: skip
     # 10 values: rank 0.99 * 9 = 8.91 lies between 9 and 100, at 0.91 of the way
     values = [1, 2, 3, 4, 5, 6, 7, 8, 9, 100]
-    got = load_open.percentiles(values)
+    got = stats.percentiles(values)
     assert got["p50_ms"] == 5.5 and got["p99_ms"] == pytest.approx(9 + 0.91 * 91, abs=0.01)
-    assert load_open.percentiles([]) == {"p50_ms": 0, "p90_ms": 0, "p99_ms": 0, "max_ms": 0}
+    assert stats.percentiles([]) == {"p50_ms": 0, "p90_ms": 0, "p99_ms": 0, "max_ms": 0}
 
 
 def test_within_bound_needs_p99_and_no_failures():
-    load_open = _load_open()
+    stats = _stats()
     row = {"p99_ms": 200.0, "http_5xx": 0, "transport_errors": 0, "valid_not_200": 0,
            "malformed_not_4xx": 0}  # fmt: skip
-    assert load_open.within_bound(row, 200.0) and not load_open.within_bound(row, 199.9)
-    assert not load_open.within_bound({**row, "http_5xx": 1}, 1000.0)  # 503 queue full too
+    assert stats.within_bound(row, 200.0) and not stats.within_bound(row, 199.9)
+    assert not stats.within_bound({**row, "http_5xx": 1}, 1000.0)  # 503 queue full too
 
 
 def test_rate_at_bound_and_bisection_by_hand():
-    load_open = _load_open()
+    stats = _stats()
     rows = [{"rate": r, "ok": ok} for r, ok in [(1, True), (2, True), (4, True), (8, False)]]
-    assert load_open.rate_at_bound(rows) == {"rate": 4, "first_failing": 8, "censored": False}
-    assert load_open.next_probe(rows) == 6.0
+    assert stats.rate_at_bound(rows) == {"rate": 4, "first_failing": 8, "censored": False}
+    assert stats.next_probe(rows) == 6.0
     rows.append({"rate": 6.0, "ok": False})
-    assert load_open.rate_at_bound(rows)["first_failing"] == 6.0
-    assert load_open.next_probe(rows) == 5.0
+    assert stats.rate_at_bound(rows)["first_failing"] == 6.0
+    assert stats.next_probe(rows) == 5.0
     rows.append({"rate": 5.0, "ok": True})
-    assert load_open.rate_at_bound(rows)["rate"] == 5.0
-    assert load_open.next_probe(rows, min_step=0.25) is None  # 5 → 6 is within 25% of 5
+    assert stats.rate_at_bound(rows)["rate"] == 5.0
+    assert stats.next_probe(rows, min_step=0.25) is None  # 5 → 6 is within 25% of 5
     # a lucky rate above a failing one does not count
     noisy = [{"rate": r, "ok": ok} for r, ok in [(1, True), (2, False), (3, True)]]
-    assert load_open.rate_at_bound(noisy) == {"rate": 1, "first_failing": 2, "censored": False}
+    assert stats.rate_at_bound(noisy) == {"rate": 1, "first_failing": 2, "censored": False}
     # nothing failed: a lower bound only; everything failed: no rate
-    assert load_open.rate_at_bound([{"rate": 3, "ok": True}])["censored"]
-    assert load_open.next_probe([{"rate": 3, "ok": True}]) is None
-    assert load_open.rate_at_bound([{"rate": 3, "ok": False}])["rate"] is None
-    assert load_open.next_probe([{"rate": 3, "ok": False}]) is None
+    assert stats.rate_at_bound([{"rate": 3, "ok": True}])["censored"]
+    assert stats.next_probe([{"rate": 3, "ok": True}]) is None
+    assert stats.rate_at_bound([{"rate": 3, "ok": False}])["rate"] is None
+    assert stats.next_probe([{"rate": 3, "ok": False}]) is None
 
 
 def test_ratio_says_what_kind_of_number_it_is():
-    load_open = _load_open()
+    stats = _stats()
 
     def found(rate, censored=False):
         return {"rate": rate, "first_failing": None if censored else 99, "censored": censored}
 
-    exact = load_open.ratio(found(10.0), found(4.0), 2.5)
+    exact = stats.ratio(found(10.0), found(4.0), 2.5)
     assert exact == {"value": 2.5, "kind": "exact", "goal": 2.5, "goal_met": True}
-    assert load_open.ratio(found(9.0), found(4.0), 2.5)["goal_met"] is False
-    lower = load_open.ratio(found(9.0, censored=True), found(4.0), 2.5)
+    assert stats.ratio(found(9.0), found(4.0), 2.5)["goal_met"] is False
+    lower = stats.ratio(found(9.0, censored=True), found(4.0), 2.5)
     assert lower["kind"] == "lower" and lower["goal_met"] is None  # could still be ≥ 2.5
-    assert load_open.ratio(found(12.0, censored=True), found(4.0), 2.5)["goal_met"] is True
-    upper = load_open.ratio(found(8.0), found(4.0, censored=True), 2.5)
+    assert stats.ratio(found(12.0, censored=True), found(4.0), 2.5)["goal_met"] is True
+    upper = stats.ratio(found(8.0), found(4.0, censored=True), 2.5)
     assert upper["kind"] == "upper" and upper["goal_met"] is False
-    assert load_open.ratio(found(None), found(4.0), 2.5)["value"] is None
-    assert load_open.ratio(found(8.0), found(None), 2.5)["goal_met"] is None
+    assert stats.ratio(found(12.0), found(4.0, censored=True), 2.5)["goal_met"] is None
+    assert stats.ratio(found(None), found(4.0), 2.5)["value"] is None
+    assert stats.ratio(found(8.0), found(None), 2.5)["goal_met"] is None
 
 
 def test_open_loop_run_against_the_fake_server(tmp_path, monkeypatch):
