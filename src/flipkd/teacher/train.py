@@ -96,18 +96,7 @@ def train_teacher(
         progress: Show progress bars.
     """
     cfg = TeacherConfig() if cfg is None else cfg
-    # configs copied without validation (model_copy(update=...)) get here unchecked
-    if cfg.loss not in LOSSES:
-        raise ConfigError(
-            f"teacher.loss: unknown loss {cfg.loss!r}; choose from {', '.join(LOSSES)}"
-        )
-    if cfg.group_by_length and cfg.loss in POSITIVES_ONLY:
-        raise ConfigError(
-            f"teacher.group_by_length: loss {cfg.loss!r} needs batches without duplicate texts; "
-            "set teacher.group_by_length=false"
-        )
-    if not pairs_dev:
-        raise DataError("the dev split is empty; the teacher needs it to choose a checkpoint")
+    _check(cfg, pairs_dev)
     from transformers import set_seed
 
     run_dir = Path(out_dir)
@@ -121,34 +110,61 @@ def train_teacher(
     info: dict[str, Any] = {"train_pairs": 0}
     model_dir = base.model_dir.resolve()
     if cfg.finetune:
-        train = subsample(pairs_train, cfg.train_fraction, cfg.seed)
-        if not train:
-            raise DataError("no training pairs for the teacher (train split empty?)")
-        history, info, best = fit.fit(
-            model, train, pairs_dev, run_dir / ".checkpoints", cfg, query_prefix, progress
+        model, model_dir, history, info = _finetune(
+            model, base, pairs_train, pairs_dev, cfg, run_dir, progress
         )
-        # the base model is a candidate too
-        if selection.keep_base(base, best, pairs_dev, cfg, info):
-            info.update(best_step=0, best_value=info["base_value"])
-            model = encoder.load_encoder(base)
-        elif best is not None:  # the trainer leaves the last step's weights in memory
-            encoder.carry_load_kwargs(base.model_dir, best)
-            model = encoder.load_encoder(replace(base, model_dir=best))
-        model_dir = _save_model(model, run_dir, base.model_dir)
     args = _args_record(cfg, query_prefix, progress)
     metrics = _record(
-        run_dir,
-        model,
-        base,
-        model_dir,
-        pairs_dev,
-        cfg.encode_batch_size,
-        args,
-        info,
-        history,
+        run_dir, model, base, model_dir, pairs_dev, cfg.encode_batch_size, args, info, history,
         cfg.finetune,
-    )
+    )  # fmt: skip
     return TeacherRun(run_dir, model_dir, cfg.finetune, metrics, history)
+
+
+def _check(cfg: TeacherConfig, pairs_dev: Sequence[Any]) -> None:
+    """Fail on settings that cannot work together, before any model is loaded."""
+    # configs copied without validation (model_copy(update=...)) get here unchecked
+    if cfg.loss not in LOSSES:
+        raise ConfigError(
+            f"teacher.loss: unknown loss {cfg.loss!r}; choose from {', '.join(LOSSES)}"
+        )
+    if cfg.group_by_length and cfg.loss in POSITIVES_ONLY:
+        raise ConfigError(
+            f"teacher.group_by_length: loss {cfg.loss!r} needs batches without duplicate texts; "
+            "set teacher.group_by_length=false"
+        )
+    if not pairs_dev:
+        raise DataError("the dev split is empty; the teacher needs it to choose a checkpoint")
+
+
+def _finetune(
+    model: Any,
+    base: encoder.TeacherSource,
+    pairs_train: Sequence[Any],
+    pairs_dev: Sequence[Any],
+    cfg: TeacherConfig,
+    run_dir: Path,
+    progress: bool,
+) -> tuple[Any, Path, list[dict[str, float]], dict[str, Any]]:
+    """Train ``model`` (the base, loaded) on the sub-sampled pairs; keep the best dev checkpoint
+    or the base model, and save it.
+
+    Returns the kept model, where it was saved, the evaluation history and the training info.
+    """
+    train = subsample(pairs_train, cfg.train_fraction, cfg.seed)
+    if not train:
+        raise DataError("no training pairs for the teacher (train split empty?)")
+    history, info, best = fit.fit(
+        model, train, pairs_dev, run_dir / ".checkpoints", cfg, base.query_prefix, progress
+    )
+    # the base model is a candidate too
+    if selection.keep_base(base, best, pairs_dev, cfg, info):
+        info.update(best_step=0, best_value=info["base_value"])
+        model = encoder.load_encoder(base)
+    elif best is not None:  # the trainer leaves the last step's weights in memory
+        encoder.carry_load_kwargs(base.model_dir, best)
+        model = encoder.load_encoder(replace(base, model_dir=best))
+    return model, _save_model(model, run_dir, base.model_dir), history, info
 
 
 def _args_record(cfg: TeacherConfig, query_prefix: str, progress: bool) -> dict[str, Any]:
