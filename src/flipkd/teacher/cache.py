@@ -290,30 +290,34 @@ def build_teacher_cache(
     seconds = time.perf_counter() - start
     emb = fresh if old is None else _merge(unique, old, todo, fresh)
     calibration = _calibrate(emb, {t: i for i, t in enumerate(unique)}, calib)
-    manifest = {
+    manifest = _manifest(key, source, emb, len(todo), seconds, calibration)
+    with atomic_dir(out_dir) as tmp:
+        save_file({"embeddings": emb}, str(tmp / "embeddings.safetensors"))
+        (tmp / "texts.json").write_text(json.dumps(unique, ensure_ascii=False), encoding="utf-8")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    log.info("teacher cache: %d texts encoded in %.1fs (%.0f texts/s)",
+             len(todo), seconds, manifest["texts_per_second"])  # fmt: skip
+    return TeacherCache(out_dir, manifest, unique, emb)
+
+
+def _manifest(
+    key: dict[str, Any], source: encoder.TeacherSource, emb: torch.Tensor, encoded: int,
+    seconds: float, calibration: Calibration,
+) -> dict[str, Any]:  # fmt: skip
+    """``manifest.json``: the cache key, the teacher, the matrix, the timing, the calibration."""
+    return {
         **key,
         "model_id": source.model_id,
         "model_dir": str(source.model_dir),
         "normalized": True,
         "dim": int(emb.shape[1]),
-        "count": len(unique),
+        "count": int(emb.shape[0]),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "encoded": len(todo),
+        "encoded": encoded,
         "encode_seconds": round(seconds, 3),
-        "texts_per_second": round(len(todo) / max(seconds, 1e-9), 1),
+        "texts_per_second": round(encoded / max(seconds, 1e-9), 1),
         "calibration": calibration.to_dict(),
     }
-    with atomic_dir(out_dir) as tmp:
-        save_file({"embeddings": emb}, str(tmp / "embeddings.safetensors"))
-        (tmp / "texts.json").write_text(json.dumps(unique, ensure_ascii=False), encoding="utf-8")
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-    log.info(
-        "teacher cache: %d texts encoded in %.1fs (%.0f texts/s)",
-        len(todo),
-        seconds,
-        manifest["texts_per_second"],
-    )
-    return TeacherCache(out_dir, manifest, unique, emb)
 
 
 def open_teacher_cache(
