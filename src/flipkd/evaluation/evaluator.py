@@ -149,6 +149,30 @@ def _labels(pairs: Sequence[Any], where: str) -> np.ndarray:
     return np.array([p.label for p in pairs], dtype=np.int64)
 
 
+def _load(
+    benchmark: str,
+    split: str,
+    dev_split: str,
+    max_pairs: int | Mapping[str, int | None] | None,
+    seed: int,
+) -> tuple[list, list]:
+    """The dev and scored splits (the same list when they are the same split)."""
+    from flipkd.data import load_split
+
+    limits = (
+        max_pairs
+        if isinstance(max_pairs, Mapping)
+        else dict.fromkeys((dev_split, split), max_pairs)
+    )
+    dev = load_split(benchmark, dev_split, max_pairs=limits.get(dev_split), seed=seed)
+    test = (
+        dev
+        if split == dev_split
+        else load_split(benchmark, split, max_pairs=limits.get(split), seed=seed)
+    )
+    return dev, test
+
+
 def evaluate_run(
     run_dir: Path,
     benchmark: str,
@@ -179,22 +203,10 @@ def evaluate_run(
         A dict with ``run``, ``kind``, ``benchmark``, ``split``, ``threshold_from``,
         ``primary_metric`` and ``metrics``.
     """
-    from flipkd.data import load_split
-
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     scorer = _scorer(info.get("kind", ""))
-    limits = (
-        max_pairs
-        if isinstance(max_pairs, Mapping)
-        else dict.fromkeys((dev_split, split), max_pairs)
-    )
-    dev = load_split(benchmark, dev_split, max_pairs=limits.get(dev_split), seed=seed)
-    test = (
-        dev
-        if split == dev_split
-        else load_split(benchmark, split, max_pairs=limits.get(split), seed=seed)
-    )
+    dev, test = _load(benchmark, split, dev_split, max_pairs, seed)
     scales = None
     if mode == "mix":
         dev_scores, test_scores, scales = _mixed(scorer, run_dir, dev, test, benchmark, mix_weight)

@@ -265,17 +265,7 @@ def run_ladder(
     from flipkd.recipes.pipeline import ensure_teacher, load_splits
     from flipkd.teacher.workflow import kept_model
 
-    if profile_name not in PROFILES:
-        raise ConfigError(f"unknown profile {profile_name!r}; choose one of {', '.join(PROFILES)}")
-    profile = PROFILES[profile_name]
-    chosen = rows or list(profile.rows)
-    unknown = [r for r in chosen if r not in ROWS]
-    if unknown:
-        raise ConfigError(f"unknown rows {unknown}; rows are {', '.join(ROWS)}")
-    outside = sorted({s for s in only_seeds or [] if not 0 <= s < seeds})
-    if outside:
-        raise ConfigError(f"seeds {outside} are outside 0..{seeds - 1} (--seeds {seeds})")
-    picked = sorted(set(only_seeds)) if only_seeds else list(range(seeds))
+    profile, chosen, picked = _selection(profile_name, rows, seeds, only_seeds)
     process_commit()  # the code this process runs, before any run (they record it)
     results = []
     if finished_only:
@@ -304,6 +294,24 @@ def run_ladder(
             result = run_row(cfg, row, splits, cache, out_dir, progress)
             results.append({**result, "teacher_kept": teacher})
     return results
+
+
+def _selection(
+    profile_name: str, rows: list[str] | None, seeds: int, only_seeds: list[int] | None
+) -> tuple[Profile, list[str], list[int]]:
+    """The profile, its rows to run and the seeds to run, checked before anything runs."""
+    if profile_name not in PROFILES:
+        raise ConfigError(f"unknown profile {profile_name!r}; choose one of {', '.join(PROFILES)}")
+    profile = PROFILES[profile_name]
+    chosen = rows or list(profile.rows)
+    unknown = [r for r in chosen if r not in ROWS]
+    if unknown:
+        raise ConfigError(f"unknown rows {unknown}; rows are {', '.join(ROWS)}")
+    outside = sorted({s for s in only_seeds or [] if not 0 <= s < seeds})
+    if outside:
+        raise ConfigError(f"seeds {outside} are outside 0..{seeds - 1} (--seeds {seeds})")
+    picked = sorted(set(only_seeds)) if only_seeds else list(range(seeds))
+    return profile, chosen, picked
 
 
 def _teacher_dir(base: FlipkdConfig, out_dir: Path) -> Path:
