@@ -84,7 +84,8 @@ def test_data_change_encodes_only_the_new_texts(
 ) -> None:
     """Another text set from the same teacher keeps the vectors already there and encodes only
     the new texts (a data-scale sweep's variants share one teacher); the result is what a full
-    rebuild gives. Calibration pairs are part of the key but need no encoding at all."""
+    rebuild gives. Calibration pairs are part of the key but need no encoding at all. The
+    stored set only grows; each caller gets exactly its own texts."""
     out = tmp_path / "cache"
     first = build_teacher_cache(teachers[0], _texts(pairs), out_dir=out, progress=False)
     calls: list[int] = []
@@ -108,9 +109,30 @@ def test_data_change_encodes_only_the_new_texts(
         )
         assert len(calls) == 1 and third.manifest["encoded"] == 0
         assert third.manifest["calib_hash"] != second.manifest["calib_hash"]
-        # A smaller set is served from the larger one's vectors.
-        fewer = build_teacher_cache(teachers[0], _texts(pairs)[:10], out_dir=out, progress=False)
-        assert len(calls) == 1 and len(fewer) == len(set(_texts(pairs)[:10]))
+        # A smaller set is read from the stored one: nothing encoded, nothing written, and
+        # the stored texts stay for the next user.
+        fewer = build_teacher_cache(
+            teachers[0], _texts(pairs), out_dir=out, calibration_pairs=pairs, progress=False
+        )
+        assert len(calls) == 1 and fewer.texts == sorted(set(_texts(pairs)))
+        assert len(fewer) == len(third) - 1 and "fever1 cough2" not in fewer
+        stored = json.loads((out / "manifest.json").read_text())
+        assert stored["count"] == len(third) and stored["created"] == third.manifest["created"]
+        # New texts are added to what is stored; the caller gets what it asked for.
+        grown = build_teacher_cache(
+            teachers[0], [*_texts(pairs), "rash3"], out_dir=out, calibration_pairs=pairs,
+            progress=False,
+        )  # fmt: skip
+        assert calls == [1, 1] and len(grown) == len(fewer) + 1
+        assert json.loads((out / "manifest.json").read_text())["count"] == len(third) + 1
+        assert torch.equal(grown.embed(fewer.texts), fewer.embeddings)
+    # what a run gets does not depend on what else the cache held before
+    alone = build_teacher_cache(
+        teachers[0], _texts(pairs), out_dir=tmp_path / "alone", calibration_pairs=pairs,
+        progress=False,
+    )  # fmt: skip
+    assert alone.texts == fewer.texts
+    torch.testing.assert_close(alone.embeddings, fewer.embeddings, atol=1e-5, rtol=0)
     full = build_teacher_cache(
         teachers[0], more, out_dir=tmp_path / "full", calibration_pairs=pairs, progress=False
     )

@@ -7,13 +7,16 @@ Layout of a cache directory::
     embeddings.safetensors  "embeddings": [N, d] float32, L2-normalised
 
 The directory is written through :func:`flipkd.paths.atomic_dir`, manifest last,
-so an interrupted build leaves nothing that looks complete. A build reuses an
-existing cache as it is only when every key matches (teacher weights, text set,
-calibration pairs, prefix, max length). When only the text set or the calibration
-pairs changed (another sample of the same data, as the variants of a data-scale sweep
-ask of one shared teacher), the rebuild keeps the vectors of the texts already there
-and encodes only the new ones; another teacher, prefix or length encodes everything.
-Opening a cache for use (:func:`open_teacher_cache`) refuses one made by another teacher.
+so an interrupted build leaves nothing that looks complete. A text's vector depends only
+on the teacher's weights, prefix and max length (:data:`VECTOR_KEYS`), so a cache made with
+the same ones only grows: a build that asks for texts it holds, with the same calibration
+pairs, reads them and writes nothing; new texts are encoded and added to the ones already
+there (the full-split cache `flipkd teacher train` writes survives a dev sweep that asks for
+a sample of it); other calibration pairs are fitted again from the stored vectors. Another
+teacher, prefix or length encodes everything again, as does ``force``. What a build returns
+holds exactly the texts it was asked for, in sorted order, whatever else is stored, so a run
+sees the same cache whatever the cache's history. Opening a cache for use
+(:func:`open_teacher_cache`) refuses one made by another teacher.
 """
 
 from __future__ import annotations
@@ -41,12 +44,10 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 # 2: the calibration keeps its pairs' share of positives (for a balanced-prior probability)
 CALIB_VERSION = 2
-MANIFEST_KEYS = (
-    "format", "weights_hash", "data_hash", "calib_hash", "calib_version", "query_prefix",
-    "max_length",
-)  # fmt: skip
 # what a text's vector depends on: a cache that agrees on these lends its vectors to a rebuild
 VECTOR_KEYS = ("format", "weights_hash", "query_prefix", "max_length")
+# what the calibration depends on besides the vectors
+CALIB_KEYS = ("calib_hash", "calib_version")
 
 
 class LabelledPair(Protocol):
@@ -133,6 +134,16 @@ class TeacherCache:
         """Cosine of each pair (a_i, b_i): the diagonal of :meth:`sim`, without the matrix."""
         return (self.embed(a_texts) * self.embed(b_texts)).sum(-1)
 
+    def subset(self, texts: Iterable[str]) -> TeacherCache:
+        """This cache restricted to the distinct ``texts``, sorted (itself when it holds no
+        others); CacheError if any is not cached."""
+        keep = sorted(set(texts))
+        if len(keep) == len(self.texts):
+            self.require(keep)
+            return self
+        manifest = {**self.manifest, "count": len(keep), "stored": len(self.texts)}
+        return TeacherCache(self.path, manifest, keep, self.embed(keep))
+
     def prob(self, sim: torch.Tensor, prior: str = "data") -> torch.Tensor:
         """Calibrated P(match) for cosines of any shape, at the data's or an even prior
         (:meth:`Calibration.apply`; CacheError for ``"balanced"`` on a cache built before
@@ -193,19 +204,6 @@ def _key(source: encoder.TeacherSource, texts: list[str], calib: list[tuple]) ->
     }
 
 
-def _stale_reason(path: Path, key: dict[str, Any]) -> str | None:
-    """Why an existing cache cannot be reused (None when it can)."""
-    manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        return "no cache yet"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except ValueError:
-        return "unreadable manifest"
-    changed = [k for k in MANIFEST_KEYS if manifest.get(k) != key[k]]
-    return f"changed: {', '.join(changed)}" if changed else None
-
-
 def _vector_donor(path: Path, key: dict[str, Any]) -> TeacherCache | None:
     """The cache at ``path`` when its vectors are what this teacher, prefix and length give
     (only its text set or calibration pairs differ from ``key``); None otherwise."""
@@ -226,6 +224,8 @@ def _merge(
 ) -> torch.Tensor:
     """Rows for ``texts``: the old cache's vector where it has one, else the fresh one
     (``fresh`` row i is ``todo[i]``)."""
+    if not todo:
+        return old.embed(texts)
     new_index = {t: i for i, t in enumerate(todo)}
     rows = [old.embeddings[old.index[t]] if t in old else fresh[new_index[t]] for t in texts]
     return torch.stack(rows) if rows else old.embeddings[:0]
@@ -273,14 +273,17 @@ def build_teacher_cache(
     calib = _calib_pairs(calibration_pairs)
     unique = sorted({*texts, *(c[0] for c in calib), *(c[1] for c in calib)})
     key = _key(source, unique, calib)
-    reason = "forced" if force else _stale_reason(out_dir, key)
-    if reason is None:
-        log.info("teacher cache %s is up to date (%d texts)", out_dir, len(unique))
-        return TeacherCache.load(out_dir)
     old = None if force else _vector_donor(out_dir, key)
+    calib_same = old is not None and all(old.manifest.get(k) == key[k] for k in CALIB_KEYS)
+    if calib_same and not old.missing(unique):
+        log.info("teacher cache %s is up to date (%d texts of its %d)",
+                 out_dir, len(unique), len(old))  # fmt: skip
+        return old.subset(unique)
+    stored = sorted({*unique, *old.texts}) if old is not None else unique
     todo = [t for t in unique if old is None or t not in old]
-    log.info("building teacher cache %s (%s): %d texts, %d of them kept from the old cache",
-             out_dir, reason, len(unique), len(unique) - len(todo))  # fmt: skip
+    log.info("building teacher cache %s (%s): %d texts asked for, %d to encode, %d stored",
+             out_dir, "forced" if force else _reason(out_dir, old), len(unique), len(todo),
+             len(stored))  # fmt: skip
     start = time.perf_counter()
     fresh = None
     if old is None or todo:
@@ -288,16 +291,23 @@ def build_teacher_cache(
             encoder.load_encoder(source), todo, batch_size=batch_size, progress=progress
         )
     seconds = time.perf_counter() - start
-    emb = fresh if old is None else _merge(unique, old, todo, fresh)
-    calibration = _calibrate(emb, {t: i for i, t in enumerate(unique)}, calib)
-    manifest = _manifest(key, source, emb, len(todo), seconds, calibration)
+    emb = fresh if old is None else _merge(stored, old, todo, fresh)
+    calibration = _calibrate(emb, {t: i for i, t in enumerate(stored)}, calib)
+    manifest = _manifest(_key(source, stored, calib), source, emb, len(todo), seconds, calibration)
     with atomic_dir(out_dir) as tmp:
         save_file({"embeddings": emb}, str(tmp / "embeddings.safetensors"))
-        (tmp / "texts.json").write_text(json.dumps(unique, ensure_ascii=False), encoding="utf-8")
+        (tmp / "texts.json").write_text(json.dumps(stored, ensure_ascii=False), encoding="utf-8")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     log.info("teacher cache: %d texts encoded in %.1fs (%.0f texts/s)",
              len(todo), seconds, manifest["texts_per_second"])  # fmt: skip
-    return TeacherCache(out_dir, manifest, unique, emb)
+    return TeacherCache(out_dir, manifest, stored, emb).subset(unique)
+
+
+def _reason(path: Path, old: TeacherCache | None) -> str:
+    """Why a build writes (the log line's words)."""
+    if old is not None:
+        return "new texts or calibration pairs"
+    return "no cache yet" if not (path / "manifest.json").is_file() else "another teacher"
 
 
 def _manifest(
