@@ -256,21 +256,37 @@ def evaluate_encoder(
     if candidates and rerank_k == 0:
         results[0].candidates = candidate_rows(index, hits, None)
     if rerank_k > 0:
-        reranked, rr_seconds, gen = rerank_all(
-            index, reranker, queries, hits, rerank_k=rerank_k, weight=rerank_weight,
-            progress=progress,
+        results.append(
+            _rerank_result(
+                name, encoder, reranker, index, queries, hits,
+                rerank_k=rerank_k, weight=rerank_weight, seconds=seconds, base=base,
+                progress=progress, candidates=candidates,
+            )
         )  # fmt: skip
-        total = seconds + rr_seconds
-        timing = {
-            **base,
-            "rerank_k": rerank_k,
-            "rerank_weight": rerank_weight,
-            "rerank_s": round(rr_seconds, 3),
-            "rerank_qps": n / max(total, 1e-9),  # search + re-ranking, per query end to end
-        }
-        label = f"{name} rerank@{rerank_k}" + (f" w={rerank_weight:g}" if rerank_weight < 1 else "")
-        model = encoder.name if reranker is encoder else f"{encoder.name} + {reranker.name}"
-        results.append(_result(label, model, index, queries, reranked, timing))
-        if candidates:
-            results[-1].candidates = candidate_rows(index, hits, gen)
     return results
+
+
+def _rerank_result(
+    name: str, encoder: Any, reranker: Any, index: FaqIndex, queries: Sequence[LabelledQuery],
+    hits: list, *, rerank_k: int, weight: float, seconds: float, base: dict[str, Any],
+    progress: bool, candidates: bool,
+) -> SystemResult:  # fmt: skip
+    """The ``rerank`` system: ``reranker``'s generated label over ``encoder``'s top
+    ``rerank_k`` (``seconds``: the search's time, counted in the end-to-end rate)."""
+    reranked, rr_seconds, gen = rerank_all(
+        index, reranker, queries, hits, rerank_k=rerank_k, weight=weight, progress=progress
+    )
+    timing = {
+        **base,
+        "rerank_k": rerank_k,
+        "rerank_weight": weight,
+        "rerank_s": round(rr_seconds, 3),
+        # search + re-ranking, per query end to end
+        "rerank_qps": len(queries) / max(seconds + rr_seconds, 1e-9),
+    }
+    label = f"{name} rerank@{rerank_k}" + (f" w={weight:g}" if weight < 1 else "")
+    model = encoder.name if reranker is encoder else f"{encoder.name} + {reranker.name}"
+    result = _result(label, model, index, queries, reranked, timing)
+    if candidates:
+        result.candidates = candidate_rows(index, hits, gen)
+    return result

@@ -130,11 +130,7 @@ def fit(
     out = trainer.train()
     seconds = time.perf_counter() - start
     best = trainer.state.best_model_checkpoint
-    history += [
-        {k: v for k, v in entry.items() if k.startswith("eval_") or k in ("step", "epoch")}
-        for entry in trainer.state.log_history
-        if "eval_loss" in entry
-    ]
+    history += _dev_history(trainer.state.log_history)
     pairs_seen = max_steps * cfg.batch_size
     info = {
         "train_pairs": len(train),
@@ -153,6 +149,15 @@ def fit(
         "base_value": history[0][best_metric],
     }
     return history, info, Path(best) if best else None
+
+
+def _dev_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """The trainer's dev evaluations: their metrics, step and epoch."""
+    return [
+        {k: v for k, v in entry.items() if k.startswith("eval_") or k in ("step", "epoch")}
+        for entry in log_history
+        if "eval_loss" in entry
+    ]
 
 
 def _training_args(
