@@ -163,6 +163,33 @@ def test_other_teacher_is_refused_and_rebuilt(
     assert rebuilt.manifest["weights_hash"] != built.manifest["weights_hash"]
 
 
+def test_build_log_says_why_it_encodes(
+    teachers: tuple[Path, Path], pairs: list, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The build's log line names the reason the stored cache could not be read as it is."""
+    out = tmp_path / "cache"
+
+    def build(teacher: Path, texts: list[str], **kw: object) -> str:
+        caplog.clear()
+        with caplog.at_level("INFO", logger=cache_mod.log.name):
+            build_teacher_cache(teacher, texts, out_dir=out, progress=False, **kw)
+        lines = [r.getMessage() for r in caplog.records if "building" in r.getMessage()]
+        return lines[0] if lines else "(no build)"
+
+    texts = _texts(pairs)
+    assert "(no cache yet)" in build(teachers[0], texts)
+    assert build(teachers[0], texts) == "(no build)"
+    assert "(new texts):" in build(teachers[0], [*texts, "rash3"])
+    assert "(other calibration pairs):" in build(teachers[0], texts, calibration_pairs=pairs)
+    assert "(another query prefix):" in build(teachers[0], texts, query_prefix="query: ")
+    assert "(another teacher, another query prefix):" in build(teachers[1], texts)
+    assert "(forced):" in build(teachers[1], texts, force=True)
+    (out / "manifest.json").write_text("{not json")
+    assert "(unreadable manifest (JSONDecodeError)):" in build(teachers[1], texts)
+    (out / "embeddings.safetensors").unlink()
+    assert "(damaged cache (" in build(teachers[1], texts)
+
+
 def test_missing_texts_are_named(teachers: tuple[Path, Path], pairs: list, tmp_path: Path) -> None:
     cache = build_teacher_cache(teachers[0], _texts(pairs), out_dir=tmp_path / "c", progress=False)
     with pytest.raises(CacheError, match=r"1 of 2 texts .*'unseen text'"):

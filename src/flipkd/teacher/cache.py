@@ -204,19 +204,33 @@ def _key(source: encoder.TeacherSource, texts: list[str], calib: list[tuple]) ->
     }
 
 
-def _vector_donor(path: Path, key: dict[str, Any]) -> TeacherCache | None:
+# what a build's log line says when the stored cache differs from the request in this key
+_VECTOR_KEY_WORDS = {
+    "format": "another cache format",
+    "weights_hash": "another teacher",
+    "query_prefix": "another query prefix",
+    "max_length": "another max length",
+}
+
+
+def _vector_donor(path: Path, key: dict[str, Any]) -> tuple[TeacherCache | None, str]:
     """The cache at ``path`` when its vectors are what this teacher, prefix and length give
-    (only its text set or calibration pairs differ from ``key``); None otherwise."""
+    (only its text set or calibration pairs differ from ``key``) and "", else None and why
+    it cannot be used (the build log's words)."""
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        return None, "no cache yet"
     try:
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if any(manifest.get(k) != key[k] for k in VECTOR_KEYS):
-        return None
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable manifest ({type(exc).__name__})"
+    differs = [_VECTOR_KEY_WORDS[k] for k in VECTOR_KEYS if manifest.get(k) != key[k]]
+    if differs:
+        return None, ", ".join(differs)
     try:
-        return TeacherCache.load(path)
-    except CacheError:
-        return None
+        return TeacherCache.load(path), ""
+    except CacheError as exc:
+        return None, f"damaged cache ({exc})"
 
 
 def _merge(
@@ -273,7 +287,7 @@ def build_teacher_cache(
     calib = _calib_pairs(calibration_pairs)
     unique = sorted({*texts, *(c[0] for c in calib), *(c[1] for c in calib)})
     key = _key(source, unique, calib)
-    old = None if force else _vector_donor(out_dir, key)
+    old, reason = (None, "forced") if force else _vector_donor(out_dir, key)
     calib_same = old is not None and all(old.manifest.get(k) == key[k] for k in CALIB_KEYS)
     if calib_same and not old.missing(unique):
         log.info("teacher cache %s is up to date (%d texts of its %d)",
@@ -281,9 +295,11 @@ def build_teacher_cache(
         return old.subset(unique)
     stored = sorted({*unique, *old.texts}) if old is not None else unique
     todo = [t for t in unique if old is None or t not in old]
+    if old is not None:
+        changed = {"new texts": bool(todo), "other calibration pairs": not calib_same}
+        reason = " and ".join(words for words, yes in changed.items() if yes)
     log.info("building teacher cache %s (%s): %d texts asked for, %d to encode, %d stored",
-             out_dir, "forced" if force else _reason(out_dir, old), len(unique), len(todo),
-             len(stored))  # fmt: skip
+             out_dir, reason, len(unique), len(todo), len(stored))  # fmt: skip
     start = time.perf_counter()
     fresh = None
     if old is None or todo:
@@ -301,13 +317,6 @@ def build_teacher_cache(
     log.info("teacher cache: %d texts encoded in %.1fs (%.0f texts/s)",
              len(todo), seconds, manifest["texts_per_second"])  # fmt: skip
     return TeacherCache(out_dir, manifest, stored, emb).subset(unique)
-
-
-def _reason(path: Path, old: TeacherCache | None) -> str:
-    """Why a build writes (the log line's words)."""
-    if old is not None:
-        return "new texts or calibration pairs"
-    return "no cache yet" if not (path / "manifest.json").is_file() else "another teacher"
 
 
 def _manifest(
