@@ -296,8 +296,7 @@ def build_teacher_cache(
     stored = sorted({*unique, *old.texts}) if old is not None else unique
     todo = [t for t in unique if old is None or t not in old]
     if old is not None:
-        changed = {"new texts": bool(todo), "other calibration pairs": not calib_same}
-        reason = " and ".join(words for words, yes in changed.items() if yes)
+        reason = _what_changed(new_texts=bool(todo), calib_same=calib_same)
     log.info("building teacher cache %s (%s): %d texts asked for, %d to encode, %d stored",
              out_dir, reason, len(unique), len(todo), len(stored))  # fmt: skip
     start = time.perf_counter()
@@ -317,6 +316,12 @@ def build_teacher_cache(
     log.info("teacher cache: %d texts encoded in %.1fs (%.0f texts/s)",
              len(todo), seconds, manifest["texts_per_second"])  # fmt: skip
     return TeacherCache(out_dir, manifest, stored, emb).subset(unique)
+
+
+def _what_changed(*, new_texts: bool, calib_same: bool) -> str:
+    """The build log's words for a reusable cache that still has to be written again."""
+    words = {"new texts": new_texts, "other calibration pairs": not calib_same}
+    return " and ".join(w for w, yes in words.items() if yes)
 
 
 def _manifest(
