@@ -417,6 +417,33 @@ def test_a_variant_trains_only_its_rows_and_is_compared_with_the_baseline_varian
     assert parts["plain-s0.yaml"].rows == ["sft", "fip"]
 
 
+def test_a_variant_without_the_baseline_row_is_compared_with_the_first_variants():
+    """A spec mixing variants that train sft (compared inside) with one that trains fip alone
+    (variant_rows): the latter's fip is paired with the first variant's sft and marked so."""
+    from flipkd.reproduce.sweep_report import markdown, summarise
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    cases = (("plain", "sft", 3.0), ("plain", "fip", 3.0), ("more", "sft", 0.2),
+             ("more", "fip", 0.6), ("rank", "fip", 0.6))  # fmt: skip
+    records = [_noisy_record(rng, y, variant, row, 0, noise) for variant, row, noise in cases]
+    spec = SweepSpec(name="x", rows=["sft", "fip"], row_baseline="sft",
+                     variants={"plain": [], "more": [], "rank": []},
+                     variant_rows={"rank": ["fip"]})  # fmt: skip
+    assert spec.baseline_homes() == {"plain": "plain", "more": "more", "rank": "plain"}
+    entries = {
+        (e["variant"], e["row"]): e for e in summarise(records, "sft", spec.baseline_homes())
+    }
+    more, rank = entries[("more", "fip")], entries[("rank", "fip")]
+    assert "baseline_from" not in more and rank["baseline_from"] == "plain"
+    assert more["gen_auc_vs_row_sft"][0][2] < 0 < rank["gen_auc_vs_row_sft"][0][1]
+    assert "gen_auc_vs_row_sft" not in summarise(records, "sft")[-1]  # rank has no own sft
+    text = markdown(list(entries.values()), spec, 300, ["flipkd", "sweep"])
+    assert "| rank (vs `plain`'s) | fip |" in text and "| more | fip |" in text
+    both = spec.model_copy(update={"row_baseline_variant": "more"})
+    assert set(both.baseline_homes().values()) == {"more"}
+
+
 @pytest.mark.parametrize(
     ("variant_rows", "message"),
     [

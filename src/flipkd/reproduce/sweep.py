@@ -116,6 +116,15 @@ class SweepSpec(BaseModel):
         """The rows this variant trains (all of them unless ``variant_rows`` says)."""
         return self.variant_rows.get(variant, self.rows)
 
+    def baseline_homes(self) -> dict[str, str]:
+        """Per variant, the variant whose ``row_baseline`` runs its other rows are compared
+        with: ``row_baseline_variant`` when set, else its own, or the first variant's when it
+        does not train that row (``variant_rows``: an option only fip gets, against the
+        profile's sft)."""
+        first = next(iter(self.variants), "")
+        own = {v: v if self.row_baseline in self.rows_of(v) else first for v in self.variants}
+        return {v: self.row_baseline_variant or home for v, home in own.items()}
+
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)

@@ -9,11 +9,13 @@ row, same seed, same dev pairs resampled together): an interval that spans 0 is 
 difference this dev set cannot resolve. A spec with ``row_baseline`` also gets, per variant,
 every other row against that row (same variant, same seed): "does `fip` beat `sft` here?";
 with ``row_baseline_variant`` that row is taken from one variant for all of them: "does `fip`
-with option X beat the plain `sft`?".
+with option X beat the plain `sft`?"; a variant that does not train that row
+(``variant_rows``) takes the first variant's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -74,11 +76,14 @@ def _paired_against(runs: list[dict], by: dict, variant: str, row: str) -> dict[
 
 
 def summarise(
-    records: list[dict], row_baseline: str | None = None, baseline_variant: str | None = None
+    records: list[dict],
+    row_baseline: str | None = None,
+    baseline_variant: str | Mapping[str, str] | None = None,
 ) -> list[dict]:
     """One entry per (variant, row): seeds, mean dev metrics, times, difference to the first
     variant (same row) and, given ``row_baseline``, to that row (same variant, or
-    ``baseline_variant`` for every variant)."""
+    ``baseline_variant``'s for every variant, or per variant as a mapping:
+    :meth:`SweepSpec.baseline_homes`)."""
     variants = list(dict.fromkeys(r["variant"] for r in records))
     rows = list(dict.fromkeys(r["row"] for r in records))
     base = variants[0]
@@ -103,12 +108,22 @@ def summarise(
                 same_row = _paired_against(runs, by, base, row)
                 entry.update({f"{mode}_auc_vs_{base}": d for mode, d in same_row.items()})
             if row_baseline and row not in (row_baseline, "teacher"):
-                same_variant = _paired_against(runs, by, baseline_variant or variant, row_baseline)
+                home = _home(baseline_variant, variant)
+                if home != variant:
+                    entry["baseline_from"] = home
+                same_variant = _paired_against(runs, by, home, row_baseline)
                 entry.update(
                     {f"{mode}_auc_vs_row_{row_baseline}": d for mode, d in same_variant.items()}
                 )
             out.append(entry)
     return out
+
+
+def _home(baseline_variant: str | Mapping[str, str] | None, variant: str) -> str:
+    """The variant whose baseline row ``variant``'s rows are compared with."""
+    if isinstance(baseline_variant, Mapping):
+        return baseline_variant.get(variant, variant)
+    return baseline_variant or variant
 
 
 def _train_seconds(runs: list[dict]) -> float | None:
@@ -222,7 +237,7 @@ def _row_table(entries: list[dict], baseline: str, variant: str | None = None) -
     """Every row against the baseline row inside its variant (or ``variant``'s), paired by seed
     and dev pair."""
     key = f"auc_vs_row_{baseline}"
-    which = f"`{variant}`'s" if variant else "same variant"
+    which = f"`{variant}`'s" if variant else "same variant unless marked"
     lines = [
         "", f"## Rows against `{baseline}` ({which}, same seed, paired over dev pairs)", "",
         "One seed: the difference and its 95% interval; several: the mean difference and in how "
@@ -234,7 +249,10 @@ def _row_table(entries: list[dict], baseline: str, variant: str | None = None) -
     for e in entries:
         if any(f"{mode}_{key}" in e for mode in PAIR_MODES):
             cells = " | ".join(_diffs_text(e.get(f"{mode}_{key}")) for mode in PAIR_MODES)
-            lines.append(f"| {_variant_cell(e)} | {e['row']} | {cells} |")
+            borrowed = (
+                f" (vs `{e['baseline_from']}`'s)" if "baseline_from" in e and not variant else ""
+            )
+            lines.append(f"| {_variant_cell(e)}{borrowed} | {e['row']} | {cells} |")
     return lines
 
 
@@ -347,7 +365,7 @@ def write_sweep_report(records: list[dict], spec, out_dir: Path, command: list[s
     """
     missing = [r for r in records if r.get("missing")]
     records = [r for r in records if not r.get("missing")]
-    entries = summarise(records, spec.row_baseline, spec.row_baseline_variant)
+    entries = summarise(records, spec.row_baseline, spec.baseline_homes())
     n_dev = len(records[0]["scores"]["dev"]["labels"]) if records else 0
     out_dir.mkdir(parents=True, exist_ok=True)
     curves = dev_curves(records)
