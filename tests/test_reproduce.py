@@ -282,26 +282,31 @@ def test_the_chinese_cpu_ladders_take_the_dev_chosen_student_and_the_mqp_recipe(
     assert resolve_prompt(cfg.student.prompt, benchmark).answer_suffix.endswith("答案：")
 
 
-def test_atec_cpu_trains_on_4000_pairs_for_300_steps_from_one_full_data_teacher():
+def test_chinese_cpu_profiles_train_300_steps_from_one_teacher_on_more_pairs():
     """results/dev/atec/atec-pairs/: ATEC's student sees 4,000 pairs; atec-rep-levers/: its
     teacher fine-tunes once on the whole train split (shared by the seeds) and the student
-    trains 300 steps. BQ, untried, keeps the profile's 1,000 pairs, 150 steps, a teacher a seed."""
+    trains 300 steps. BQ (bq-gen-uptake/): one teacher on a seeded 20,000 of its train pairs,
+    the student on the profile's 1,000 for 300 steps."""
     from flipkd.reproduce.ladder import build_config
     from flipkd.reproduce.profiles import PROFILES
 
     atec, bq = (build_config(PROFILES["cpu"], b, "fip", 2, []) for b in ("atec", "bq"))
     assert (atec.data.max_train_pairs, bq.data.max_train_pairs) == (4000, 1000)
-    # ATEC's dev is the 1,000-pair sample its dev sweeps chose the defaults on
-    assert (atec.data.max_dev_pairs, bq.data.max_dev_pairs) == (1000, 100)
-    assert (atec.train.steps, bq.train.steps) == (300, 150)
-    assert (atec.teacher.max_train_pairs, bq.teacher.max_train_pairs) == (None, "data")
-    assert (atec.teacher.seed, bq.teacher.seed) == (0, 2)  # ATEC's one teacher, BQ's per seed
-    assert atec.teacher.lr == 5e-5 and atec.train.seed == 2
-    assert atec.teacher.freeze_embeddings and atec.teacher.group_by_length
-    assert not (bq.teacher.freeze_embeddings or bq.teacher.group_by_length)
+    # dev is the 1,000-pair sample each benchmark's dev sweeps chose the defaults on
+    assert (atec.data.max_dev_pairs, bq.data.max_dev_pairs) == (1000, 1000)
+    assert (atec.train.steps, bq.train.steps) == (300, 300)
+    assert (atec.teacher.max_train_pairs, bq.teacher.max_train_pairs) == (None, 20000)
+    for cfg in (atec, bq):  # one teacher for every seed, with the speed options
+        assert cfg.teacher.seed == 0 and cfg.train.seed == 2 and cfg.teacher.lr == 5e-5
+        assert cfg.teacher.freeze_embeddings and cfg.teacher.group_by_length
+    # MQP keeps the profile's per-seed teacher and 150 steps
+    mqp = build_config(PROFILES["cpu"], "mqp", "fip", 2, [])
+    assert (mqp.teacher.seed, mqp.teacher.max_train_pairs, mqp.train.steps) == (2, "data", 150)
     # the sft row trains as long as fip; the gpu profile keeps its own 450 steps
-    assert build_config(PROFILES["cpu"], "atec", "sft", 0, []).train.steps == 300
-    assert build_config(PROFILES["gpu"], "atec", "fip", 0, []).train.steps == 450
+    for b in ("atec", "bq"):
+        assert build_config(PROFILES["cpu"], b, "sft", 0, []).train.steps == 300
+        gpu = build_config(PROFILES["gpu"], b, "fip", 0, [])
+        assert gpu.train.steps == 450 and gpu.teacher.seed == 0
     # a user's override still wins over the benchmark's
     small = build_config(
         PROFILES["cpu"], "atec", "fip", 0, ["data.max_train_pairs=500", "teacher.seed=3"]
