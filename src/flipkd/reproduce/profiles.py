@@ -175,7 +175,8 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         "cpu",
-        "whole ladder x 3 seeds in <= 3 h per benchmark on 2 cores (subsets, top-8-layer LoRA)",
+        "subsets, top-8-layer LoRA for 2 CPU cores: MQP's whole ladder x 3 seeds in <= 3 h; "
+        "ATEC and BQ train 300 steps from one shared teacher (hours: run by --row / --seed)",
         _CPU_PROFILE_OVERRIDES, ALL_ROWS, bootstrap=1000,
         benchmark_overrides=_CPU_BENCHMARK_OVERRIDES,
     ),
