@@ -215,6 +215,7 @@ HASH_NEUTRAL = {
     ("loss", "gen_teacher"): 0.0,
     ("loss", "gen_balance"): 0.0,
     ("loss", "label_rank"): 0.0,
+    ("loss", "tap_rank"): 0.0,
     ("loss", "rep_prior"): "data",
     ("train", "adam_beta2"): 0.999,
     ("train", "clip_scope"): "global",

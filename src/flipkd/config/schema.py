@@ -224,6 +224,10 @@ class LossConfig(_Strict):
     beta: float = Field(default=1.0, ge=0)
     dist_t_teacher: float = Field(default=0.05, gt=0)
     dist_t_student: float = Field(default=0.05, gt=0)
+    # weight of L_tap-rank (not the paper's; losses/tap_rank.py): the A-tap's cosines of the
+    # batch's labelled pairs, listwise against the teacher's (at L_dist's temperatures), the
+    # comparison between pairs that L_dist's row-wise softmax leaves out; 0 = off
+    tap_rank: float = Field(default=0.0, ge=0)
     filter: bool = True
     # the prior of the teacher probability P that the representation terms and the filter
     # read (theta_pos / theta_neg, MCL's in-class targets): "data" = P(match | cosine) at the

@@ -20,7 +20,7 @@ from flipkd.modes import PAIR_MODES
 
 COLUMNS = ("accuracy", "f1", "precision", "recall", "ap", "roc_auc", "spearman", "threshold", "n")
 REPORT_PREFIXES = ("agree/", "mask/")
-LOSS_TERMS = ("loss", "gen", "contrast", "dist")
+LOSS_TERMS = ("loss", "gen", "label_rank", "contrast", "dist", "tap_rank")
 THRESHOLD_NOTE = (
     "A pair matches when score >= threshold. Gen scores are probabilities in [0, 1]; rep "
     "scores are cosines in [-1, 1], as in training and evaluation.\n\n"

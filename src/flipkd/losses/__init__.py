@@ -1,5 +1,6 @@
 """Losses on ``[B, B]`` similarity matrices: MCL, L_dist, the dual-threshold mask, baselines;
-and L_rank (``label_rank``) on the generated label's log-odds per pair.
+L_rank (``label_rank``) on the generated label's log-odds per pair, and its A-tap analogue
+L_tap-rank (``tap_rank``) on the labelled pairs' cosines.
 
 Every loss has the signature ``loss(student_sim, teacher_sim, labels, mask) -> scalar``: the
 math is a function of tensors only, wrapped by a small ``nn.Module`` holding the
@@ -23,6 +24,7 @@ from flipkd.losses.kdmcse import KDMCSELoss, kdmcse_loss
 from flipkd.losses.label_rank import label_rank_loss
 from flipkd.losses.mask import PairMask, dual_threshold_mask
 from flipkd.losses.mcl import MCLLoss, mcl_loss
+from flipkd.losses.tap_rank import tap_rank_loss
 
 __all__ = [
     "CONTRASTIVE_LOSSES",
@@ -46,5 +48,6 @@ __all__ = [
     "kl_dist_loss",
     "mcl_loss",
     "mse_dist_loss",
+    "tap_rank_loss",
     "total_loss",
 ]

@@ -63,6 +63,17 @@ def ordered_pair_lse(a: Tensor, key: Tensor) -> Tensor | None:
     return torch.logsumexp(a_sorted[has_lower] + prefix[n_less[has_lower] - 1], 0)
 
 
+def listwise_kl(student_logits: Tensor, target_logits: Tensor) -> Tensor:
+    """``KL(softmax(target) || softmax(student))`` over one list of scores (``[n]`` each).
+
+    A softmax ignores a shift common to the whole list, so this compares rankings and their
+    spread, not levels. The target carries no gradient.
+    """
+    target = torch.log_softmax(target_logits.detach(), dim=0)
+    log_q = torch.log_softmax(student_logits, dim=0)
+    return torch.nn.functional.kl_div(log_q, target, reduction="sum", log_target=True)
+
+
 def safe_angle(cosine: Tensor) -> Tensor:
     """``arccos`` of a cosine clamped to ``[-1 + eps, 1 - eps]`` (finite gradient)."""
     return torch.arccos(cosine.clamp(-1.0 + ACOS_EPS, 1.0 - ACOS_EPS))

@@ -18,10 +18,9 @@ its prior (the level L_gen calibrates): unlike L_gen against the teacher's proba
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from flipkd.losses._ops import graph_zero
+from flipkd.losses._ops import graph_zero, listwise_kl
 
 PROB_FLOOR = 1e-4  # a teacher probability of 0 or 1 would give an infinite log-odds
 
@@ -48,6 +47,4 @@ def label_rank_loss(margins: Tensor, teacher_prob: Tensor, t_student: float = 1.
     if margins.numel() < 2:
         return graph_zero(margins)
     p = teacher_prob.detach().to(margins).clamp(PROB_FLOOR, 1.0 - PROB_FLOOR)
-    target = F.log_softmax(torch.log(p) - torch.log1p(-p), dim=0)
-    log_q = F.log_softmax(margins / t_student, dim=0)
-    return F.kl_div(log_q, target, reduction="sum", log_target=True)
+    return listwise_kl(margins / t_student, torch.log(p) - torch.log1p(-p))

@@ -42,7 +42,7 @@ SFT_KD_TEACHER_SHARE = 0.5
 # Rows that train nothing keep the loss options a profile adds for fip at their neutral value:
 # they compute nothing with them, and so a run kept by config hash is still found after the
 # profile's fip recipe changes (loss.label_rank: 3 in cpu/gpu since 2026-12-05).
-_UNTRAINED = {"loss.label_rank": 0.0}
+_UNTRAINED = {"loss.label_rank": 0.0, "loss.tap_rank": 0.0}
 ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "teacher": ("teacher", _UNTRAINED),
     "zero-shot": ("zero-shot", _UNTRAINED),
@@ -53,7 +53,7 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
             "loss.contrastive": "none",
             "loss.dist": "none",
             "loss.gen_teacher": 0.0,
-            "loss.label_rank": 0.0,
+            **_UNTRAINED,
         },
     ),  # fmt: skip
     # plain distillation into the label: sft's terms, L_gen's target mixed with the teacher's
@@ -64,7 +64,7 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
             "loss.contrastive": "none",
             "loss.dist": "none",
             "loss.gen_teacher": SFT_KD_TEACHER_SHARE,
-            "loss.label_rank": 0.0,
+            **_UNTRAINED,
         },
     ),  # fmt: skip
     "fip-arccse": (TRAINED, {"loss.contrastive": "arccse"}),

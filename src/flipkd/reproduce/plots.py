@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 COSINE_ROWS = ("teacher", "sft", "fip")
-CURVE_TERMS = ("loss", "gen", "label_rank", "contrast", "dist")
+CURVE_TERMS = ("loss", "gen", "label_rank", "contrast", "dist", "tap_rank")
 
 
 def _first_seed(results: list[dict], row: str) -> dict | None:

@@ -22,6 +22,7 @@ from flipkd.losses import (
     build_dist,
     dual_threshold_mask,
     label_rank_loss,
+    tap_rank_loss,
     total_loss,
 )
 from flipkd.trainer.diagnose import collapse_values, label_prior_entropy, rep_stats
@@ -43,10 +44,15 @@ class LossSet:
     # L_gen's weight of a gold positive and of a gold negative (set from the training
     # pairs by :func:`class_weights`; (1, 1): the plain mean)
     gen_class_weights: tuple[float, float] = (1.0, 1.0)
+    # L_tap-rank's temperatures (teacher, student): L_dist's
+    tap_rank_temps: tuple[float, float] = (0.05, 0.05)
 
     @property
     def needs_rep(self) -> bool:
-        return self.contrastive is not None or self.dist is not None
+        return (
+            self.contrastive is not None or self.dist is not None
+            or bool(self.weights.get("tap_rank"))
+        )  # fmt: skip
 
 
 _CONTRAST_HPARAMS = {
@@ -74,11 +80,12 @@ def build_losses(cfg: LossConfig) -> LossSet:
     dist = build_dist(cfg.dist, **_DIST_HPARAMS[cfg.dist](cfg))
     weights = {
         "gen": cfg.gen_weight if cfg.gen else 0.0, "contrast": cfg.alpha, "dist": cfg.beta,
-        "label_rank": cfg.label_rank if cfg.gen else 0.0,
+        "label_rank": cfg.label_rank if cfg.gen else 0.0, "tap_rank": cfg.tap_rank,
     }  # fmt: skip
     return LossSet(
         contrastive, dist, cfg.gen, weights, cfg.filter, cfg.theta_pos, cfg.theta_neg,
         cfg.gen_teacher, cfg.rep_prior,
+        tap_rank_temps=(cfg.dist_t_teacher, cfg.dist_t_student),
     )  # fmt: skip
 
 
@@ -136,7 +143,8 @@ def batch_loss(
     label_logits: torch.Tensor | None = None,
     label_prob: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """L = w_gen·L_gen + α·L_contrast + β·L_dist (+ w_rank·L_rank) on one global batch.
+    """L = w_gen·L_gen + α·L_contrast + β·L_dist (+ w_rank·L_rank + w_tap·L_tap-rank) on one
+    global batch.
 
     ``label_logits`` ([n, 2]: the positive and the negative label word) and ``label_prob``
     ([n]: the teacher's calibrated probability of the same pairs) feed L_rank when its
@@ -145,7 +153,7 @@ def batch_loss(
     Given ``terms_out`` (a dict), the unweighted term tensors are put there and the log
     gets the batch's diagnostics (``trainer/diagnose.py``: anisotropy, collapse values).
     Given ``parts_out``, the total's two parts go there: ``"gen"`` (w_gen·L_gen) and
-    ``"rep"`` (α·L_contrast + β·L_dist), each ``None`` when switched off
+    ``"rep"`` (α·L_contrast + β·L_dist + w_tap·L_tap-rank), each ``None`` when switched off
     (``train.clip_scope: term-apart`` clips their gradients apart).
     """
     terms: dict[str, torch.Tensor | None] = {"gen": gen_loss, "contrast": None, "dist": None}
@@ -168,6 +176,11 @@ def batch_loss(
                 terms[name] = module(
                     sim, _teacher_view(module, teacher_cos, teacher_prob), labels, mask
                 )
+        if losses.weights.get("tap_rank"):
+            t_teacher, t_student = losses.tap_rank_temps
+            terms["tap_rank"] = tap_rank_loss(
+                sim, teacher_cos, labels, t_teacher=t_teacher, t_student=t_student
+            )
         if terms_out is not None:
             terms_out.update(contrast=terms["contrast"], dist=terms["dist"])
             log.update(rep_stats(rep_a, rep_b))
@@ -178,7 +191,7 @@ def batch_loss(
     log.update(term_log)
     if parts_out is not None:
         parts_out["gen"] = _weighted(terms, losses.weights, ("gen", "label_rank"))
-        parts_out["rep"] = _weighted(terms, losses.weights, ("contrast", "dist"))
+        parts_out["rep"] = _weighted(terms, losses.weights, ("contrast", "dist", "tap_rank"))
     return total, log
 
 
