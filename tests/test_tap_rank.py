@@ -10,7 +10,6 @@ import torch
 from flipkd.config import FlipkdConfig, config_hash
 from flipkd.losses import kl_dist_loss, tap_rank_loss
 from flipkd.trainer.step import batch_loss, build_losses
-from tiny_run import first_step, make_cache, make_pairs
 
 TEACHER = torch.tensor(
     [[0.95, 0.70, 0.72], [0.71, 0.80, 0.69], [0.70, 0.73, 0.88]]
@@ -96,25 +95,3 @@ def test_option_is_validated_and_hash_neutral_at_zero():
     )
     with pytest.raises(ValueError):
         FlipkdConfig.model_validate({"loss": {"tap_rank": -1.0}})
-
-
-def test_it_trains_with_the_other_terms(tmp_path):
-    pairs = make_pairs()
-    cache = make_cache(tmp_path / "cache", pairs)
-    first, _ = first_step(tmp_path / "on", pairs, cache, tap_rank=1.0)
-    assert first["tap_rank"] > 0
-    plain, _ = first_step(tmp_path / "off", pairs, cache)
-    assert "tap_rank" not in plain
-    assert first["dist"] == pytest.approx(plain["dist"], abs=1e-6)  # the same first forward
-    assert first["loss"] == pytest.approx(plain["loss"] + first["tap_rank"], abs=1e-5)
-
-
-def test_rows_without_the_teacher_stay_free_of_it():
-    from flipkd.reproduce.ladder import build_config
-    from flipkd.reproduce.profiles import PROFILES
-
-    prof = PROFILES["cpu"]
-    prof = dataclasses.replace(prof, overrides={**prof.overrides, "loss.tap_rank": 1.0})
-    for row in ("sft", "sft-kd", "teacher", "zero-shot"):
-        assert build_config(prof, "mqp", row, 0, []).loss.tap_rank == 0.0
-    assert build_config(prof, "mqp", "fip", 0, []).loss.tap_rank == 1.0
