@@ -75,3 +75,35 @@ def test_option_is_validated_and_hash_neutral_at_zero():
     )
     with pytest.raises(ValueError, match="label_rank needs the generated label"):
         FlipkdConfig.model_validate({"loss": {"label_rank": 1.0, "gen": False}})
+
+
+def test_the_cpu_and_gpu_profiles_train_fip_with_it_and_the_demo_without():
+    """The dev-chosen default (results/dev/atec/atec-label-rank-seeds/): weight 3 for fip and
+    its ablations in the cpu and gpu profiles, sft without it, the demo untouched."""
+    from flipkd.reproduce.ladder import build_config
+    from flipkd.reproduce.profiles import PROFILES
+
+    for name in ("cpu", "gpu"):
+        for bench in ("mqp", "atec"):
+            assert build_config(PROFILES[name], bench, "fip", 0, []).loss.label_rank == 3.0
+            assert build_config(PROFILES[name], bench, "fip-no-mcl", 0, []).loss.label_rank == 3.0
+            assert build_config(PROFILES[name], bench, "sft", 0, []).loss.label_rank == 0.0
+    assert build_config(PROFILES["demo"], "mqp", "fip", 0, []).loss.label_rank == 0.0
+
+
+def test_rows_that_train_nothing_keep_their_run_keys_when_the_fip_recipe_changes():
+    """teacher and zero-shot compute nothing with the loss options: the cpu profile's L_rank
+    leaves their config hash (the key their finished runs are found by) as it was."""
+    from flipkd.config import config_hash
+    from flipkd.reproduce.ladder import build_config
+    from flipkd.reproduce.profiles import PROFILES
+
+    cpu = PROFILES["cpu"]
+    before = dataclasses.replace(
+        cpu, overrides={k: v for k, v in cpu.overrides.items() if k != "loss.label_rank"}
+    )
+    for row in ("teacher", "zero-shot", "sft"):
+        now, then = (build_config(p, "atec", row, 0, []) for p in (cpu, before))
+        assert config_hash(now) == config_hash(then)
+    fip_now, fip_then = (build_config(p, "atec", "fip", 0, []) for p in (cpu, before))
+    assert config_hash(fip_now) != config_hash(fip_then)
