@@ -21,25 +21,20 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from flipkd.bench.script import report_main
-from flipkd.errors import ConfigError, run_script
-from flipkd.provenance import provenance
+from flipkd.bench.script import (
+    check_student_runs,
+    report_main,
+    student_runs_parser,
+    student_runs_report,
+)
+from flipkd.errors import run_script
 
 SPLITS = ("train", "dev")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", type=Path, nargs="+", help="student run directories")
-    parser.add_argument("--teacher", type=Path, required=True, help="the teacher run")
-    parser.add_argument("--pairs", type=int, default=1000, help="pairs per split (first N)")
-    parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
-    args = parser.parse_args(argv)
-    if args.pairs < 2:
-        raise ConfigError(f"--pairs must be at least 2, not {args.pairs}")
-    for run in [*args.runs, args.teacher]:
-        if not (run / "run.json").is_file():
-            raise ConfigError(f"{run}: no run.json (not a flipkd run directory)")
+    args = student_runs_parser(__doc__, "pairs per split (first N)").parse_args(argv)
+    check_student_runs(args)
     return args
 
 
@@ -72,10 +67,7 @@ def measure(run: Path, teacher: Path, n: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    rows = [measure(r, args.teacher, args.pairs) for r in args.runs]
-    argv = [*map(str, args.runs), "--teacher", str(args.teacher), "--pairs", str(args.pairs)]
-    command = ["python", "benchmarks/fit_gap.py", *argv, "--out", str(args.out)]
-    return {**provenance(command), "teacher": str(args.teacher), "pairs": args.pairs, "runs": rows}
+    return student_runs_report("benchmarks/fit_gap.py", args, measure)
 
 
 def markdown(report: dict) -> str:

@@ -21,23 +21,18 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from flipkd.bench.script import report_main
+from flipkd.bench.script import (
+    check_student_runs,
+    report_main,
+    student_runs_parser,
+    student_runs_report,
+)
 from flipkd.errors import ConfigError, run_script
-from flipkd.provenance import provenance
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", type=Path, nargs="+", help="student run directories")
-    parser.add_argument("--teacher", type=Path, required=True, help="the teacher run")
-    parser.add_argument("--pairs", type=int, default=1000, help="dev pairs (first N)")
-    parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
-    args = parser.parse_args(argv)
-    if args.pairs < 2:
-        raise ConfigError(f"--pairs must be at least 2, not {args.pairs}")
-    for run in [*args.runs, args.teacher]:
-        if not (run / "run.json").is_file():
-            raise ConfigError(f"{run}: no run.json (not a flipkd run directory)")
+    args = student_runs_parser(__doc__, "dev pairs (first N)").parse_args(argv)
+    check_student_runs(args)
     return args
 
 
@@ -101,10 +96,7 @@ def measure(run: Path, teacher: Path, n: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    rows = [measure(r, args.teacher, args.pairs) for r in args.runs]
-    argv = [*map(str, args.runs), "--teacher", str(args.teacher), "--pairs", str(args.pairs)]
-    command = ["python", "benchmarks/tap_parts.py", *argv, "--out", str(args.out)]
-    return {**provenance(command), "teacher": str(args.teacher), "pairs": args.pairs, "runs": rows}
+    return student_runs_report("benchmarks/tap_parts.py", args, measure)
 
 
 def markdown(report: dict) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flipkd.errors import ConfigError
 from flipkd.paths import write_report
+from flipkd.provenance import provenance
 
 
 def report_main(
@@ -42,6 +43,36 @@ def faq_rerank_parser(doc: str, max_queries: int) -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     return parser
+
+
+def student_runs_parser(doc: str, pairs_help: str) -> argparse.ArgumentParser:
+    """The arguments of a benchmark over trained student runs against their teacher: the run
+    directories, ``--teacher``, ``--pairs`` and ``--out``; :func:`check_student_runs` checks
+    them once parsed."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="student run directories")
+    parser.add_argument("--teacher", type=Path, required=True, help="the teacher run")
+    parser.add_argument("--pairs", type=int, default=1000, help=pairs_help)
+    parser.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
+    return parser
+
+
+def check_student_runs(args: argparse.Namespace) -> None:
+    """``--pairs`` of at least 2 and every run (and the teacher) a flipkd run directory, or
+    one line naming what is wrong."""
+    if args.pairs < 2:
+        raise ConfigError(f"--pairs must be at least 2, not {args.pairs}")
+    for run in [*args.runs, args.teacher]:
+        if not (run / "run.json").is_file():
+            raise ConfigError(f"{run}: no run.json (not a flipkd run directory)")
+
+
+def student_runs_report(script: str, args: argparse.Namespace, measure: Callable) -> dict:
+    """``measure(run, teacher, pairs)`` for every run, with the exact command and provenance."""
+    rows = [measure(r, args.teacher, args.pairs) for r in args.runs]
+    argv = [*map(str, args.runs), "--teacher", str(args.teacher), "--pairs", str(args.pairs)]
+    command = ["python", script, *argv, "--out", str(args.out)]
+    return {**provenance(command), "teacher": str(args.teacher), "pairs": args.pairs, "runs": rows}
 
 
 def add_mix_weight_options(
