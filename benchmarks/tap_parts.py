@@ -60,6 +60,21 @@ def scores(cos: np.ndarray, labels: np.ndarray, teacher: np.ndarray) -> dict:
     }
 
 
+def gold_labels(pairs, run: Path) -> np.ndarray:
+    """The pairs' gold labels as floats; one line naming the run when a pair has none or when
+    only one class is present (ROC-AUC and the Spearman with the label are then undefined)."""
+    unlabelled = sum(p.label is None for p in pairs)
+    if unlabelled:
+        raise ConfigError(f"{run}: {unlabelled} of the first {len(pairs)} dev pairs have no label")
+    labels = np.asarray([p.label for p in pairs], dtype=float)
+    if len(np.unique(labels)) < 2:
+        raise ConfigError(
+            f"{run}: the first {len(pairs)} dev pairs are all of one class (label "
+            f"{labels[0]:g}); the scores need both: raise --pairs"
+        )
+    return labels
+
+
 def measure(run: Path, teacher: Path, n: int) -> dict:
     """One student run: every tapped module's part alone, and the whole tap."""
     from flipkd.config import load_config
@@ -72,13 +87,13 @@ def measure(run: Path, teacher: Path, n: int) -> dict:
     if cfg.student.tap.combine != "concat":
         raise ConfigError(f"{run}: tap combine is {cfg.student.tap.combine!r}; parts need concat")
     pairs = load_splits(cfg, ("dev",))["dev"][:n]
+    labels = gold_labels(pairs, run)
     matcher = load_matcher(run, merge=False, verify_base=False)
     tap = matcher.student.tap
     widths = [lora_a(layer, tap.adapter).out_features for layer in tap.layers]
     texts = sorted({t for p in pairs for t in (p.text_a, p.text_b)})
     index = {t: i for i, t in enumerate(texts)}
     whole = matcher.encode(texts)
-    labels = np.asarray([p.label for p in pairs], dtype=float)
     teacher_cos = np.asarray(score_pairs(teacher, pairs, benchmark=cfg.data.benchmark), float)
     parts = split_parts(whole, widths)
     rows = [

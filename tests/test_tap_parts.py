@@ -79,3 +79,15 @@ def test_the_label_carrying_part_scores_high_and_the_noise_part_at_chance(tmp_pa
     assert low["spearman_teacher"] > 70 and abs(top["spearman_teacher"]) < 20
     text = out.with_suffix(".md").read_text()
     assert "`low.q_proj` | 4 | 1.000 |" in text and "whole tap (served)" in text
+
+
+def test_a_dev_sample_of_one_class_or_without_labels_is_named_not_a_traceback():
+    mod = benchmark_script("tap_parts")
+    one_class = [SimpleNamespace(label=0) for _ in range(5)]
+    with pytest.raises(mod.ConfigError, match="all of one class.*raise --pairs"):
+        mod.gold_labels(one_class, "runs/x")
+    unlabelled = [SimpleNamespace(label=1), SimpleNamespace(label=None), SimpleNamespace(label=0)]
+    with pytest.raises(mod.ConfigError, match="runs/x: 1 of the first 3 dev pairs have no label"):
+        mod.gold_labels(unlabelled, "runs/x")
+    both = [SimpleNamespace(label=1), SimpleNamespace(label=0)]
+    assert mod.gold_labels(both, "runs/x").tolist() == [1.0, 0.0]

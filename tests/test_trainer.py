@@ -105,12 +105,15 @@ def _free_port() -> str:
 @pytest.mark.skipif(
     shutil.which("torchrun", path=str(Path(PY).parent)) is None, reason="no torchrun"
 )
-@pytest.mark.parametrize("scope", ["global", "term-apart"])
-def test_two_gloo_processes_equal_one(tmp_path, scope):
-    """term-apart averages the representation terms' gradient over processes itself."""
+@pytest.mark.parametrize(
+    ("scope", "dist"), [("global", "pairs"), ("term-apart", "pairs"), ("term-apart", "texts")]
+)
+def test_two_gloo_processes_equal_one(tmp_path, scope, dist):
+    """term-apart averages the representation terms' gradient over processes itself; L_dist
+    over every text reads the gathered texts of all processes."""
     torchrun = str(Path(PY).parent / "torchrun")
     common = [str(HERE / "tiny_run.py"), "--steps", "6", "--dropout", "0", "--grad-accum", "2",
-              "--clip-scope", scope]  # fmt: skip
+              "--clip-scope", scope, "--dist-scope", dist]  # fmt: skip
     subprocess.run([PY, common[0], str(tmp_path / "one"), *common[1:]], env=ENV, check=True,
                    stderr=subprocess.DEVNULL)  # fmt: skip
     subprocess.run(

@@ -142,12 +142,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--grad-accum", type=int, default=1)
     ap.add_argument("--save-every", type=int, default=4)
     ap.add_argument("--clip-scope", default="global")
+    ap.add_argument("--dist-scope", default="pairs")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = tiny_config(
         args.steps, args.dropout, batch_size=args.batch_size, grad_accum=args.grad_accum,
         save_every=args.save_every, clip_scope=args.clip_scope,
     )  # fmt: skip
+    cfg.loss.dist_scope = args.dist_scope
     pairs = make_pairs()
     cache = make_cache(args.run_dir / "cache", pairs)
     train_student(

@@ -216,6 +216,7 @@ HASH_NEUTRAL = {
     ("loss", "gen_balance"): 0.0,
     ("loss", "label_rank"): 0.0,
     ("loss", "tap_rank"): 0.0,
+    ("loss", "dist_scope"): "pairs",
     ("loss", "rep_prior"): "data",
     ("train", "adam_beta2"): 0.999,
     ("train", "clip_scope"): "global",

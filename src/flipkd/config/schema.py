@@ -224,6 +224,10 @@ class LossConfig(_Strict):
     beta: float = Field(default=1.0, ge=0)
     dist_t_teacher: float = Field(default=0.05, gt=0)
     dist_t_student: float = Field(default=0.05, gt=0)
+    # L_dist's rows (kl only): "pairs" = each pair's first text against the batch's second
+    # texts (the paper's in-batch form); "texts" = every distinct text of the batch against
+    # every other one, both sides alike (losses/dist.py, kl_texts_dist_loss; not the paper's)
+    dist_scope: Literal["pairs", "texts"] = "pairs"
     # weight of L_tap-rank (not the paper's; losses/tap_rank.py): the A-tap's cosines of the
     # batch's labelled pairs, listwise against the teacher's (at L_dist's temperatures), the
     # comparison between pairs that L_dist's row-wise softmax leaves out; 0 = off
@@ -242,6 +246,11 @@ class LossConfig(_Strict):
         if self.filter and self.theta_neg >= self.theta_pos:
             raise ValueError(
                 f"theta_neg ({self.theta_neg}) must be below theta_pos ({self.theta_pos})"
+            )
+        if self.dist_scope == "texts" and self.dist == "mse":
+            raise ValueError(
+                "dist_scope 'texts' needs dist: kl: the mse form reads the kept pairs' "
+                "calibrated probabilities, which only pairs have"
             )
         if self.label_rank > 0 and not self.gen:
             raise ValueError("label_rank needs the generated label's pass: set gen: true")

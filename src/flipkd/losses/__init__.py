@@ -18,7 +18,13 @@ from flipkd.losses.combine import (
     total_loss,
 )
 from flipkd.losses.cosent import CoSENTLoss, cosent_loss
-from flipkd.losses.dist import KLDistLoss, MSEDistLoss, kl_dist_loss, mse_dist_loss
+from flipkd.losses.dist import (
+    KLDistLoss,
+    MSEDistLoss,
+    kl_dist_loss,
+    kl_texts_dist_loss,
+    mse_dist_loss,
+)
 from flipkd.losses.infonce import InfoNCELoss, infonce_loss
 from flipkd.losses.kdmcse import KDMCSELoss, kdmcse_loss
 from flipkd.losses.label_rank import label_rank_loss
@@ -46,6 +52,7 @@ __all__ = [
     "kdmcse_loss",
     "label_rank_loss",
     "kl_dist_loss",
+    "kl_texts_dist_loss",
     "mcl_loss",
     "mse_dist_loss",
     "tap_rank_loss",

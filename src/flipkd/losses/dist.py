@@ -4,13 +4,17 @@ Two forms, chosen by ``loss.dist`` in the config:
 
 * ``kl`` (default): listwise, per row of the in-batch similarity matrix (Hinton et al., 2015
   "Distilling the Knowledge in a Neural Network"; the in-batch listwise form as in RocketQAv2,
-  Ren et al., EMNLP 2021). Expects the teacher's **raw cosines** ``T``.
+  Ren et al., EMNLP 2021). Expects the teacher's **raw cosines** ``T``. Its rows are the
+  pairs' first texts against every second text (``loss.dist_scope: pairs``), or, with
+  ``loss.dist_scope: texts`` (:func:`kl_texts_dist_loss`, not the paper's), every distinct
+  text of the batch against every other one, both sides alike.
 * ``mse``: pointwise on calibrated scores over the kept pairs. Expects the teacher's
   **calibrated probabilities** ``P``.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -49,8 +53,59 @@ def kl_dist_loss(
     size = check_pair_inputs(student_sim, teacher_sim, labels, mask)
     if size < 2:
         raise ValueError("the KL distillation loss needs a batch of at least 2 pairs")
-    target = F.log_softmax(teacher_sim.detach() / t_teacher, dim=1)
-    log_q = F.log_softmax(student_sim / t_student, dim=1)
+    return _row_kl(student_sim, teacher_sim, t_teacher, t_student)
+
+
+def kl_texts_dist_loss(
+    student_sim: Tensor, teacher_sim: Tensor, *, t_teacher: float = 0.05, t_student: float = 0.05
+) -> Tensor:
+    """Row-wise KL over every distinct text of the batch against every *other* one::
+
+        L = (1/N) Σ_i KL( softmax_{j≠i}(T_ij / τ_t) || softmax_{j≠i}(S_ij / τ_s) )
+
+    The pair form (:func:`kl_dist_loss`) reads ``B`` rows of ``B`` candidates: a first
+    text against the second texts. Here the ``N ≤ 2B`` texts of the same batch (both sides,
+    each side with itself) are each a row of ``N − 1`` candidates, so the student is asked
+    for the teacher's whole in-batch geometry (as relational distillation does, Park et al.,
+    CVPR 2019) at no extra forward pass. A text's cosine with itself is left out of its row
+    (it is 1 for both models and says nothing).
+
+    Args:
+        student_sim: ``[N, N]`` student cosines between the batch's distinct texts.
+        teacher_sim: ``[N, N]`` raw teacher cosines between the same texts, same order (a
+            target: no gradient flows into it).
+        t_teacher: ``τ_t``, temperature of the teacher distribution.
+        t_student: ``τ_s``, temperature of the student distribution.
+
+    Returns:
+        A scalar; 0 (in the graph) with fewer than 3 texts, whose rows hold one candidate.
+
+    Raises:
+        ValueError: the matrices are not square or not of the same shape.
+    """
+    n = student_sim.shape[0]
+    if student_sim.dim() != 2 or student_sim.shape != (n, n):
+        raise ValueError(f"student_sim must be square [N, N], got {tuple(student_sim.shape)}")
+    if teacher_sim.shape != student_sim.shape:
+        raise ValueError(
+            f"teacher_sim {tuple(teacher_sim.shape)} must match student_sim "
+            f"{tuple(student_sim.shape)}"
+        )
+    if n < 3:
+        return graph_zero(student_sim)
+    others = ~torch.eye(n, dtype=torch.bool, device=student_sim.device)
+    return _row_kl(
+        student_sim[others].view(n, n - 1),
+        teacher_sim.detach()[others].view(n, n - 1),
+        t_teacher,
+        t_student,
+    )
+
+
+def _row_kl(student: Tensor, teacher: Tensor, t_teacher: float, t_student: float) -> Tensor:
+    """Mean over rows of KL(softmax(teacher / τ_t) || softmax(student / τ_s))."""
+    target = F.log_softmax(teacher.detach() / t_teacher, dim=1)
+    log_q = F.log_softmax(student / t_student, dim=1)
     return F.kl_div(log_q, target, reduction="batchmean", log_target=True)
 
 
@@ -98,6 +153,12 @@ class KLDistLoss(nn.Module):
             mask,
             t_teacher=self.t_teacher,
             t_student=self.t_student,
+        )
+
+    def texts(self, student_sim: Tensor, teacher_sim: Tensor) -> Tensor:
+        """:func:`kl_texts_dist_loss` at this module's temperatures (``dist_scope: texts``)."""
+        return kl_texts_dist_loss(
+            student_sim, teacher_sim, t_teacher=self.t_teacher, t_student=self.t_student
         )
 
     def extra_repr(self) -> str:

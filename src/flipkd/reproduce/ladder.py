@@ -41,8 +41,10 @@ TRAINED = "trained"
 SFT_KD_TEACHER_SHARE = 0.5
 # Rows that train nothing keep the loss options a profile adds for fip at their neutral value:
 # they compute nothing with them, and so a run kept by config hash is still found after the
-# profile's fip recipe changes (loss.label_rank: 3 in cpu/gpu since 2026-12-05).
-_UNTRAINED = {"loss.label_rank": 0.0, "loss.tap_rank": 0.0}
+# profile's fip recipe changes (loss.label_rank: 3 in cpu/gpu since 2026-12-05). Rows without
+# L_dist keep its scope at the neutral value for the same reason.
+_NO_DIST = {"loss.dist": "none", "loss.dist_scope": "pairs"}
+_UNTRAINED = {"loss.label_rank": 0.0, "loss.tap_rank": 0.0, "loss.dist_scope": "pairs"}
 ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "teacher": ("teacher", _UNTRAINED),
     "zero-shot": ("zero-shot", _UNTRAINED),
@@ -71,7 +73,7 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "fip-kdmcse": (TRAINED, {"loss.contrastive": "kdmcse"}),
     "fip": (TRAINED, {}),
     "fip-no-mcl": (TRAINED, {"loss.contrastive": "none"}),
-    "fip-no-dist": (TRAINED, {"loss.dist": "none"}),
+    "fip-no-dist": (TRAINED, _NO_DIST),
     "fip-no-filter": (TRAINED, {"loss.filter": False}),
     "fip-weak-teacher": (TRAINED, {"teacher.noise": WEAK_TEACHER_NOISE}),
 }

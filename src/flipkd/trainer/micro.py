@@ -53,18 +53,21 @@ def micro_step(
         shard(padded, rank, world), need_gen=losses.gen, need_rep=losses.needs_rep,
         weights=None if weights is None else weights[local].to(acc.device),
     )  # fmt: skip
-    rep_a = rep_b = None
+    rep_a = rep_b = text_view = None
     if losses.needs_rep:
         reps = gather(acc, out["reps"])[: len(texts)]
         row = {t: i for i, t in enumerate(texts)}
         rep_a = reps[[row[r.text_a] for r in records]]
         rep_b = reps[[row[r.text_b] for r in records]]
+        if losses.needs_text_view:
+            text_view = (reps, cache.sim(texts, texts))
     terms: dict | None = {} if diagnose else None
     total, values = batch_loss(
         losses, out.get("gen_loss"), rep_a, rep_b, teacher_cos,
         cache.prob(teacher_cos, losses.rep_prior),
         labels.to(teacher_cos.device), terms_out=terms, parts_out=parts,
         label_logits=out.get("label_logits"), label_prob=pair_prob[local],
+        text_view=text_view,
     )  # fmt: skip
     if terms is not None:
         values.update(term_grad_norms(terms, losses.weights, model.named_parameters()))

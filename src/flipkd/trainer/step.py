@@ -46,6 +46,13 @@ class LossSet:
     gen_class_weights: tuple[float, float] = (1.0, 1.0)
     # L_tap-rank's temperatures (teacher, student): L_dist's
     tap_rank_temps: tuple[float, float] = (0.05, 0.05)
+    # L_dist's rows: "pairs" (first texts against second texts) or "texts" (every distinct
+    # text of the batch against every other; batch_loss then needs the texts' view)
+    dist_scope: str = "pairs"
+
+    @property
+    def needs_text_view(self) -> bool:
+        return self.dist is not None and self.dist_scope == "texts"
 
     @property
     def needs_rep(self) -> bool:
@@ -85,7 +92,7 @@ def build_losses(cfg: LossConfig) -> LossSet:
     return LossSet(
         contrastive, dist, cfg.gen, weights, cfg.filter, cfg.theta_pos, cfg.theta_neg,
         cfg.gen_teacher, cfg.rep_prior,
-        tap_rank_temps=(cfg.dist_t_teacher, cfg.dist_t_student),
+        tap_rank_temps=(cfg.dist_t_teacher, cfg.dist_t_student), dist_scope=cfg.dist_scope,
     )  # fmt: skip
 
 
@@ -142,6 +149,7 @@ def batch_loss(
     parts_out: dict | None = None,
     label_logits: torch.Tensor | None = None,
     label_prob: torch.Tensor | None = None,
+    text_view: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """L = w_gen·L_gen + α·L_contrast + β·L_dist (+ w_rank·L_rank + w_tap·L_tap-rank) on one
     global batch.
@@ -149,6 +157,10 @@ def batch_loss(
     ``label_logits`` ([n, 2]: the positive and the negative label word) and ``label_prob``
     ([n]: the teacher's calibrated probability of the same pairs) feed L_rank when its
     weight (``loss.label_rank``) is above 0: this process's pairs of the batch.
+
+    ``text_view`` (``[N, d]`` representations of the batch's distinct texts, ``[N, N]``
+    the teacher's cosines between them) is what L_dist reads under ``loss.dist_scope:
+    texts`` (``losses.needs_text_view``); ValueError when that scope is set without it.
 
     Given ``terms_out`` (a dict), the unweighted term tensors are put there and the log
     gets the batch's diagnostics (``trainer/diagnose.py``: anisotropy, collapse values).
@@ -171,7 +183,14 @@ def batch_loss(
         mask = dual_threshold_mask(
             teacher_prob, labels, losses.theta_pos, losses.theta_neg, enabled=losses.filter
         )
-        for name, module in (("contrast", losses.contrastive), ("dist", losses.dist)):
+        pair_terms = (("contrast", losses.contrastive), ("dist", losses.dist))
+        if losses.needs_text_view:
+            if text_view is None:
+                raise ValueError("loss.dist_scope 'texts' needs the batch's texts (text_view)")
+            reps, text_cos = text_view
+            terms["dist"] = losses.dist.texts(reps @ reps.T, text_cos.to(sim))
+            pair_terms = pair_terms[:1]
+        for name, module in pair_terms:
             if module is not None:
                 terms[name] = module(
                     sim, _teacher_view(module, teacher_cos, teacher_prob), labels, mask
