@@ -96,7 +96,7 @@ def kl_texts_dist_loss(
     others = ~torch.eye(n, dtype=torch.bool, device=student_sim.device)
     return _row_kl(
         student_sim[others].view(n, n - 1),
-        teacher_sim.detach()[others].view(n, n - 1),
+        teacher_sim[others].view(n, n - 1),
         t_teacher,
         t_student,
     )
