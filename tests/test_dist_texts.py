@@ -91,6 +91,30 @@ def test_batch_loss_reads_the_text_view_for_l_dist_alone():
         batch_loss(losses, None, rep_a, rep_b, pair_cos, pair_cos.clamp(0, 1), labels)
 
 
+def test_the_collapse_diagnostic_reads_the_scope_l_dist_trains():
+    # with every student cosine equal each text's row is uniform over the others: the
+    # collapse value is KL(teacher row || uniform over N-1), not the pair form's B-wide one
+    cfg = FlipkdConfig.model_validate({"loss": {"dist_scope": "texts", "gen": False}})
+    losses = build_losses(cfg.loss)
+    reps = _unit(4, seed=4)
+    rep_a, rep_b = reps[:2], reps[2:]
+    labels = torch.tensor([1.0, 0.0])
+    pair_cos = TEACHER[:2, 2:]
+    terms: dict = {}
+    _, log = batch_loss(
+        losses, None, rep_a, rep_b, pair_cos, pair_cos.clamp(0, 1), labels,
+        terms_out=terms, text_view=(reps, TEACHER),
+    )  # fmt: skip
+    want = float(kl_texts_dist_loss(torch.zeros(4, 4), TEACHER))
+    assert log["collapse/dist"] == pytest.approx(want, rel=1e-6)
+    pairs = build_losses(FlipkdConfig.model_validate({"loss": {"gen": False}}).loss)
+    _, log_pairs = batch_loss(
+        pairs, None, rep_a, rep_b, pair_cos, pair_cos.clamp(0, 1), labels, terms_out={}
+    )
+    assert log_pairs["collapse/dist"] != pytest.approx(want, rel=1e-3)
+    assert log["collapse/contrast"] == pytest.approx(log_pairs["collapse/contrast"], rel=1e-6)
+
+
 def test_option_is_validated_and_hash_neutral_at_pairs():
     base = FlipkdConfig()
     pairs = FlipkdConfig.model_validate({"loss": {"dist_scope": "pairs"}})

@@ -42,15 +42,25 @@ def rep_stats(rep_a: Tensor, rep_b: Tensor) -> dict[str, float]:
     return {"rep/mean_cos": float(sim[off].mean()), "rep/eff_rank": effective_rank(reps)}
 
 
-def collapse_values(losses, sim: Tensor, teacher_cos, teacher_prob, labels) -> dict[str, float]:
-    """Each representation term's value with every student cosine equal (sim's mean)."""
+def collapse_values(
+    losses, sim: Tensor, teacher_cos, teacher_prob, labels, text_cos: Tensor | None = None
+) -> dict[str, float]:
+    """Each representation term's value with every student cosine equal (sim's mean).
+
+    Under ``loss.dist_scope: texts`` L_dist reads the batch's texts against each other, so
+    its collapse value is taken on that form too: ``text_cos`` is the teacher's ``[N, N]``
+    cosines between the batch's distinct texts (``batch_loss``'s ``text_view``).
+    """
     flat = torch.full_like(sim.detach(), float(sim.detach().mean()))
     mask = dual_threshold_mask(
         teacher_prob, labels, losses.theta_pos, losses.theta_neg, enabled=losses.filter
     )
     out = {}
+    if losses.needs_text_view and text_cos is not None:
+        flat_texts = torch.full_like(text_cos, float(sim.detach().mean()))
+        out["collapse/dist"] = float(losses.dist.texts(flat_texts, text_cos))
     for name, module in (("contrast", losses.contrastive), ("dist", losses.dist)):
-        if module is not None:
+        if module is not None and f"collapse/{name}" not in out:
             view = (
                 teacher_cos
                 if getattr(module, "teacher_input", "prob") == "cosine"

@@ -184,11 +184,13 @@ def batch_loss(
             teacher_prob, labels, losses.theta_pos, losses.theta_neg, enabled=losses.filter
         )
         pair_terms = (("contrast", losses.contrastive), ("dist", losses.dist))
+        text_cos = None
         if losses.needs_text_view:
             if text_view is None:
                 raise ValueError("loss.dist_scope 'texts' needs the batch's texts (text_view)")
             reps, text_cos = text_view
-            terms["dist"] = losses.dist.texts(reps @ reps.T, text_cos.to(sim))
+            text_cos = text_cos.to(sim)
+            terms["dist"] = losses.dist.texts(reps @ reps.T, text_cos)
             pair_terms = pair_terms[:1]
         for name, module in pair_terms:
             if module is not None:
@@ -203,7 +205,9 @@ def batch_loss(
         if terms_out is not None:
             terms_out.update(contrast=terms["contrast"], dist=terms["dist"])
             log.update(rep_stats(rep_a, rep_b))
-            log.update(collapse_values(losses, sim, teacher_cos, teacher_prob, labels))
+            log.update(
+                collapse_values(losses, sim, teacher_cos, teacher_prob, labels, text_cos=text_cos)
+            )
         log.update({f"mask/{k}": float(v) for k, v in mask.stats.items()})
         log["agree/rep_spearman"] = _spearman(sim.diagonal().detach(), teacher_prob.diagonal())
     total, term_log = total_loss(terms, losses.weights)
