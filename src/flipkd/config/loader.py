@@ -219,6 +219,7 @@ HASH_NEUTRAL = {
     ("loss", "dist_scope"): "pairs",
     ("loss", "rep_prior"): "data",
     ("train", "adam_beta2"): 0.999,
+    ("train", "min_lr_ratio"): 0.0,
     ("train", "clip_scope"): "global",
     ("train", "grad_route"): "shared",
     ("train", "rep_max_grad_norm"): None,

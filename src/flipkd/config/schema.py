@@ -271,6 +271,9 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(default=0.0, ge=0)
     adam_beta2: float = Field(default=0.999, gt=0, lt=1)
     warmup_ratio: float = Field(default=0.05, ge=0, le=1)
+    # after warm-up the learning rate follows a cosine from lr down to min_lr_ratio * lr at
+    # the last step (0: down to 0, transformers' get_cosine_schedule_with_warmup)
+    min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
     max_grad_norm: float = Field(default=1.0, gt=0)
     # "global": one norm over every trainable parameter; "tap-apart": the tapped A matrices
     # (where the representation terms' large gradients land) are clipped apart from the rest,

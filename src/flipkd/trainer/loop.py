@@ -21,7 +21,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from flipkd.config import FlipkdConfig, TrainConfig, config_hash, save_resolved
 from flipkd.errors import ConfigError
@@ -199,8 +199,8 @@ def _setup(
     optimizer = torch.optim.AdamW(
         params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, tc.adam_beta2)
     )
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, int(tc.warmup_ratio * tc.steps), tc.steps
+    scheduler = get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, int(tc.warmup_ratio * tc.steps), tc.steps, min_lr_rate=tc.min_lr_ratio
     )
     model, optimizer = acc.prepare(module, optimizer)
     ckpt.attach(acc, scheduler)
